@@ -1,0 +1,3 @@
+from mnist_lit.cli import main
+
+main()

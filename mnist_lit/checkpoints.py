@@ -1,0 +1,84 @@
+"""Where checkpoints are written and how `test` finds them again.
+
+Each `fit` run writes into ``checkpoints/version_N/``, named after its TensorBoard run in
+``logs/version_N/``, so runs never overwrite each other and a checkpoint's logs are easy to find.
+"""
+
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from mnist_lit.errors import UserError
+
+LAST = "last.ckpt"
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that files each run in a subfolder named after the logger's version."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.dirpath is not None and trainer.logger is not None and trainer.logger.log_dir:
+            self.dirpath = str(Path(self.dirpath) / Path(trainer.logger.log_dir).name)
+        super().setup(trainer, pl_module, stage)
+
+
+def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:
+    """Turn ``None``/"best", "last" or a path into an existing checkpoint file.
+
+    "best" and "last" refer to the most recent run under ``checkpoint_dir``.
+    """
+    if ckpt_path not in (None, "best", "last"):
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise UserError(f"Checkpoint {path} does not exist; pass a .ckpt file written by `fit`, or 'best' or 'last'.")
+        read_checkpoint(path)  # fail here, with a clear message, rather than deep inside Lightning
+        return path
+
+    run = _latest_run(Path(checkpoint_dir))
+    if ckpt_path == "last":
+        path = run / LAST
+        if not path.is_file():
+            raise UserError(f"No {LAST} in {run}; pass a checkpoint path with --ckpt_path.")
+        return path
+    best = _best_in_run(run)
+    if best is None:
+        raise UserError(f"Cannot tell which checkpoint in {run} is the best; pass one with --ckpt_path.")
+    return best
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a checkpoint with torch's safe (tensors and plain values only) loader."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several unrelated types for a bad file
+        raise UserError(f"{path} is not a readable checkpoint ({type(error).__name__}); pass a .ckpt written by `fit`.") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by `fit`.")
+    return checkpoint
+
+
+def _latest_run(checkpoint_dir: Path) -> Path:
+    """The folder under ``checkpoint_dir`` (or itself) holding the most recently written checkpoint."""
+    newest = max(checkpoint_dir.glob("**/*.ckpt"), key=lambda p: p.stat().st_mtime, default=None)
+    if newest is None:
+        raise UserError(
+            f"No checkpoint found under {checkpoint_dir.resolve()}; train one with `python -m mnist_lit fit` "
+            "or pass --ckpt_path PATH."
+        )
+    return newest.parent
+
+
+def _best_in_run(run: Path) -> Optional[Path]:
+    # Every checkpoint carries ModelCheckpoint's state as it was when the file was written, so the
+    # newest file knows which one was best. The path it records may be relative to another
+    # working directory, so look the file name up in this folder.
+    newest = max(run.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    callbacks = read_checkpoint(newest).get("callbacks", {})
+    for state in callbacks.values():
+        best = state.get("best_model_path") if isinstance(state, dict) else None
+        if best and (run / Path(best).name).is_file():
+            return run / Path(best).name
+    return None

@@ -1,0 +1,102 @@
+"""The command line: LightningCLI with mnist-lit's defaults, callbacks and checkpoint lookup.
+
+    python -m mnist_lit fit                      # train with the defaults below
+    python -m mnist_lit test                     # evaluate the best checkpoint of the latest run
+    python -m mnist_lit fit --print_config       # every option, as YAML
+
+All defaults live in code (the __init__ signatures plus the values set here), so `fit` with no
+arguments works from any directory and from an installed wheel; configs/default.yaml mirrors them.
+"""
+
+import sys
+import warnings
+from typing import Optional
+
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from mnist_lit.checkpoints import RunCheckpoint, resolve_checkpoint
+from mnist_lit.data import MNISTDataModule
+from mnist_lit.errors import UserError
+from mnist_lit.metrics import print_per_class_report
+from mnist_lit.model import DigitClassifier
+from mnist_lit.progress import ProgressBar
+
+TRAINER_DEFAULTS = {
+    "max_epochs": 5,
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "logs", "name": ""},
+    },
+}
+CALLBACK_DEFAULTS = {
+    "checkpoint.dirpath": "checkpoints",
+    "checkpoint.filename": "epoch={epoch:02d}-val_acc={val/acc:.4f}",
+    # Metric names contain "/", which would otherwise become folders in the file name.
+    "checkpoint.auto_insert_metric_name": False,
+    "checkpoint.monitor": "val/acc",
+    "checkpoint.mode": "max",
+    "checkpoint.save_top_k": 1,
+    "checkpoint.save_last": True,
+    "early_stopping.monitor": "val/acc",
+    "early_stopping.mode": "max",
+    "early_stopping.patience": 3,
+    # Keras-style "stop once accuracy is high enough".
+    "early_stopping.stopping_threshold": 0.995,
+    "lr_monitor.logging_interval": "epoch",
+}
+EVALUATION_SUBCOMMANDS = ("test", "validate", "predict")
+
+
+class MNISTLitCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Always-present callbacks, configurable as --checkpoint.*, --early_stopping.* ...
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(ProgressBar, "progress_bar")
+        parser.set_defaults(CALLBACK_DEFAULTS)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Runs before LightningCLI reads the checkpoint's hyperparameters, so those come from
+        # the file this resolves to. Without it, `test` alone would evaluate untrained weights.
+        subcommand = self.config.get("subcommand")
+        if subcommand is None:
+            return
+        config = self.config[subcommand]
+        if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
+            config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
+
+    def before_test(self) -> None:
+        print(f"Evaluating {self.config.test.ckpt_path}")
+
+    def after_test(self) -> None:
+        if self.trainer.is_global_zero and self.model.test_per_class_results:
+            print_per_class_report(self.model.test_per_class_results)
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    # The data is held in memory and cut into batches by indexing; worker processes would only copy it.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    try:
+        MNISTLitCLI(
+            DigitClassifier,
+            MNISTDataModule,
+            seed_everything_default=42,
+            trainer_defaults=TRAINER_DEFAULTS,
+            auto_configure_optimizers=False,  # the model's configure_optimizers is the one place for that
+            # Each logged run saves config.yaml in its own folder; only a logger-less run reuses one.
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    # Lightning's MisconfigurationException is also addressed to the user (an impossible
+    # combination of options), so it gets the same one-line treatment.
+    except (UserError, MisconfigurationException) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

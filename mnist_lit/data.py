@@ -1,0 +1,161 @@
+"""MNIST as a LightningDataModule that keeps every image in memory.
+
+torchvision parses the files (and downloads them when asked); after that the 70,000 digits
+live in two uint8 tensors and batches are cut from them by indexing. The usual per-sample
+PIL path costs more than the network itself on a small CPU. Normalization happens after
+the batch reaches its device, so a GPU receives uint8 and does the arithmetic itself.
+"""
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets import MNIST
+
+from mnist_lit.errors import UserError
+
+# The mean and standard deviation of the MNIST training pixels, scaled to [0, 1].
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+DATA_DIR_ENV = "MNIST_LIT_DATA_DIR"
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (any shape) -> float32 standardized with the MNIST mean and std."""
+    return (images.float() / 255.0 - MNIST_MEAN) / MNIST_STD
+
+
+def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random split of range(n) into (train, validation) index tensors."""
+    if not 0 < val_size < n:
+        raise UserError(f"val_size must be between 1 and {n - 1} for {n} training images, got {val_size}.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:], order[:val_size]
+
+
+def resolve_data_dir(data_dir: Optional[str]) -> Path:
+    """The folder that holds MNIST/raw/: the option, else $MNIST_LIT_DATA_DIR, else ./data."""
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data")
+
+
+class InMemoryDigits(Dataset):
+    """Images (N, 1, 28, 28) uint8 and labels (N,) int64 that hand out whole batches."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    # DataLoader calls this with all the indices of a batch at once: one gather instead of
+    # batch_size lookups followed by a Python-level collate.
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """collate_fn for InMemoryDigits, whose batches arrive already stacked."""
+    return batch
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """The 60,000 MNIST training digits split into train/validation, and the 10,000 test digits.
+
+    Args:
+        data_dir: folder holding ``MNIST/raw/``; null means $MNIST_LIT_DATA_DIR, else ``./data``.
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation and test, which need no gradients.
+        val_size: how many training digits are held out for validation.
+        split_seed: seed of the train/validation split, fixed so runs compare on the same digits.
+        download: fetch the files from the internet when they are missing.
+    """
+
+    def __init__(
+        self,
+        data_dir: Optional[str] = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        split_seed: int = 1234,
+        download: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise UserError(f"{name} must be a positive integer, got {value}.")
+        self.save_hyperparameters()
+        self.data_dir = resolve_data_dir(data_dir)
+        self.train_set: Optional[InMemoryDigits] = None
+        self.val_set: Optional[InMemoryDigits] = None
+        self.test_set: Optional[InMemoryDigits] = None
+
+    def prepare_data(self) -> None:
+        raw = self.data_dir / "MNIST" / "raw"
+        if all((raw / name).is_file() for name in RAW_FILES):
+            return
+        missing_help = (
+            f"MNIST files not found: put {', '.join(RAW_FILES)} (or their .gz) in {raw}/, "
+            f"or point at a folder holding MNIST/raw/ with --data.data_dir DIR or {DATA_DIR_ENV}=DIR."
+        )
+        if not self.hparams.download:
+            raise UserError(missing_help)
+        try:
+            for train in (True, False):
+                MNIST(self.data_dir, train=train, download=True)
+        except RuntimeError as error:  # torchvision collects every mirror's URLError into one
+            raise UserError(f"Could not download MNIST ({_first_line(error)}). {missing_help}") from None
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        # Idempotent: Lightning may call setup once per stage, and the split must not change.
+        if stage in ("fit", "validate", None) and self.train_set is None:
+            images, labels = self._load(train=True)
+            train_idx, val_idx = split_indices(len(labels), self.hparams.val_size, self.hparams.split_seed)
+            self.train_set = InMemoryDigits(images[train_idx], labels[train_idx])
+            self.val_set = InMemoryDigits(images[val_idx], labels[val_idx])
+        if stage in ("test", "predict", None) and self.test_set is None:
+            self.test_set = InMemoryDigits(*self._load(train=False))
+
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            mnist = MNIST(self.data_dir, train=train, download=False)
+        except RuntimeError:
+            self.prepare_data()  # setup without prepare_data (plain Python use): same message
+            mnist = MNIST(self.data_dir, train=train, download=False)
+        return mnist.data.unsqueeze(1).contiguous(), mnist.targets.long()
+
+    def train_dataloader(self) -> DataLoader:
+        # drop_last keeps every step the same shape; the remainder differs each epoch anyway.
+        return self._loader(self.train_set, self.hparams.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.hparams.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.hparams.eval_batch_size)
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        # No worker processes: the data is already in memory, and workers would copy it.
+        return DataLoader(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=keep_batch)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        return normalize(images), labels
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(error).__name__

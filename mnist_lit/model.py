@@ -1,0 +1,103 @@
+"""The LightningModule: loss, optimizer, learning-rate schedule, metrics and logging.
+
+The network itself is ``DigitCNN`` (network.py); this module only trains and evaluates it.
+"""
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric
+
+from mnist_lit.errors import UserError
+from mnist_lit.metrics import per_class_metrics, summary_metrics
+from mnist_lit.network import DigitCNN
+
+NUM_CLASSES = 10
+
+
+class DigitClassifier(L.LightningModule):
+    """Trains DigitCNN with Adam and a per-epoch exponential learning-rate decay.
+
+    Args:
+        lr: Adam's learning rate in the first epoch.
+        lr_decay: factor applied to the learning rate after every epoch (Keras'
+            LearningRateScheduler with ``lr * lr_decay**epoch``); 1.0 keeps it constant.
+        weight_decay: Adam's L2 penalty.
+        conv1_channels, conv2_channels, hidden_units, dropout: the network's sizes.
+    """
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        lr_decay: float = 0.7,
+        weight_decay: float = 0.0,
+        conv1_channels: int = 32,
+        conv2_channels: int = 64,
+        hidden_units: int = 128,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if lr <= 0 or not 0 < lr_decay <= 1 or weight_decay < 0 or not 0 <= dropout < 1:
+            raise UserError(
+                f"Need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0 and 0 <= dropout < 1; "
+                f"got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, dropout={dropout}."
+            )
+        self.save_hyperparameters()
+        self.net = DigitCNN(conv1_channels, conv2_channels, hidden_units, dropout, NUM_CLASSES)
+
+        self.train_metrics = summary_metrics(NUM_CLASSES, prefix="train/")
+        self.val_metrics = summary_metrics(NUM_CLASSES, prefix="val/")
+        self.test_metrics = summary_metrics(NUM_CLASSES, prefix="test/")
+        self.test_per_class = per_class_metrics(NUM_CLASSES)
+        self.val_acc_best = MaxMetric()
+        # Filled at the end of `test`, while every process is still there to sync with.
+        self.test_per_class_results: dict[str, torch.Tensor] = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        self.train_metrics.update(logits, labels)
+        # Logged tensors are only turned into numbers every `log_every_n_steps`, so no per-step sync.
+        self.log("train/loss", loss, on_step=True, on_epoch=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def on_train_start(self) -> None:
+        # The sanity check has already fed validation batches to this metric; start afresh.
+        self.val_acc_best.reset()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.val_metrics.update(logits, labels)
+        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True)
+        self.log_dict(self.val_metrics, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best.update(self.val_metrics["acc"].compute())
+        best = self.val_acc_best.compute()
+        self.log("val/acc_best", best)
+        # TensorBoard's HPARAMS tab shows `hp_metric` beside the hyperparameters.
+        self.log("hp_metric", best)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        logits = self(images)
+        self.test_metrics.update(logits, labels)
+        self.test_per_class.update(logits, labels)
+        self.log("test/loss", F.cross_entropy(logits, labels))
+        self.log_dict(self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_per_class_results = {name: value.cpu() for name, value in self.test_per_class.compute().items()}
+        self.test_per_class.reset()
+        self.log("hp_metric", self.test_metrics["acc"].compute())
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,41 @@
+"""The digit classifier network: a plain nn.Module that knows nothing about Lightning.
+
+The architecture of the Keras MNIST example this project reimplements:
+Conv(32, 3x3)-ReLU-MaxPool(2) -> Conv(64, 3x3)-ReLU-MaxPool(2) -> Flatten
+-> Dense(128)-ReLU -> Dropout -> Dense(10). It returns logits; softmax lives in the loss.
+"""
+
+import torch
+from torch import nn
+
+
+class DigitCNN(nn.Module):
+    """Maps normalized (N, 1, 28, 28) images to (N, num_classes) logits."""
+
+    def __init__(
+        self,
+        conv1_channels: int = 32,
+        conv2_channels: int = 64,
+        hidden_units: int = 128,
+        dropout: float = 0.5,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, conv1_channels, kernel_size=3),  # 28 -> 26
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 26 -> 13
+            nn.Conv2d(conv1_channels, conv2_channels, kernel_size=3),  # 13 -> 11
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 11 -> 5
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(conv2_channels * 5 * 5, hidden_units),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_units, num_classes),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(images))

@@ -1,0 +1,36 @@
+"""Progress display: rich bars on a terminal, one plain line per epoch anywhere else.
+
+A redrawn bar written to a log file (CI, nohup, `> train.log`) turns into thousands of
+carriage-return fragments; a line per epoch stays readable.
+"""
+
+import sys
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
+
+# What the per-epoch line shows, in order, under these short names.
+EPOCH_LINE_METRICS = {"train/loss_epoch": "train/loss", "train/acc": "train/acc", "val/loss": "val/loss", "val/acc": "val/acc"}
+
+
+class ProgressBar(RichProgressBar):
+    """RichProgressBar that falls back to printing one line per epoch when stdout is not a terminal."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self.plain = not sys.stdout.isatty()
+        if self.plain:
+            self.disable()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        self.epoch_started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.plain and trainer.is_global_zero:
+            metrics = trainer.callback_metrics
+            shown = [f"{name} {metrics[key]:.4f}" for key, name in EPOCH_LINE_METRICS.items() if key in metrics]
+            seconds = time.monotonic() - self.epoch_started
+            print(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(shown)} ({seconds:.1f} s)", flush=True)

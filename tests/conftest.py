@@ -1,0 +1,36 @@
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The official MNIST files, read offline; CI points MNIST_LIT_DATA_DIR here too.
+SHARED_MNIST = REPO.parent / "shared" / "mnist"
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format of the MNIST files."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path) -> Path:
+    """A data dir in torchvision's layout holding 100 training and 30 test random 'digits'."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 100), ("t10k", 30)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def real_mnist() -> Path:
+    data_dir = Path(os.environ.get("MNIST_LIT_DATA_DIR", SHARED_MNIST))
+    if not (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.fail(f"The real MNIST files are needed in {data_dir}/MNIST/raw (set MNIST_LIT_DATA_DIR).")
+    return data_dir

@@ -1,0 +1,115 @@
+import pytest
+import torch
+
+from mnist_lit.data import MNIST_MEAN, MNIST_STD, MNISTDataModule, normalize, resolve_data_dir, split_indices
+from mnist_lit.errors import UserError
+
+
+def test_normalize_maps_pixels_with_mnist_mean_and_std():
+    pixels = torch.tensor([0, 255], dtype=torch.uint8)
+    expected = torch.tensor([(0 - MNIST_MEAN) / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD])
+    assert torch.allclose(normalize(pixels), expected)
+    assert normalize(pixels).dtype == torch.float32
+
+
+def test_split_is_disjoint_complete_and_repeatable():
+    train, val = split_indices(100, 20, seed=7)
+    assert len(train) == 80 and len(val) == 20
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    assert sorted(train.tolist() + val.tolist()) == list(range(100))
+    assert torch.equal(split_indices(100, 20, seed=7)[1], val)
+    assert not torch.equal(split_indices(100, 20, seed=8)[1], val)
+
+
+@pytest.mark.parametrize("val_size", [0, 100, 150])
+def test_split_rejects_impossible_validation_sizes(val_size):
+    with pytest.raises(UserError, match="val_size"):
+        split_indices(100, val_size, seed=0)
+
+
+def test_data_dir_comes_from_option_then_environment_then_default(monkeypatch):
+    monkeypatch.delenv("MNIST_LIT_DATA_DIR", raising=False)
+    assert str(resolve_data_dir(None)) == "data"
+    monkeypatch.setenv("MNIST_LIT_DATA_DIR", "/somewhere")
+    assert str(resolve_data_dir(None)) == "/somewhere"
+    assert str(resolve_data_dir("mine")) == "mine"
+
+
+def test_datamodule_batches_are_normalized_images_and_labels(tiny_mnist):
+    dm = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    images, labels = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert images.shape == (16, 1, 28, 28) and images.dtype == torch.float32
+    assert labels.shape == (16,) and labels.dtype == torch.int64
+    assert images.min() >= normalize(torch.tensor(0)) and images.max() <= normalize(torch.tensor(255))
+
+
+def test_split_sizes_and_no_sample_dropped_from_evaluation(tiny_mnist):
+    dm = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
+    dm.setup("fit")
+    dm.setup("test")
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (80, 20, 30)
+    # 20 and 30 are not multiples of 7: the last partial batch must still be evaluated.
+    assert sum(len(labels) for _, labels in dm.val_dataloader()) == 20
+    assert sum(len(labels) for _, labels in dm.test_dataloader()) == 30
+    # Training batches all have the same shape.
+    assert {len(labels) for _, labels in dm.train_dataloader()} == {16}
+
+
+def test_train_and_validation_images_are_disjoint(tiny_mnist):
+    dm = MNISTDataModule(data_dir=str(tiny_mnist), val_size=20, download=False)
+    dm.setup("fit")
+    train_rows = {bytes(img.numpy()) for img in dm.train_set.images}
+    val_rows = {bytes(img.numpy()) for img in dm.val_set.images}
+    assert not train_rows & val_rows
+
+
+def test_setup_twice_keeps_the_same_split(tiny_mnist):
+    dm = MNISTDataModule(data_dir=str(tiny_mnist), val_size=20, download=False)
+    dm.setup("fit")
+    val_images = dm.val_set.images.clone()
+    dm.setup("fit")
+    dm.setup("validate")
+    assert torch.equal(dm.val_set.images, val_images)
+    assert len(dm.train_set) == 80
+
+
+def test_missing_files_without_download_give_one_clear_line(tmp_path):
+    dm = MNISTDataModule(data_dir=str(tmp_path), download=False)
+    with pytest.raises(UserError) as error:
+        dm.prepare_data()
+    message = str(error.value)
+    assert "\n" not in message
+    for expected in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "--data.data_dir", "MNIST_LIT_DATA_DIR", str(tmp_path)):
+        assert expected in message
+
+
+def test_failed_download_gives_one_clear_line(tmp_path, monkeypatch):
+    # Stand in for an offline machine without touching the network: fail the way torchvision does.
+    from torchvision.datasets import MNIST
+
+    def offline(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://x/, got:\n<urlopen error no network>\n")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    dm = MNISTDataModule(data_dir=str(tmp_path))
+    with pytest.raises(UserError) as error:
+        dm.prepare_data()
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("Could not download MNIST (<urlopen error no network>)")
+    assert "MNIST_LIT_DATA_DIR" in message
+
+
+def test_present_files_are_never_downloaded(tiny_mnist, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "download", lambda self: pytest.fail("tried to download"))
+    MNISTDataModule(data_dir=str(tiny_mnist)).prepare_data()
+
+
+@pytest.mark.parametrize("option", ["batch_size", "eval_batch_size"])
+def test_batch_sizes_must_be_positive(option):
+    with pytest.raises(UserError, match=option):
+        MNISTDataModule(**{option: 0})

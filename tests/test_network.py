@@ -1,0 +1,24 @@
+import torch
+
+from mnist_lit.network import DigitCNN
+
+
+def test_maps_images_to_one_logit_per_class():
+    net = DigitCNN()
+    assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_has_the_keras_example_layer_sizes():
+    # conv 1*32*9+32, conv 32*64*9+64, dense 64*5*5*128+128, dense 128*10+10
+    expected = (9 * 32 + 32) + (32 * 64 * 9 + 64) + (1600 * 128 + 128) + (128 * 10 + 10)
+    assert sum(p.numel() for p in DigitCNN().parameters()) == expected
+
+
+def test_dropout_only_acts_in_training_mode():
+    net = DigitCNN(dropout=0.5)
+    x = torch.randn(4, 1, 28, 28)
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    net.train()
+    torch.manual_seed(0)
+    assert not torch.equal(net(x), net(x))
