@@ -8,6 +8,7 @@ All defaults live in code (the __init__ signatures plus the values set here), so
 arguments works from any directory and from an installed wheel; configs/default.yaml mirrors them.
 """
 
+import logging
 import sys
 import warnings
 from typing import Optional
@@ -49,6 +50,16 @@ CALLBACK_DEFAULTS = {
 EVALUATION_SUBCOMMANDS = ("test", "validate", "predict")
 
 
+def quiet_irrelevant_messages() -> None:
+    """Silence library messages that say nothing about this run."""
+    # The data is held in memory and cut into batches by indexing; worker processes would only copy it.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Lightning 2.6 internals call a torch.utils._pytree API that newer torch deprecates.
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    # An advertisement for a hosted service printed on every run.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
+
+
 class MNISTLitCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-present callbacks, configurable as --checkpoint.*, --early_stopping.* ...
@@ -78,8 +89,7 @@ class MNISTLitCLI(LightningCLI):
 
 
 def main(args: Optional[list[str]] = None) -> None:
-    # The data is held in memory and cut into batches by indexing; worker processes would only copy it.
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    quiet_irrelevant_messages()
     try:
         MNISTLitCLI(
             DigitClassifier,

@@ -28,7 +28,7 @@ class DigitClassifier(L.LightningModule):
 
     def __init__(
         self,
-        lr: float = 1e-3,
+        lr: float = 2e-3,
         lr_decay: float = 0.7,
         weight_decay: float = 0.0,
         conv1_channels: int = 32,

@@ -1,0 +1,60 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_lit.checkpoints import resolve_checkpoint
+from mnist_lit.errors import UserError
+
+
+def fake_checkpoint(path: Path, best: str, mtime: float) -> Path:
+    """A file shaped like a Lightning checkpoint whose ModelCheckpoint state names `best`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"best_model_path": best, "best_model_score": torch.tensor(0.99)}
+    torch.save({"state_dict": {}, "callbacks": {"RunCheckpoint{'monitor': 'val/acc'}": state}}, path)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> Path:
+    root = tmp_path / "checkpoints"
+    # version_0 is older; in version_1 the best is epoch 1, recorded relative to another directory.
+    fake_checkpoint(root / "version_0" / "epoch=00-val_acc=0.9000.ckpt", "x", 100)
+    fake_checkpoint(root / "version_0" / "last.ckpt", "checkpoints/version_0/epoch=00-val_acc=0.9000.ckpt", 101)
+    fake_checkpoint(root / "version_1" / "epoch=01-val_acc=0.9900.ckpt", "x", 200)
+    fake_checkpoint(root / "version_1" / "epoch=02-val_acc=0.9800.ckpt", "x", 201)
+    fake_checkpoint(root / "version_1" / "last.ckpt", "/elsewhere/version_1/epoch=01-val_acc=0.9900.ckpt", 202)
+    return root
+
+
+@pytest.mark.parametrize("spec", [None, "best"])
+def test_best_is_the_best_recorded_by_the_latest_run(two_runs, spec):
+    assert resolve_checkpoint(spec, str(two_runs)) == two_runs / "version_1" / "epoch=01-val_acc=0.9900.ckpt"
+
+
+def test_last_is_last_ckpt_of_the_latest_run(two_runs):
+    assert resolve_checkpoint("last", str(two_runs)) == two_runs / "version_1" / "last.ckpt"
+
+
+def test_an_explicit_path_is_taken_as_is(two_runs):
+    path = two_runs / "version_0" / "last.ckpt"
+    assert resolve_checkpoint(str(path), str(two_runs)) == path
+
+
+def test_no_checkpoint_at_all_says_how_to_get_one(tmp_path):
+    with pytest.raises(UserError, match="No checkpoint found under .*mnist_lit fit"):
+        resolve_checkpoint(None, str(tmp_path / "checkpoints"))
+
+
+def test_a_missing_path_is_named(tmp_path):
+    with pytest.raises(UserError, match="nope.ckpt does not exist"):
+        resolve_checkpoint(str(tmp_path / "nope.ckpt"), str(tmp_path))
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
+    path = tmp_path / "notes.ckpt"
+    path.write_text("hello")
+    with pytest.raises(UserError, match="notes.ckpt is not a readable checkpoint"):
+        resolve_checkpoint(str(path), str(tmp_path))

@@ -1,0 +1,78 @@
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_lit.cli import main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(autouse=True)
+def no_pytest_argv(monkeypatch):
+    # LightningCLI warns when it sees both `args` and command-line arguments (pytest's own).
+    monkeypatch.setattr(sys, "argv", ["mnist-lit"])
+
+
+def print_config(capsys, *args: str) -> dict:
+    with pytest.raises(SystemExit) as exit:
+        main(["fit", *args, "--print_config"])
+    assert exit.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_default_yaml_equals_the_code_defaults(capsys):
+    assert print_config(capsys) == yaml.safe_load((CONFIGS / "default.yaml").read_text())
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_parses(capsys, config):
+    assert print_config(capsys, "--config", str(config))["trainer"]["max_epochs"] >= 1
+
+
+def test_options_are_reachable_from_the_command_line(capsys):
+    config = print_config(
+        capsys, "--model.lr", "0.01", "--data.batch_size", "64", "--trainer.max_epochs", "2",
+        "--trainer.accelerator", "cpu", "--early_stopping.patience", "7", "--seed_everything", "3",
+    )
+    assert config["model"]["lr"] == 0.01
+    assert config["data"]["batch_size"] == 64
+    assert config["trainer"]["max_epochs"] == 2
+    assert config["trainer"]["accelerator"] == "cpu"
+    assert config["early_stopping"]["patience"] == 7
+    assert config["seed_everything"] == 3
+
+
+def test_an_unknown_option_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["fit", "--model.learning_rate", "0.1"])
+    assert exit.value.code != 0
+    assert "learning_rate" in capsys.readouterr().err
+
+
+def run_main(capsys, monkeypatch, tmp_path, *args: str) -> tuple[int, str]:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        main(list(args))
+    return exit.value.code, capsys.readouterr().err
+
+
+def test_test_without_any_checkpoint_is_one_clear_line(capsys, monkeypatch, tmp_path):
+    code, err = run_main(capsys, monkeypatch, tmp_path, "test")
+    assert code == 1
+    assert err.startswith("error: No checkpoint found under") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_an_impossible_value_is_one_clear_line_and_writes_nothing(capsys, monkeypatch, tmp_path):
+    code, err = run_main(capsys, monkeypatch, tmp_path, "fit", "--model.lr", "-0.1")
+    assert code == 1
+    assert err.startswith("error: Need lr > 0") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_is_one_clear_line(capsys, monkeypatch, tmp_path):
+    code, err = run_main(capsys, monkeypatch, tmp_path, "fit", "--data.data_dir", str(tmp_path / "empty"), "--data.download", "false")
+    assert code == 1
+    assert "MNIST files not found" in err and "MNIST_LIT_DATA_DIR" in err and err.count("\n") == 1

@@ -1,0 +1,82 @@
+"""Real runs on the real MNIST files, each command in its own process as a user would type it."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from mnist_lit.checkpoints import read_checkpoint
+
+pytestmark = pytest.mark.e2e
+QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_lit", *args], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, real_mnist) -> Path:
+    cwd = tmp_path_factory.mktemp("user")
+    os.environ["MNIST_LIT_DATA_DIR"] = str(real_mnist.resolve())
+    return cwd
+
+
+@pytest.fixture(scope="module")
+def fit_output(workdir) -> str:
+    # A non-default network size: `test` must read it back from the checkpoint to load the weights.
+    return run_cli(workdir, "fit", "--config", str(QUICK), "--model.hidden_units", "64").stdout
+
+
+@pytest.fixture(scope="module")
+def test_output(workdir, fit_output) -> str:
+    return run_cli(workdir, "test").stdout
+
+
+def test_short_training_really_learns(workdir, fit_output):
+    run = workdir / "checkpoints" / "version_0"
+    (best,) = [p for p in run.glob("*.ckpt") if p.name != "last.ckpt"]
+    assert re.fullmatch(r"epoch=00-val_acc=0\.\d{4}\.ckpt", best.name)
+    assert (run / "last.ckpt").is_file()
+    states = read_checkpoint(run / "last.ckpt")["callbacks"].values()
+    best_score = next(s["best_model_score"] for s in states if "best_model_score" in s)
+    assert best_score >= 0.97
+
+
+def test_progress_is_one_line_per_epoch_in_a_log_file(fit_output):
+    assert "\r" not in fit_output
+    assert re.search(r"^Epoch 1/1: train/loss \d\.\d{4}, .*val/acc 0\.9\d{3} \(\d+\.\d s\)$", fit_output, re.M)
+
+
+def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, test_output):
+    assert "Evaluating checkpoints/version_0/epoch=00-val_acc=" in test_output
+    values = dict(re.findall(r"(test/\w+)\s*│\s*([\d.]+)", test_output))
+    assert set(values) == {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"}
+    assert float(values["test/acc"]) >= 0.97
+    assert "Per-class test metrics" in test_output and "Confusion matrix" in test_output
+
+
+def scalar_tags_and_hparams(log_dir: Path) -> tuple[set, set]:
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    return set(events.Tags()["scalars"]), set(hparams)
+
+
+def test_tensorboard_shows_training_testing_and_hyperparameters(workdir, test_output):
+    fit_tags, fit_hparams = scalar_tags_and_hparams(workdir / "logs" / "version_0")
+    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "lr-Adam"} <= fit_tags
+    assert {"lr", "lr_decay", "hidden_units", "batch_size"} <= fit_hparams
+    test_tags, test_hparams = scalar_tags_and_hparams(workdir / "logs" / "version_1")
+    assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"} <= test_tags
+    assert "hidden_units" in test_hparams

@@ -1,0 +1,58 @@
+import lightning as L
+import pytest
+import torch
+
+from mnist_lit.data import MNISTDataModule
+from mnist_lit.errors import UserError
+from mnist_lit.model import DigitClassifier
+
+
+def test_training_step_gives_a_finite_loss_that_reaches_every_weight():
+    model = DigitClassifier()
+    batch = (torch.randn(8, 1, 28, 28), torch.arange(8) % 10)
+    loss = model.training_step(batch, 0)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_learning_rate_decays_once_per_epoch():
+    model = DigitClassifier(lr=0.01, lr_decay=0.5)
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert config["lr_scheduler"]["interval"] == "epoch"
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
+    for _ in range(2):  # two epochs
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.5**2)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"lr": 0}, {"lr": -1e-3}, {"lr_decay": 0}, {"lr_decay": 1.5}, {"weight_decay": -1}, {"dropout": 1.0}]
+)
+def test_impossible_hyperparameters_are_rejected(bad):
+    with pytest.raises(UserError):
+        DigitClassifier(**bad)
+
+
+def test_fit_and_test_log_the_metrics_users_read(tiny_mnist):
+    trainer = L.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    model = DigitClassifier()
+    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
+    trainer.fit(model, data)
+    logged = set(trainer.callback_metrics)
+    expected = {"train/loss_epoch", "train/acc", "val/loss", "val/acc_best"}
+    expected |= {f"val/{name}" for name in ("acc", "precision", "recall", "f1")}
+    assert expected <= logged
+
+    (results,) = trainer.test(model, data, verbose=False)
+    assert set(results) >= {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"}
+    per_class = model.test_per_class_results
+    assert per_class["confusion_matrix"].sum() == 30  # every test digit counted once
+    assert per_class["f1"].shape == (10,)
+    # The summary accuracy agrees with the confusion matrix it was computed next to.
+    confusion = per_class["confusion_matrix"]
+    assert results["test/acc"] == pytest.approx((confusion.trace() / confusion.sum()).item())
