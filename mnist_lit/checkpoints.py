@@ -20,9 +20,17 @@ class RunCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that files each run in a subfolder named after the logger's version."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and self.dirpath is not None and trainer.logger is not None and trainer.logger.log_dir:
-            self.dirpath = str(Path(self.dirpath) / Path(trainer.logger.log_dir).name)
+        self.fitting = stage == "fit"
+        self.runs_dir = getattr(self, "runs_dir", self.dirpath)  # the configured dirpath, before any run folder
+        if self.fitting and self.runs_dir is not None and trainer.logger is not None and trainer.logger.log_dir:
+            self.dirpath = str(Path(self.runs_dir) / Path(trainer.logger.log_dir).name)
         super().setup(trainer, pl_module, stage)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        # Only resuming a fit continues this bookkeeping; `test` merely reads the weights, and
+        # restoring here would only warn that the checkpoint came from another folder.
+        if self.fitting:
+            super().load_state_dict(state_dict)
 
 
 def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:

@@ -47,7 +47,7 @@ CALLBACK_DEFAULTS = {
     "early_stopping.stopping_threshold": 0.995,
     "lr_monitor.logging_interval": "epoch",
 }
-EVALUATION_SUBCOMMANDS = ("test", "validate", "predict")
+EVALUATION_SUBCOMMANDS = ("test", "validate")
 
 
 def quiet_irrelevant_messages() -> None:
@@ -99,6 +99,7 @@ def main(args: Optional[list[str]] = None) -> None:
             auto_configure_optimizers=False,  # the model's configure_optimizers is the one place for that
             # Each logged run saves config.yaml in its own folder; only a logger-less run reuses one.
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "python -m mnist_lit"},
             args=args,
         )
     # Lightning's MisconfigurationException is also addressed to the user (an impossible
