@@ -74,8 +74,8 @@ class DigitClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         self.val_metrics.update(logits, labels)
-        self.log("val/loss", F.cross_entropy(logits, labels), prog_bar=True)
-        self.log_dict(self.val_metrics, prog_bar=True)
+        self.log("val/loss", F.cross_entropy(logits, labels))
+        self.log_dict(self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best.update(self.val_metrics["acc"].compute())

@@ -10,8 +10,15 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 
-# What the per-epoch line shows, in order, under these short names.
-EPOCH_LINE_METRICS = {"train/loss_epoch": "train/loss", "train/acc": "train/acc", "val/loss": "val/loss", "val/acc": "val/acc"}
+# What the bar and the per-epoch line show, in order, under these short names. Everything
+# else is in TensorBoard; a narrow terminal has room for only a few numbers.
+BAR_METRICS = {"train/loss_step": "train/loss", "val/loss": "val/loss", "val/acc": "val/acc"}
+EPOCH_LINE_METRICS = {
+    "train/loss_epoch": "train/loss",
+    "train/acc": "train/acc",
+    "val/loss": "val/loss",
+    "val/acc": "val/acc",
+}
 
 
 class ProgressBar(RichProgressBar):
@@ -22,6 +29,10 @@ class ProgressBar(RichProgressBar):
         self.plain = not sys.stdout.isatty()
         if self.plain:
             self.disable()
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        metrics = trainer.callback_metrics
+        return {name: metrics[key].item() for key, name in BAR_METRICS.items() if key in metrics}
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)

@@ -16,30 +16,29 @@ pytestmark = pytest.mark.e2e
 QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
 
 
-def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def run_cli(cwd: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir.resolve())}
     result = subprocess.run(
-        [sys.executable, "-m", "mnist_lit", *args], cwd=cwd, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "mnist_lit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, real_mnist) -> Path:
-    cwd = tmp_path_factory.mktemp("user")
-    os.environ["MNIST_LIT_DATA_DIR"] = str(real_mnist.resolve())
-    return cwd
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("user")  # a directory of the user's, not the repository
 
 
 @pytest.fixture(scope="module")
-def fit_output(workdir) -> str:
+def fit_output(workdir, real_mnist) -> str:
     # A non-default network size: `test` must read it back from the checkpoint to load the weights.
-    return run_cli(workdir, "fit", "--config", str(QUICK), "--model.hidden_units", "64").stdout
+    return run_cli(workdir, real_mnist, "fit", "--config", str(QUICK), "--model.hidden_units", "64").stdout
 
 
 @pytest.fixture(scope="module")
-def test_output(workdir, fit_output) -> str:
-    return run_cli(workdir, "test").stdout
+def test_output(workdir, real_mnist, fit_output) -> str:
+    return run_cli(workdir, real_mnist, "test").stdout
 
 
 def test_short_training_really_learns(workdir, fit_output):
