@@ -99,7 +99,7 @@ def main(args: Optional[list[str]] = None) -> None:
             auto_configure_optimizers=False,  # the model's configure_optimizers is the one place for that
             # Each logged run saves config.yaml in its own folder; only a logger-less run reuses one.
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"prog": "python -m mnist_lit"},
+            parser_kwargs={"prog": "python -m mnist_lit", "description": "Train, test and inspect a digit CNN on MNIST."},
             args=args,
         )
     # Lightning's MisconfigurationException is also addressed to the user (an impossible

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# The official MNIST files, read offline; CI points MNIST_LIT_DATA_DIR here too.
-SHARED_MNIST = REPO.parent / "shared" / "mnist"
+# Where the real MNIST files are looked for, in order: $MNIST_LIT_DATA_DIR (CI points it at the
+# shared offline copy), that copy next to the repository, and data/ where `fit` run from the
+# repository root downloads them. Tests never download.
+CANDIDATE_DATA_DIRS = (REPO.parent / "shared" / "mnist", REPO / "data")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -30,7 +32,9 @@ def tiny_mnist(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def real_mnist() -> Path:
-    data_dir = Path(os.environ.get("MNIST_LIT_DATA_DIR", SHARED_MNIST))
-    if not (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.fail(f"The real MNIST files are needed in {data_dir}/MNIST/raw (set MNIST_LIT_DATA_DIR).")
-    return data_dir
+    env = os.environ.get("MNIST_LIT_DATA_DIR")
+    candidates = (Path(env),) if env else CANDIDATE_DATA_DIRS
+    for data_dir in candidates:
+        if (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+            return data_dir
+    pytest.fail(f"The real MNIST files are needed in one of {[str(c) for c in candidates]} (under MNIST/raw/).")
