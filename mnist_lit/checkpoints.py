@@ -5,7 +5,7 @@ Each `fit` run writes into ``checkpoints/version_N/``, named after its TensorBoa
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import lightning as L
 import torch
@@ -70,7 +70,7 @@ def read_checkpoint(path: Path) -> dict:
 
 def _latest_run(checkpoint_dir: Path) -> Path:
     """The folder under ``checkpoint_dir`` (or itself) holding the most recently written checkpoint."""
-    newest = max(checkpoint_dir.glob("**/*.ckpt"), key=lambda p: p.stat().st_mtime, default=None)
+    newest = _newest(checkpoint_dir.glob("**/*.ckpt"))
     if newest is None:
         raise UserError(
             f"No checkpoint found under {checkpoint_dir.resolve()}; train one with `python -m mnist_lit fit` "
@@ -83,10 +83,13 @@ def _best_in_run(run: Path) -> Optional[Path]:
     # Every checkpoint carries ModelCheckpoint's state as it was when the file was written, so the
     # newest file knows which one was best. The path it records may be relative to another
     # working directory, so look the file name up in this folder.
-    newest = max(run.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    callbacks = read_checkpoint(newest).get("callbacks", {})
+    callbacks = read_checkpoint(_newest(run.glob("*.ckpt"))).get("callbacks", {})
     for state in callbacks.values():
         best = state.get("best_model_path") if isinstance(state, dict) else None
         if best and (run / Path(best).name).is_file():
             return run / Path(best).name
     return None
+
+
+def _newest(paths: Iterable[Path]) -> Optional[Path]:
+    return max(paths, key=lambda path: path.stat().st_mtime, default=None)
