@@ -108,7 +108,7 @@ class MNISTDataModule(L.LightningDataModule):
         if all((raw / name).is_file() for name in RAW_FILES):
             return
         missing_help = (
-            f"MNIST files not found: put {', '.join(RAW_FILES)} (or their .gz) in {raw}/, "
+            f"MNIST files not found: put {', '.join(RAW_FILES)} in {raw}/, "
             f"or point at a folder holding MNIST/raw/ with --data.data_dir DIR or {DATA_DIR_ENV}=DIR."
         )
         if not self.hparams.download:
