@@ -56,8 +56,13 @@ def quiet_irrelevant_messages() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # Lightning 2.6 internals call a torch.utils._pytree API that newer torch deprecates.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-    # An advertisement for a hosted service printed on every run.
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
+    # A named function, so that calling main() again (tests do) does not stack up filters.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_an_advertisement)
+
+
+def not_an_advertisement(record: logging.LogRecord) -> bool:
+    """Drop the tip about a hosted logging service that Lightning prints on every run."""
+    return "litlogger" not in record.getMessage()
 
 
 class MNISTLitCLI(LightningCLI):

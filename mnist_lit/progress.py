@@ -31,8 +31,7 @@ class ProgressBar(RichProgressBar):
             self.disable()
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
-        metrics = trainer.callback_metrics
-        return {name: metrics[key].item() for key, name in BAR_METRICS.items() if key in metrics}
+        return _chosen(trainer, BAR_METRICS)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
@@ -41,7 +40,12 @@ class ProgressBar(RichProgressBar):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self.plain and trainer.is_global_zero:
-            metrics = trainer.callback_metrics
-            shown = [f"{name} {metrics[key]:.4f}" for key, name in EPOCH_LINE_METRICS.items() if key in metrics]
+            shown = [f"{name} {value:.4f}" for name, value in _chosen(trainer, EPOCH_LINE_METRICS).items()]
             seconds = time.monotonic() - self.epoch_started
             print(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(shown)} ({seconds:.1f} s)", flush=True)
+
+
+def _chosen(trainer: L.Trainer, names: dict[str, str]) -> dict[str, float]:
+    """The logged metrics named in ``names`` that exist so far, under their short names."""
+    metrics = trainer.callback_metrics
+    return {short: metrics[key].item() for key, short in names.items() if key in metrics}
