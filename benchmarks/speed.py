@@ -1,0 +1,256 @@
+"""How fast mnist-lit trains, against a bare PyTorch loop and end to end.
+
+    python benchmarks/speed.py                      # about 6 minutes on 2 CPU cores
+    python benchmarks/speed.py --accelerator gpu    # the same on a GPU
+
+Measures, in one run on one machine:
+  1. a bare PyTorch loop (same network, optimizer, batch size and precision; the digits in
+     memory as uint8 tensors, cut into batches by indexing) in images/s, for a few settings;
+  2. mnist-lit's own training path through Lightning, epoch for epoch against (1);
+  3. `python -m mnist_lit fit` end to end in a subprocess, with the default config and with
+     configs/fast.yaml: wall time, start-up, time per epoch, peak memory, and the test
+     accuracy of the best checkpoint.
+Every timing is repeated and reported as the median. Prints a table and writes JSON.
+The data comes from --data_dir, else $MNIST_LIT_DATA_DIR, else ./data, as for mnist-lit.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.fabric.utilities.throughput import measure_flops
+
+from mnist_lit.checkpoints import resolve_checkpoint
+from mnist_lit.cli import main as mnist_lit_main
+from mnist_lit.data import MNISTDataModule, normalize
+from mnist_lit.hardware import fast_precision, reuse_freed_memory
+from mnist_lit.model import DigitClassifier
+from mnist_lit.network import DigitCNN
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class EpochClock(L.Callback):
+    """Wall-clock times of a run's milestones, written as JSON when training ends.
+
+    The end-to-end runs load it with --trainer.callbacks+=speed.EpochClock, so this module
+    must stay cheap to import.
+    """
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        self.first_step = None
+        self.train_seconds: list[float] = []
+        self.val_seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epoch_start = time.time()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.first_step is None:
+            self.first_step = time.time()
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self.val_start = time.time()
+        if not trainer.sanity_checking:
+            self.train_seconds.append(self.val_start - self.epoch_start)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.val_seconds.append(time.time() - self.val_start)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        clock = {"first_step": self.first_step, "train_seconds": self.train_seconds, "val_seconds": self.val_seconds}
+        Path(self.output).write_text(json.dumps(clock))
+
+
+def load_training_digits(data_dir: str | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    data = MNISTDataModule(data_dir, download=False)
+    data.setup("fit")
+    return data.train_set.images.to(device), data.train_set.labels.to(device)
+
+
+def bare_epoch_seconds(images, labels, precision: str, channels_last: bool, compile: bool, epochs: int, batch_size=128):
+    """Seconds per training epoch of a plain PyTorch loop, and the one-off seconds before it (compile)."""
+    device = images.device
+    net = DigitCNN().to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3, fused=True)
+    model = torch.compile(net) if compile else net
+    use_bf16 = precision == "bf16-mixed"
+
+    def step(index):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            loss = F.cross_entropy(model(normalize(images[index])), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    start = time.perf_counter()
+    step(torch.arange(batch_size, device=device))  # compilation, allocator and kernel warm-up
+    sync()
+    warm_up = time.perf_counter() - start
+    seconds = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(labels), device=device)
+        for first in range(0, len(labels) - batch_size + 1, batch_size):  # drop_last, like mnist-lit
+            step(order[first : first + batch_size])
+        sync()
+        seconds.append(time.perf_counter() - start)
+    return seconds, warm_up
+
+
+def lightning_epoch_seconds(data_dir: str | None, accelerator: str, epochs: int, workdir: Path) -> list[float]:
+    """Training seconds per epoch of `python -m mnist_lit fit`, run in this process."""
+    clock_file = workdir / "clock.json"
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        mnist_lit_main(
+            ["fit", f"--trainer.max_epochs={epochs}", f"--trainer.accelerator={accelerator}",
+             f"--trainer.callbacks+={__name__}.EpochClock", f"--trainer.callbacks.output={clock_file}"]
+            + ([f"--data.data_dir={data_dir}"] if data_dir else [])
+        )
+    finally:
+        os.chdir(cwd)
+    return json.loads(clock_file.read_text())["train_seconds"]
+
+
+def end_to_end(args: list[str], data_dir: str | None, accelerator: str, workdir: Path) -> dict:
+    """`python -m mnist_lit fit ARGS` in a fresh process: times, peak memory, test accuracy."""
+    workdir.mkdir(parents=True)
+    clock_file = workdir / "clock.json"
+    command = [sys.executable, "-m", "mnist_lit", "fit", *args, f"--trainer.accelerator={accelerator}",
+               "--trainer.callbacks+=speed.EpochClock", f"--trainer.callbacks.output={clock_file}"]
+    if data_dir:
+        command.append(f"--data.data_dir={data_dir}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "benchmarks"), os.environ.get("PYTHONPATH", "")])}
+    started = time.time()
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.time() - started
+    if status != 0:
+        raise SystemExit(f"error: {' '.join(command)} failed:\n{stderr}")
+    clock = json.loads(clock_file.read_text())
+    checkpoint = resolve_checkpoint(None, workdir / "checkpoints")
+    return {
+        "wall_s": wall,
+        "startup_s": clock["first_step"] - started,
+        "epochs": len(clock["train_seconds"]),
+        "train_epoch_s": statistics.median(clock["train_seconds"]),
+        "val_epoch_s": statistics.median(clock["val_seconds"]),
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "test_acc": test_accuracy(checkpoint, data_dir, accelerator),
+    }
+
+
+def test_accuracy(checkpoint: Path, data_dir: str | None, accelerator: str) -> float:
+    model = DigitClassifier.load_from_checkpoint(checkpoint, weights_only=True)
+    trainer = L.Trainer(accelerator=accelerator, precision=fast_precision(accelerator), logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    [metrics] = trainer.test(model, MNISTDataModule(data_dir, download=False), verbose=False)
+    return metrics["test/acc"]
+
+
+def training_flops_per_image() -> int:
+    """Forward + backward FLOPs of one image, counted by Lightning's FLOP counter on the meta device."""
+    with torch.device("meta"):
+        net, image = DigitCNN(), torch.empty(1, 1, 28, 28)
+    return measure_flops(net, lambda: net(image), lambda logits: logits.sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per setting (median reported)")
+    parser.add_argument("--runs", type=int, default=3, help="end-to-end runs per config (median reported)")
+    parser.add_argument("--no_end_to_end", action="store_true", help="only the training-loop comparison")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.json"))
+    args = parser.parse_args()
+    reuse_freed_memory()  # what mnist-lit does at start-up, so the bare loop gets it too
+    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+    precision = fast_precision(args.accelerator)
+    images, labels = load_training_digits(args.data_dir, device)
+    flops = training_flops_per_image()
+    train_images = len(labels) // 128 * 128
+    rows, result = [], {"date": date.today().isoformat(), "machine": machine(device), "precision": precision,
+                        "training_flops_per_image": flops, "bare_loop": {}, "end_to_end": {}}
+
+    def throughput(seconds):
+        return train_images / statistics.median(seconds)
+
+    settings = {
+        "fp32, NCHW": ("32-true", False, False),
+        "fp32, channels_last": ("32-true", True, False),
+        f"{precision}, channels_last (mnist-lit's)": (precision, True, False),
+        f"{precision}, channels_last, torch.compile": (precision, True, True),
+    }
+    for name, (setting_precision, channels_last, compile) in settings.items():
+        seconds, warm_up = bare_epoch_seconds(images, labels, setting_precision, channels_last, compile, args.epochs)
+        result["bare_loop"][name] = {"epoch_s": statistics.median(seconds), "img_per_s": throughput(seconds), "warm_up_s": warm_up}
+        rows.append((f"bare loop, {name}", f"{throughput(seconds):,.0f} img/s, {statistics.median(seconds):.2f} s/epoch"
+                     + (f" (+{warm_up:.0f} s compile)" if compile else "")))
+        if name.endswith("(mnist-lit's)"):
+            bare = seconds
+    with tempfile.TemporaryDirectory() as tmp:
+        lightning = lightning_epoch_seconds(args.data_dir, args.accelerator, args.epochs + 1, Path(tmp))[1:]
+    ratio = statistics.median(lightning) / statistics.median(bare)
+    result["lightning"] = {"epoch_s": statistics.median(lightning), "img_per_s": throughput(lightning),
+                           "epoch_ratio_to_bare": ratio, "gflops_per_s": flops * throughput(lightning) / 1e9}
+    rows.append(("mnist-lit through Lightning", f"{throughput(lightning):,.0f} img/s, {statistics.median(lightning):.2f} s/epoch"))
+    rows.append(("Lightning epoch / bare epoch", f"{ratio:.3f}"))
+    rows.append(("training FLOPs per image, achieved", f"{flops / 1e6:.1f} MFLOP, {flops * throughput(lightning) / 1e9:.0f} GFLOP/s"))
+
+    configs = {} if args.no_end_to_end else {"default": [], "fast": ["--config", str(REPO / "configs" / "fast.yaml")]}
+    for name, config_args in configs.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = [end_to_end(config_args + [f"--seed_everything={seed}"], args.data_dir, args.accelerator, Path(tmp) / str(seed))
+                    for seed in range(42, 42 + args.runs)]
+        summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        summary["test_acc_each_seed"] = [run["test_acc"] for run in runs]
+        summary["wall_ratio_to_bare_epochs"] = summary["wall_s"] / (summary["epochs"] * statistics.median(bare))
+        result["end_to_end"][name] = {"median": summary, "runs": runs}
+        accuracies = ", ".join(f"{acc:.2%}" for acc in summary["test_acc_each_seed"])
+        rows.append((f"fit {name}: wall time, process start to exit", f"{summary['wall_s']:.1f} s ({summary['epochs']:.0f} epochs, {summary['wall_ratio_to_bare_epochs']:.2f}x the bare loop's epochs)"))
+        rows.append((f"fit {name}: start-up, process start to first step", f"{summary['startup_s']:.1f} s"))
+        rows.append((f"fit {name}: per epoch, training + validation", f"{summary['train_epoch_s']:.2f} s + {summary['val_epoch_s']:.2f} s"))
+        rows.append((f"fit {name}: peak memory", f"{summary['peak_rss_mb']:,.0f} MB"))
+        rows.append((f"fit {name}: test accuracy, seeds 42-{41 + args.runs}", accuracies))
+
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n{result['machine']}, {result['date']}, precision {precision}, medians of {args.epochs} epochs / {args.runs} runs\n")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(f"\nwritten to {args.output}")
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.exists() else []
+    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+if __name__ == "__main__":
+    main()
