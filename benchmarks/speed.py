@@ -34,6 +34,7 @@ from lightning.fabric.utilities.throughput import measure_flops
 from mnist_lit.checkpoints import resolve_checkpoint
 from mnist_lit.cli import main as mnist_lit_main
 from mnist_lit.data import MNISTDataModule, normalize
+from mnist_lit.errors import UserError
 from mnist_lit.hardware import fast_precision, reuse_freed_memory
 from mnist_lit.model import DigitClassifier
 from mnist_lit.network import DigitCNN
@@ -253,4 +254,7 @@ def machine(device: torch.device) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:
+        raise SystemExit(f"error: {error}") from None

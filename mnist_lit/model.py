@@ -3,6 +3,8 @@
 The network itself is ``DigitCNN`` (network.py); this module only trains and evaluates it.
 """
 
+from typing import Literal
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,8 @@ class DigitClassifier(L.LightningModule):
         lr: Adam's learning rate in the first epoch.
         lr_decay: factor applied to the learning rate after every epoch (Keras'
             LearningRateScheduler with ``lr * lr_decay**epoch``); 1.0 keeps it constant.
+        lr_schedule: "exponential" (the above) or "one_cycle": warm up to ``lr`` over the
+            first quarter of training, then anneal towards zero, step by step (for short runs).
         weight_decay: Adam's L2 penalty.
         conv1_channels, conv2_channels, hidden_units, dropout: the network's sizes.
     """
@@ -30,6 +34,7 @@ class DigitClassifier(L.LightningModule):
         self,
         lr: float = 2e-3,
         lr_decay: float = 0.7,
+        lr_schedule: Literal["exponential", "one_cycle"] = "exponential",
         weight_decay: float = 0.0,
         conv1_channels: int = 32,
         conv2_channels: int = 64,
@@ -114,5 +119,10 @@ class DigitClassifier(L.LightningModule):
         optimizer = torch.optim.Adam(
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True
         )
+        if self.hparams.lr_schedule == "one_cycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches, pct_start=0.25
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -113,3 +113,15 @@ def test_present_files_are_never_downloaded(tiny_mnist, monkeypatch):
 def test_batch_sizes_must_be_positive(option):
     with pytest.raises(UserError, match=option):
         MNISTDataModule(**{option: 0})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_digits_live_in_gpu_memory(tiny_mnist):
+    import lightning as L
+
+    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, val_size=20, download=False)
+    data.trainer = L.Trainer(accelerator="gpu", devices=1, logger=False)
+    data.setup("fit")
+    assert data.train_set.images.is_cuda and data.val_set.labels.is_cuda
+    images, labels = next(iter(data.train_dataloader()))
+    assert images.is_cuda and labels.is_cuda and images.dtype == torch.uint8

@@ -82,3 +82,26 @@ def test_epoch_metrics_cover_every_step_though_logged_once_per_epoch(tiny_mnist)
     assert trainer.callback_metrics["train/loss_epoch"].item() == pytest.approx(sum(last_epoch) / 8, rel=1e-5)
     # train/loss_step is the loss of the last step that Lightning wrote (every 2nd step).
     assert trainer.callback_metrics["train/loss_step"].item() == pytest.approx(last_epoch[-1], rel=1e-5)
+
+
+class StepLearningRates(L.Callback):
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_one_cycle_warms_up_to_lr_then_anneals_over_the_whole_run(tiny_mnist):
+    rates = StepLearningRates()
+    trainer = L.Trainer(
+        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[rates],
+    )
+    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    trainer.fit(DigitClassifier(lr=0.01, lr_schedule="one_cycle"), data)
+    assert len(rates.rates) == 16
+    peak = max(range(16), key=rates.rates.__getitem__)
+    assert rates.rates[peak] == pytest.approx(0.01)
+    assert 2 <= peak <= 5  # a quarter of the way through
+    assert rates.rates[0] < 0.001 and rates.rates[-1] < 0.001
