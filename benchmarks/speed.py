@@ -15,6 +15,8 @@ The data comes from --data_dir, else $MNIST_LIT_DATA_DIR, else ./data, as for mn
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -89,6 +91,9 @@ def bare_epoch_seconds(images, labels, precision: str, channels_last: bool, comp
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3, fused=True)
+    if compile:
+        # Count a first run's compile time, as a user would see it, not a cached one.
+        torch._inductor.config.force_disable_caches = True
     model = torch.compile(net) if compile else net
     use_bf16 = precision == "bf16-mixed"
 
@@ -124,11 +129,12 @@ def lightning_epoch_seconds(data_dir: str | None, accelerator: str, epochs: int,
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        mnist_lit_main(
-            ["fit", f"--trainer.max_epochs={epochs}", f"--trainer.accelerator={accelerator}",
-             f"--trainer.callbacks+={__name__}.EpochClock", f"--trainer.callbacks.output={clock_file}"]
-            + ([f"--data.data_dir={data_dir}"] if data_dir else [])
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # a non-terminal, as for the subprocess runs
+            mnist_lit_main(
+                ["fit", f"--trainer.max_epochs={epochs}", f"--trainer.accelerator={accelerator}",
+                 f"--trainer.callbacks+={__name__}.EpochClock", f"--trainer.callbacks.output={clock_file}"]
+                + ([f"--data.data_dir={data_dir}"] if data_dir else [])
+            )
     finally:
         os.chdir(cwd)
     return json.loads(clock_file.read_text())["train_seconds"]
@@ -166,7 +172,7 @@ def end_to_end(args: list[str], data_dir: str | None, accelerator: str, workdir:
 def test_accuracy(checkpoint: Path, data_dir: str | None, accelerator: str) -> float:
     model = DigitClassifier.load_from_checkpoint(checkpoint, weights_only=True)
     trainer = L.Trainer(accelerator=accelerator, precision=fast_precision(accelerator), logger=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     [metrics] = trainer.test(model, MNISTDataModule(data_dir, download=False), verbose=False)
     return metrics["test/acc"]
 
@@ -178,12 +184,67 @@ def training_flops_per_image() -> int:
     return measure_flops(net, lambda: net(image), lambda logits: logits.sum())
 
 
+def compare_loops(args, images, labels, precision: str, flops: int) -> tuple[dict, list]:
+    """Bare loop against mnist-lit through Lightning, epoch for epoch, plus bare-loop variants."""
+    train_images = len(labels) // 128 * 128
+    result, rows = {}, []
+    # Alternating the two keeps slow drifts of a shared machine out of their ratio.
+    bare, lightning = [], []
+    for _ in range(args.epochs + 1):  # the first pair is a warm-up
+        bare += bare_epoch_seconds(images, labels, precision, channels_last=True, compile=False, epochs=1)[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            lightning += lightning_epoch_seconds(args.data_dir, args.accelerator, 1, Path(tmp))
+    bare, lightning = statistics.median(bare[1:]), statistics.median(lightning[1:])
+    result["bare_epoch_s"], result["lightning_epoch_s"] = bare, lightning
+    result["bare_img_per_s"], result["lightning_img_per_s"] = train_images / bare, train_images / lightning
+    result["lightning_to_bare"] = lightning / bare
+    result["lightning_gflop_per_s"] = flops * train_images / lightning / 1e9
+    rows.append((f"bare loop, {precision}, channels_last", f"{train_images / bare:,.0f} img/s, {bare:.2f} s/epoch"))
+    rows.append(("mnist-lit through Lightning, same steps", f"{train_images / lightning:,.0f} img/s, {lightning:.2f} s/epoch"))
+    rows.append(("Lightning epoch / bare epoch", f"{lightning / bare:.3f}"))
+    rows.append(("training FLOPs per image; achieved", f"{flops / 1e6:.1f} MFLOP; {result['lightning_gflop_per_s']:.0f} GFLOP/s"))
+
+    variants = {
+        "fp32, NCHW": ("32-true", False, False),
+        "fp32, channels_last": ("32-true", True, False),
+        f"{precision}, channels_last, torch.compile": (precision, True, True),
+    }
+    result["bare_variants"] = {}
+    for name, (variant_precision, channels_last, compile) in variants.items():
+        seconds, warm_up = bare_epoch_seconds(images, labels, variant_precision, channels_last, compile, args.epochs)
+        epoch = statistics.median(seconds)
+        result["bare_variants"][name] = {"epoch_s": epoch, "img_per_s": train_images / epoch, "warm_up_s": warm_up}
+        compile_note = f" (+{warm_up:.0f} s to compile)" if compile else ""
+        rows.append((f"bare loop, {name}", f"{train_images / epoch:,.0f} img/s, {epoch:.2f} s/epoch{compile_note}"))
+    return result, rows
+
+
+def end_to_end_summary(name: str, config_args: list[str], args, bare_epoch: float) -> tuple[dict, list]:
+    """`fit` with one config for several seeds: medians, and every seed's test accuracy."""
+    seeds = range(42, 42 + args.runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [end_to_end(config_args + [f"--seed_everything={seed}"], args.data_dir, args.accelerator, Path(tmp) / str(seed))
+                for seed in seeds]
+    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    median["wall_to_bare_epochs"] = median["wall_s"] / (median["epochs"] * bare_epoch)
+    accuracies = ", ".join(f"{run['test_acc']:.2%}" for run in runs)
+    rows = [
+        (f"fit {name}: wall time, process start to exit", f"{median['wall_s']:.1f} s ({median['epochs']:.0f} epochs; "
+         f"{median['wall_to_bare_epochs']:.2f}x as long as the bare loop's epochs)"),
+        (f"fit {name}: start-up, process start to first step", f"{median['startup_s']:.1f} s"),
+        (f"fit {name}: per epoch, training + validation", f"{median['train_epoch_s']:.2f} s + {median['val_epoch_s']:.2f} s"),
+        (f"fit {name}: peak memory", f"{median['peak_rss_mb']:,.0f} MB"),
+        (f"fit {name}: test accuracy, seeds {seeds[0]}-{seeds[-1]}", accuracies),
+    ]
+    return {"median": median, "runs": runs}, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per setting (median reported)")
-    parser.add_argument("--runs", type=int, default=3, help="end-to-end runs per config (median reported)")
+    parser.add_argument("--runs", type=int, default=3, help="end-to-end runs (seeds) per config (median reported)")
     parser.add_argument("--no_end_to_end", action="store_true", help="only the training-loop comparison")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.json"))
     args = parser.parse_args()
@@ -192,53 +253,17 @@ def main() -> None:
     precision = fast_precision(args.accelerator)
     images, labels = load_training_digits(args.data_dir, device)
     flops = training_flops_per_image()
-    train_images = len(labels) // 128 * 128
-    rows, result = [], {"date": date.today().isoformat(), "machine": machine(device), "precision": precision,
-                        "training_flops_per_image": flops, "bare_loop": {}, "end_to_end": {}}
-
-    def throughput(seconds):
-        return train_images / statistics.median(seconds)
-
-    settings = {
-        "fp32, NCHW": ("32-true", False, False),
-        "fp32, channels_last": ("32-true", True, False),
-        f"{precision}, channels_last (mnist-lit's)": (precision, True, False),
-        f"{precision}, channels_last, torch.compile": (precision, True, True),
-    }
-    for name, (setting_precision, channels_last, compile) in settings.items():
-        seconds, warm_up = bare_epoch_seconds(images, labels, setting_precision, channels_last, compile, args.epochs)
-        result["bare_loop"][name] = {"epoch_s": statistics.median(seconds), "img_per_s": throughput(seconds), "warm_up_s": warm_up}
-        rows.append((f"bare loop, {name}", f"{throughput(seconds):,.0f} img/s, {statistics.median(seconds):.2f} s/epoch"
-                     + (f" (+{warm_up:.0f} s compile)" if compile else "")))
-        if name.endswith("(mnist-lit's)"):
-            bare = seconds
-    with tempfile.TemporaryDirectory() as tmp:
-        lightning = lightning_epoch_seconds(args.data_dir, args.accelerator, args.epochs + 1, Path(tmp))[1:]
-    ratio = statistics.median(lightning) / statistics.median(bare)
-    result["lightning"] = {"epoch_s": statistics.median(lightning), "img_per_s": throughput(lightning),
-                           "epoch_ratio_to_bare": ratio, "gflops_per_s": flops * throughput(lightning) / 1e9}
-    rows.append(("mnist-lit through Lightning", f"{throughput(lightning):,.0f} img/s, {statistics.median(lightning):.2f} s/epoch"))
-    rows.append(("Lightning epoch / bare epoch", f"{ratio:.3f}"))
-    rows.append(("training FLOPs per image, achieved", f"{flops / 1e6:.1f} MFLOP, {flops * throughput(lightning) / 1e9:.0f} GFLOP/s"))
-
-    configs = {} if args.no_end_to_end else {"default": [], "fast": ["--config", str(REPO / "configs" / "fast.yaml")]}
-    for name, config_args in configs.items():
-        with tempfile.TemporaryDirectory() as tmp:
-            runs = [end_to_end(config_args + [f"--seed_everything={seed}"], args.data_dir, args.accelerator, Path(tmp) / str(seed))
-                    for seed in range(42, 42 + args.runs)]
-        summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-        summary["test_acc_each_seed"] = [run["test_acc"] for run in runs]
-        summary["wall_ratio_to_bare_epochs"] = summary["wall_s"] / (summary["epochs"] * statistics.median(bare))
-        result["end_to_end"][name] = {"median": summary, "runs": runs}
-        accuracies = ", ".join(f"{acc:.2%}" for acc in summary["test_acc_each_seed"])
-        rows.append((f"fit {name}: wall time, process start to exit", f"{summary['wall_s']:.1f} s ({summary['epochs']:.0f} epochs, {summary['wall_ratio_to_bare_epochs']:.2f}x the bare loop's epochs)"))
-        rows.append((f"fit {name}: start-up, process start to first step", f"{summary['startup_s']:.1f} s"))
-        rows.append((f"fit {name}: per epoch, training + validation", f"{summary['train_epoch_s']:.2f} s + {summary['val_epoch_s']:.2f} s"))
-        rows.append((f"fit {name}: peak memory", f"{summary['peak_rss_mb']:,.0f} MB"))
-        rows.append((f"fit {name}: test accuracy, seeds 42-{41 + args.runs}", accuracies))
+    result = {"date": date.today().isoformat(), "machine": machine(device), "precision": precision,
+              "command": " ".join(["python", *sys.argv]), "training_flops_per_image": flops}
+    result["loops"], rows = compare_loops(args, images, labels, precision, flops)
+    if not args.no_end_to_end:
+        configs = {"default": [], "fast": ["--config", str(REPO / "configs" / "fast.yaml")]}
+        for name, config_args in configs.items():
+            result[f"fit_{name}"], config_rows = end_to_end_summary(name, config_args, args, result["loops"]["bare_epoch_s"])
+            rows += config_rows
 
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{result['machine']}, {result['date']}, precision {precision}, medians of {args.epochs} epochs / {args.runs} runs\n")
+    print(f"\n{result['machine']}, {result['date']}, {precision}; medians of {args.epochs} epochs and {args.runs} runs\n")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
