@@ -239,6 +239,26 @@ def end_to_end_summary(name: str, config_args: list[str], args, bare_epoch: floa
     return {"median": median, "runs": runs}, rows
 
 
+def keras_summary(args) -> tuple[dict, list]:
+    """The Keras original's fit (benchmarks/keras_reference.py) in the given Python, for a side-by-side."""
+    runs = []
+    for _ in range(args.runs):
+        command = [args.keras_python, str(REPO / "benchmarks" / "keras_reference.py"), "--json"]
+        if args.data_dir:
+            command += ["--data_dir", args.data_dir]
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise SystemExit(f"error: {' '.join(command)} failed:\n{finished.stderr}")
+        runs.append(json.loads(finished.stdout.strip().splitlines()[-1]))
+    median = {key: statistics.median(run[key] for run in runs) for key in ("wall_s", "startup_s", "epoch_s", "test_acc")}
+    rows = [
+        ("Keras original: wall time, process start to end of fit", f"{median['wall_s']:.1f} s"),
+        ("Keras original: start-up; per epoch, training + validation", f"{median['startup_s']:.1f} s; {median['epoch_s']:.2f} s"),
+        ("Keras original: test accuracy", f"{median['test_acc']:.2%} ({runs[0]['keras']})"),
+    ]
+    return {"median": median, "runs": runs}, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
@@ -246,6 +266,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per setting (median reported)")
     parser.add_argument("--runs", type=int, default=3, help="end-to-end runs (seeds) per config (median reported)")
     parser.add_argument("--no_end_to_end", action="store_true", help="only the training-loop comparison")
+    parser.add_argument("--keras_python", help="a Python with TensorFlow: also time benchmarks/keras_reference.py")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "speed.json"))
     args = parser.parse_args()
     reuse_freed_memory()  # what mnist-lit does at start-up, so the bare loop gets it too
@@ -261,6 +282,9 @@ def main() -> None:
         for name, config_args in configs.items():
             result[f"fit_{name}"], config_rows = end_to_end_summary(name, config_args, args, result["loops"]["bare_epoch_s"])
             rows += config_rows
+    if args.keras_python:
+        result["keras"], keras_rows = keras_summary(args)
+        rows += keras_rows
 
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{result['machine']}, {result['date']}, {precision}; medians of {args.epochs} epochs and {args.runs} runs\n")

@@ -1,7 +1,7 @@
 """What mnist-lit adapts to the machine it runs on: the precision and the memory allocator.
 
 Both are measured choices (benchmarks/speed.py): on a 2-core AVX-512 CPU, bf16 autocast is
-about 1.7x faster than fp32 for this network at the same accuracy, and reusing freed memory
+about 1.4x faster than fp32 for this network at the same accuracy, and reusing freed memory
 removes a quarter of each training step.
 """
 

@@ -49,7 +49,7 @@ class DigitClassifier(L.LightningModule):
             )
         self.save_hyperparameters()
         # Channels-last weights make every convolution run on channels-last activations, the
-        # layout oneDNN and cuDNN are fastest with (about 1.5x for this network on a CPU).
+        # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
         net = DigitCNN(conv1_channels, conv2_channels, hidden_units, dropout, NUM_CLASSES)
         self.net = net.to(memory_format=torch.channels_last)
 
