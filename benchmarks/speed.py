@@ -1,7 +1,12 @@
 """How fast mnist-lit trains, against a bare PyTorch loop and end to end.
 
-    python benchmarks/speed.py                      # about 6 minutes on 2 CPU cores
+    python benchmarks/speed.py                      # about 7 minutes on 2 CPU cores
     python benchmarks/speed.py --accelerator gpu    # the same on a GPU
+    python benchmarks/speed.py --keras_python PY    # adds the Keras model, run by PY (3 minutes)
+
+Latest result (2026-11-25, 2-core AMD EPYC, bf16): Lightning trains at 9,700 img/s, 1.12x the
+bare loop's epoch time; the default 5-epoch `fit` takes 39 s end to end (Keras, same machine:
+51 s) and configs/fast.yaml 19 s, both at >= 99.0% test accuracy for three seeds.
 
 Measures, in one run on one machine:
   1. a bare PyTorch loop (same network, optimizer, batch size and precision; the digits in
