@@ -24,6 +24,7 @@ class DigitClassifier(L.LightningModule):
         lr: Adam's learning rate in the first epoch.
         lr_decay: factor applied to the learning rate after every epoch (Keras'
             LearningRateScheduler with ``lr * lr_decay**epoch``); 1.0 keeps it constant.
+            Used by the exponential schedule only.
         lr_schedule: "exponential" (the above) or "one_cycle": warm up to ``lr`` over the
             first quarter of training, then anneal towards zero, step by step (for short runs).
         weight_decay: Adam's L2 penalty.
@@ -79,7 +80,8 @@ class DigitClassifier(L.LightningModule):
         self.train_loss.update(loss.detach())
         self.train_metrics.update(logits, labels)
         # Lightning writes step values every `log_every_n_steps` steps; only those need handing over.
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        every = self.trainer.log_every_n_steps
+        if every and (self.global_step + 1) % every == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 

@@ -118,3 +118,14 @@ def test_convolutions_stay_channels_last_through_a_checkpoint(tmp_path):
         convolutions = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
         assert len(convolutions) == 2
         assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convolutions)
+
+
+def test_step_logging_can_be_switched_off(tiny_mnist):
+    trainer = L.Trainer(
+        max_epochs=1, log_every_n_steps=0, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    trainer.fit(DigitClassifier(), data)
+    assert "train/loss_step" not in trainer.callback_metrics
+    assert "train/loss_epoch" in trainer.callback_metrics
