@@ -3,6 +3,7 @@
     python -m mnist_lit fit                      # train with the defaults below
     python -m mnist_lit test                     # evaluate the best checkpoint of the latest run
     python -m mnist_lit fit --print_config       # every option, as YAML
+    python -m mnist_lit predict digit.png        # read digits from pictures (predict.py)
 
 All defaults live in code (the __init__ signatures plus the values set here), so `fit` with no
 arguments works from any directory and from an installed wheel; configs/default.yaml mirrors them.
@@ -17,6 +18,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from mnist_lit import predict
 from mnist_lit.checkpoints import RunCheckpoint, resolve_checkpoint
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import UserError
@@ -67,6 +69,11 @@ def not_an_advertisement(record: logging.LogRecord) -> bool:
 
 
 class MNISTLitCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # `predict` reads picture files, not a datamodule: mnist-lit's own command (predict.py).
+        return {name: skip for name, skip in LightningCLI.subcommands().items() if name != "predict"}
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-present callbacks, configurable as --checkpoint.*, --early_stopping.* ...
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
@@ -103,7 +110,10 @@ class MNISTLitCLI(LightningCLI):
 def main(args: Optional[list[str]] = None) -> None:
     quiet_irrelevant_messages()
     reuse_freed_memory()
+    argv = sys.argv[1:] if args is None else args
     try:
+        if argv[:1] == ["predict"]:
+            raise SystemExit(predict.main(argv[1:]))
         MNISTLitCLI(
             DigitClassifier,
             MNISTDataModule,
@@ -112,7 +122,11 @@ def main(args: Optional[list[str]] = None) -> None:
             auto_configure_optimizers=False,  # the model's configure_optimizers is the one place for that
             # Each logged run saves config.yaml in its own folder; only a logger-less run reuses one.
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"prog": "python -m mnist_lit", "description": "Train, test and inspect a digit CNN on MNIST."},
+            parser_kwargs={
+                "prog": "python -m mnist_lit",
+                "description": "Train, test and inspect a digit CNN on MNIST. "
+                "`python -m mnist_lit predict --help` reads digits from picture files.",
+            },
             args=args,
         )
     # Lightning's MisconfigurationException is also addressed to the user (an impossible

