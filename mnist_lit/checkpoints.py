@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from mnist_lit.errors import UserError
+from mnist_lit.model import DigitClassifier
 
 LAST = "last.ckpt"
 
@@ -93,3 +94,16 @@ def _best_in_run(run: Path) -> Optional[Path]:
 
 def _newest(paths: Iterable[Path]) -> Optional[Path]:
     return max(paths, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def load_classifier(path: Path) -> DigitClassifier:
+    """The model, in eval mode on the CPU, of a checkpoint written by `fit`."""
+    read_checkpoint(path)  # one clear line for a file that is not a checkpoint at all
+    try:
+        model = DigitClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except (TypeError, KeyError, RuntimeError) as error:
+        reason = "its weights do not fit the network" if isinstance(error, RuntimeError) else f"{type(error).__name__}: {error}"
+        raise UserError(
+            f"{path} is not a checkpoint of mnist-lit's DigitClassifier ({reason}); pass a .ckpt written by `fit`."
+        ) from None
+    return model.eval()

@@ -4,6 +4,7 @@
     python -m mnist_lit test                     # evaluate the best checkpoint of the latest run
     python -m mnist_lit fit --print_config       # every option, as YAML
     python -m mnist_lit predict digit.png        # read digits from pictures (predict.py)
+    python -m mnist_lit export --format onnx     # the network for other programs (export.py)
 
 All defaults live in code (the __init__ signatures plus the values set here), so `fit` with no
 arguments works from any directory and from an installed wheel; configs/default.yaml mirrors them.
@@ -18,7 +19,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from mnist_lit import predict
+from mnist_lit import export, predict
 from mnist_lit.checkpoints import RunCheckpoint, resolve_checkpoint
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import UserError
@@ -51,6 +52,8 @@ CALLBACK_DEFAULTS = {
     "lr_monitor.logging_interval": "epoch",
 }
 EVALUATION_SUBCOMMANDS = ("test", "validate")
+# Commands that read files rather than a datamodule, with their own argparse parsers.
+COMMANDS_BESIDE_LIGHTNING = {"predict": predict.main, "export": export.main}
 
 
 def quiet_irrelevant_messages() -> None:
@@ -112,8 +115,8 @@ def main(args: Optional[list[str]] = None) -> None:
     reuse_freed_memory()
     argv = sys.argv[1:] if args is None else args
     try:
-        if argv[:1] == ["predict"]:
-            raise SystemExit(predict.main(argv[1:]))
+        if argv[:1] and argv[0] in COMMANDS_BESIDE_LIGHTNING:
+            raise SystemExit(COMMANDS_BESIDE_LIGHTNING[argv[0]](argv[1:]))
         MNISTLitCLI(
             DigitClassifier,
             MNISTDataModule,
@@ -125,7 +128,7 @@ def main(args: Optional[list[str]] = None) -> None:
             parser_kwargs={
                 "prog": "python -m mnist_lit",
                 "description": "Train, test and inspect a digit CNN on MNIST. "
-                "`python -m mnist_lit predict --help` reads digits from picture files.",
+                "Also `predict` (digits from picture files) and `export` (ONNX, TorchScript); add --help to either.",
             },
             args=args,
         )

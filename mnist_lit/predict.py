@@ -13,16 +13,15 @@ import argparse
 import csv
 import glob
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from mnist_lit.checkpoints import read_checkpoint, resolve_checkpoint
+from mnist_lit.checkpoints import load_classifier, resolve_checkpoint
 from mnist_lit.errors import UserError
+from mnist_lit.files import replaced_atomically
 from mnist_lit.model import DigitClassifier
 from mnist_lit.preprocess import load_digit
 
@@ -43,20 +42,6 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             paths.append(path)
     return paths
-
-
-def load_model(ckpt_path: Optional[str], checkpoint_dir: str) -> DigitClassifier:
-    """The model of a checkpoint written by `fit` ("best"/None and "last" as for `test`)."""
-    path = resolve_checkpoint(ckpt_path, checkpoint_dir)
-    read_checkpoint(path)  # one clear line for a file that is not a checkpoint at all
-    try:
-        model = DigitClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except (TypeError, KeyError, RuntimeError) as error:
-        reason = "its weights do not fit the network" if isinstance(error, RuntimeError) else f"{type(error).__name__}: {error}"
-        raise UserError(
-            f"{path} is not a checkpoint of mnist-lit's DigitClassifier ({reason}); pass a .ckpt written by `fit`."
-        ) from None
-    return model.eval()
 
 
 @torch.inference_mode()
@@ -82,8 +67,7 @@ def predict(model: DigitClassifier, paths: list[Path]) -> list[dict]:
 
 def write_results(results: list[dict], output: Path) -> None:
     """Results as CSV or JSON (by the file's suffix), written whole or not at all."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=output.parent, suffix=".tmp", delete=False, newline="") as file:
+    with replaced_atomically(output) as temporary, temporary.open("w", newline="") as file:
         if output.suffix.lower() == ".json":
             json.dump(results, file, indent=2)
         else:
@@ -94,7 +78,6 @@ def write_results(results: list[dict], output: Path) -> None:
                 top = [value for pair in result.get("top", []) for value in pair]
                 writer.writerow([result["path"], result.get("digit", ""), result.get("confidence", "")]
                                 + (top or [""] * 2 * TOP) + [result.get("error", "")])
-    os.replace(file.name, output)
 
 
 def format_line(result: dict) -> str:
@@ -114,7 +97,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--output must end in .csv or .json, got {args.output}.")
-    model = load_model(args.ckpt_path, args.checkpoint_dir)
+    model = load_classifier(resolve_checkpoint(args.ckpt_path, args.checkpoint_dir))
     results = predict(model, expand_inputs(args.inputs))
     for result in results:
         if "error" in result:

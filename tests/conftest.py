@@ -2,8 +2,12 @@ import os
 import struct
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
+import torch
+
+from mnist_lit.model import DigitClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 # Where the real MNIST files are looked for, in order: $MNIST_LIT_DATA_DIR (CI points it at the
@@ -38,3 +42,18 @@ def real_mnist() -> Path:
         if (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
             return data_dir
     pytest.fail(f"The real MNIST files are needed in one of {[str(c) for c in candidates]} (under MNIST/raw/).")
+
+
+def save_checkpoint(path: Path, model: L.LightningModule) -> Path:
+    """``model`` saved as Lightning saves checkpoints, without training it."""
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    """An untrained DigitClassifier's checkpoint, for tests about files and messages, not accuracy."""
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "model.ckpt", DigitClassifier(hidden_units=32))

@@ -8,27 +8,14 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from conftest import save_checkpoint
 from mnist_lit.cli import main
-from mnist_lit.model import DigitClassifier
 from mnist_lit.predict import expand_inputs
 
 
 @pytest.fixture(autouse=True)
 def no_pytest_argv(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["mnist-lit"])
-
-
-def save_checkpoint(path: Path, model: L.LightningModule) -> Path:
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(path)
-    return path
-
-
-@pytest.fixture
-def checkpoint(tmp_path) -> Path:
-    # Untrained weights: these tests are about files and messages, not accuracy.
-    return save_checkpoint(tmp_path / "model.ckpt", DigitClassifier(hidden_units=32))
 
 
 def digit_picture(path: Path) -> Path:

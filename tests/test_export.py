@@ -1,0 +1,81 @@
+import json
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from torchvision.datasets import MNIST
+
+from mnist_lit.checkpoints import load_classifier
+from mnist_lit.cli import main
+from mnist_lit.data import MNIST_MEAN, MNIST_STD, normalize
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def no_pytest_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["mnist-lit"])
+
+
+@pytest.fixture(scope="module")
+def test_pixels(real_mnist) -> np.ndarray:
+    return MNIST(real_mnist, train=False, download=False).data[:256].unsqueeze(1).numpy()
+
+
+def run_export(capsys, *args) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit:
+        main(["export", *map(str, args)])
+    captured = capsys.readouterr()
+    return exit.value.code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("format, suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
+def test_export_matches_the_lightning_model_on_real_digits(capsys, tmp_path, checkpoint, test_pixels, format, suffix):
+    output = tmp_path / "out" / f"digits{suffix}"
+    code, out, _ = run_export(capsys, "--format", format, "--ckpt_path", checkpoint, "--output", output)
+    assert code == 0 and str(output) in out
+    # The model file and its sidecar, nothing else (no temporary or external-data files).
+    assert sorted(p.name for p in output.parent.iterdir()) == sorted([output.name, "digits.json"])
+
+    images = normalize(torch.from_numpy(test_pixels))
+    with torch.inference_mode():
+        expected = load_classifier(checkpoint)(images).numpy()
+    if format == "onnx":
+        session = onnxruntime.InferenceSession(str(output))
+        run = lambda batch: session.run(None, {"images": batch.numpy()})[0]  # noqa: E731
+    else:
+        loaded = torch.jit.load(str(output))
+        run = lambda batch: loaded(batch).detach().numpy()  # noqa: E731
+    for size in (256, 1):  # any batch size
+        assert np.abs(run(images[:size]) - expected[:size]).max() < 1e-4
+
+    info = json.loads((output.parent / "digits.json").read_text())
+    assert info["normalization"]["mean"] == MNIST_MEAN and info["normalization"]["std"] == MNIST_STD
+    assert info["labels"] == [str(d) for d in range(10)] and info["format"] == format
+    assert info["checkpoint"] == str(checkpoint)
+
+
+def test_the_readme_lines_run_the_onnx_file_without_mnist_lit(capsys, tmp_path, checkpoint, test_pixels, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_export(capsys, "--format", "onnx", "--ckpt_path", checkpoint)[0] == 0
+    block = re.search(r"\n(    import numpy as np, onnxruntime\n(?:    .*\n){2})", README.read_text()).group(1)
+    namespace = {"pixels": test_pixels}
+    exec(textwrap.dedent(block), namespace)
+    with torch.inference_mode():
+        expected = load_classifier(checkpoint)(normalize(torch.from_numpy(test_pixels))).numpy()
+    assert np.abs(namespace["logits"] - expected).max() < 1e-4
+
+
+def test_onnx_without_its_packages_says_what_to_install(capsys, tmp_path, checkpoint, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxscript" else find_spec(name, *a))
+    code, _, err = run_export(capsys, "--format", "onnx", "--ckpt_path", checkpoint, "--output", tmp_path / "m.onnx")
+    assert code == 1 and "pip install 'mnist-lit[onnx]'" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [checkpoint]
