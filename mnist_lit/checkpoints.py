@@ -58,6 +58,12 @@ def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:
     return best
 
 
+def run_name(checkpoint: Path, checkpoint_dir: str) -> Optional[str]:
+    """The run folder (``version_N``) of a checkpoint that `fit` wrote under ``checkpoint_dir``, else None."""
+    folder = checkpoint.resolve().parent
+    return folder.name if folder.parent == Path(checkpoint_dir).resolve() else None
+
+
 def read_checkpoint(path: Path) -> dict:
     """Load a checkpoint with torch's safe (tensors and plain values only) loader."""
     try:

@@ -13,26 +13,29 @@ arguments works from any directory and from an installed wheel; configs/default.
 import logging
 import sys
 import warnings
+from pathlib import Path
 from typing import Optional
 
+from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from mnist_lit import export, predict
-from mnist_lit.checkpoints import RunCheckpoint, resolve_checkpoint
+from mnist_lit.checkpoints import RunCheckpoint, resolve_checkpoint, run_name
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import UserError
 from mnist_lit.hardware import fast_precision, reuse_freed_memory
-from mnist_lit.metrics import print_per_class_report
 from mnist_lit.model import DigitClassifier
 from mnist_lit.progress import ProgressBar
+from mnist_lit.report import EvaluationReport
 
 TRAINER_DEFAULTS = {
     "max_epochs": 5,
     "logger": {
-        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        "init_args": {"save_dir": "logs", "name": ""},
+        "class_path": "mnist_lit.logger.TensorBoardLogger",
+        # default_hp_metric: the logger fills the HPARAMS tab with real metrics instead (logger.py).
+        "init_args": {"save_dir": "logs", "name": "", "default_hp_metric": False},
     },
 }
 CALLBACK_DEFAULTS = {
@@ -83,6 +86,7 @@ class MNISTLitCLI(LightningCLI):
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.add_lightning_class_args(ProgressBar, "progress_bar")
+        parser.add_lightning_class_args(EvaluationReport, "report")
         parser.set_defaults(CALLBACK_DEFAULTS)
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
@@ -95,8 +99,18 @@ class MNISTLitCLI(LightningCLI):
         config = self.config[subcommand]
         if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
+        # Evaluating a run's checkpoint logs into that run's folder: its report files go beside
+        # its training curves, and TensorBoard shows its validation and test metrics in one row.
+        run = run_name(Path(config.ckpt_path), config.checkpoint.dirpath) if config.ckpt_path else None
+        logger = config.trainer.logger
+        if subcommand in EVALUATION_SUBCOMMANDS and run and isinstance(logger, Namespace) and "init_args" in logger:
+            if logger.init_args.get("version") is None:
+                logger.init_args.version = run
 
     def before_instantiate_classes(self) -> None:
+        # Every command saves its configuration in the run's folder; `test` must not overwrite `fit`'s.
+        if self.subcommand != "fit":
+            self.save_config_kwargs["config_filename"] = f"{self.subcommand}_config.yaml"
         # precision null (the default) means the fastest one this hardware computes accurately.
         trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
         if trainer.precision is None:
@@ -104,10 +118,6 @@ class MNISTLitCLI(LightningCLI):
 
     def before_test(self) -> None:
         print(f"Evaluating {self.config.test.ckpt_path}")
-
-    def after_test(self) -> None:
-        if self.trainer.is_global_zero and self.model.test_per_class_results:
-            print_per_class_report(self.model.test_per_class_results)
 
 
 def main(args: Optional[list[str]] = None) -> None:

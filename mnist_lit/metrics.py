@@ -1,4 +1,4 @@
-"""Classification metrics (torchmetrics) and the per-class report printed after `test`.
+"""Classification metrics, all computed by torchmetrics.
 
 Every metric sets ``average=`` explicitly: torchmetrics' MulticlassAccuracy defaults to a
 macro average, while the Keras accuracy this project reproduces is micro (the fraction
@@ -6,9 +6,7 @@ of digits classified correctly).
 """
 
 import torch
-from rich.console import Console
-from rich.table import Table
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -16,6 +14,7 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
+from torchmetrics.utilities import dim_zero_cat
 
 
 def summary_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -31,42 +30,40 @@ def summary_metrics(num_classes: int, prefix: str) -> MetricCollection:
     )
 
 
-def per_class_metrics(num_classes: int) -> MetricCollection:
-    """Precision, recall and F1 for each class, and the confusion matrix (rows: true class)."""
-    return MetricCollection(
-        {
-            "precision": MulticlassPrecision(num_classes, average="none"),
-            "recall": MulticlassRecall(num_classes, average="none"),
-            "f1": MulticlassF1Score(num_classes, average="none"),
-            "confusion_matrix": MulticlassConfusionMatrix(num_classes),
-        }
-    )
+def evaluation_metrics(num_classes: int) -> MetricCollection:
+    """What the test report shows: accuracy, precision/recall/F1 per class and as macro and
+    weighted averages, and the confusion matrix (rows: true class)."""
+    metrics = {
+        "accuracy": MulticlassAccuracy(num_classes, average="micro"),
+        "confusion_matrix": MulticlassConfusionMatrix(num_classes),
+    }
+    for average in ("none", "macro", "weighted"):
+        metrics[f"precision_{average}"] = MulticlassPrecision(num_classes, average=average)
+        metrics[f"recall_{average}"] = MulticlassRecall(num_classes, average=average)
+        metrics[f"f1_{average}"] = MulticlassF1Score(num_classes, average=average)
+    return MetricCollection(metrics)  # the nine precision/recall/F1 share one set of counts
 
 
-def print_per_class_report(results: dict[str, torch.Tensor], console: Console | None = None) -> None:
-    """Print the per-class table and the confusion matrix computed by ``per_class_metrics``."""
-    console = console or Console()
-    confusion = results["confusion_matrix"].long()
-    support = confusion.sum(dim=1)
-    classes = range(len(support))
+class ConfidentMistakes(Metric):
+    """The wrongly classified images with true class, predicted class and confidence, most confident first."""
 
-    report = Table(title="Per-class test metrics")
-    for column in ("digit", "precision", "recall", "f1", "support"):
-        report.add_column(column, justify="right")
-    for c in classes:
-        scores = (f"{results[name][c].item():.4f}" for name in ("precision", "recall", "f1"))
-        report.add_row(str(c), *scores, str(support[c].item()))
-    console.print(report)
+    full_state_update = False
 
-    matrix = Table(title="Confusion matrix (rows: true digit, columns: predicted digit)")
-    matrix.add_column("true", justify="right", style="bold")
-    for c in classes:
-        matrix.add_column(str(c), justify="right")
-    for true in classes:
-        # Off-diagonal counts are the mistakes a reader is looking for; highlight them.
-        cells = [
-            f"[green]{n}[/]" if true == pred else (f"[red]{n}[/]" if n else "[dim]0[/]")
-            for pred, n in enumerate(confusion[true].tolist())
-        ]
-        matrix.add_row(str(true), *cells)
-    console.print(matrix)
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # "cat": in multi-process runs every process's mistakes are gathered.
+        for name in ("images", "targets", "preds", "confidences"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, images: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        confidences, preds = logits.float().softmax(dim=1).max(dim=1)
+        wrong = preds != targets
+        self.images.append(images[wrong])
+        self.targets.append(targets[wrong])
+        self.preds.append(preds[wrong])
+        self.confidences.append(confidences[wrong])
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        mistakes = {name: dim_zero_cat(getattr(self, name)) for name in ("images", "targets", "preds", "confidences")}
+        order = mistakes["confidences"].argsort(descending=True)
+        return {name: values[order] for name, values in mistakes.items()}

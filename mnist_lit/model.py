@@ -9,9 +9,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lit.errors import UserError
-from mnist_lit.metrics import per_class_metrics, summary_metrics
+from mnist_lit.metrics import ConfidentMistakes, evaluation_metrics, summary_metrics
 from mnist_lit.network import DigitCNN
 
 NUM_CLASSES = 10
@@ -58,10 +59,15 @@ class DigitClassifier(L.LightningModule):
         self.train_metrics = summary_metrics(NUM_CLASSES, prefix="train/")
         self.val_metrics = summary_metrics(NUM_CLASSES, prefix="val/")
         self.test_metrics = summary_metrics(NUM_CLASSES, prefix="test/")
-        self.test_per_class = per_class_metrics(NUM_CLASSES)
         self.val_acc_best = MaxMetric()
-        # Filled at the end of `test`, while every process is still there to sync with.
-        self.test_per_class_results: dict[str, torch.Tensor] = {}
+        # For the pictures and the report (report.py), which read the results kept below. They
+        # are computed at epoch end, while every process is still there to sync with.
+        self.val_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
+        self.test_evaluation = evaluation_metrics(NUM_CLASSES)
+        self.test_mistakes = ConfidentMistakes()
+        self.val_confusion_matrix: torch.Tensor | None = None
+        self.test_results: dict[str, torch.Tensor] = {}
+        self.test_mistake_results: dict[str, torch.Tensor] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -93,6 +99,7 @@ class DigitClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         self.val_metrics.update(logits, labels)
+        self.val_confusion.update(logits, labels)
         self.log("val/loss", F.cross_entropy(logits, labels))
         self.log_dict(self.val_metrics)
 
@@ -100,21 +107,23 @@ class DigitClassifier(L.LightningModule):
         self.val_acc_best.update(self.val_metrics["acc"].compute())
         best = self.val_acc_best.compute()
         self.log("val/acc_best", best)
-        # TensorBoard's HPARAMS tab shows `hp_metric` beside the hyperparameters.
-        self.log("hp_metric", best)
+        self.val_confusion_matrix = self.val_confusion.compute().cpu()
+        self.val_confusion.reset()
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
         self.test_metrics.update(logits, labels)
-        self.test_per_class.update(logits, labels)
+        self.test_evaluation.update(logits, labels)
+        self.test_mistakes.update(images, logits, labels)
         self.log("test/loss", F.cross_entropy(logits, labels))
         self.log_dict(self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        self.test_per_class_results = {name: value.cpu() for name, value in self.test_per_class.compute().items()}
-        self.test_per_class.reset()
-        self.log("hp_metric", self.test_metrics["acc"].compute())
+        self.test_results = {name: value.cpu() for name, value in self.test_evaluation.compute().items()}
+        self.test_mistake_results = {name: value.cpu() for name, value in self.test_mistakes.compute().items()}
+        self.test_evaluation.reset()
+        self.test_mistakes.reset()
 
     def configure_optimizers(self):
         # fused: one kernel updates every parameter, instead of a few per parameter tensor.

@@ -34,6 +34,18 @@ def tiny_mnist(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def hand_made_predictions() -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) of seven digits of four classes, small enough to check by hand.
+
+    Classes have 3, 2, 1 and 1 digits, so macro and weighted averages differ, and class 3 is
+    never predicted, so its precision divides by zero.
+    """
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 3])
+    preds = torch.tensor([0, 0, 1, 1, 2, 2, 0])
+    return torch.nn.functional.one_hot(preds, 4).float(), labels
+
+
 @pytest.fixture(scope="session")
 def real_mnist() -> Path:
     env = os.environ.get("MNIST_LIT_DATA_DIR")

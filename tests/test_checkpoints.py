@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lit.checkpoints import resolve_checkpoint
+from mnist_lit.checkpoints import resolve_checkpoint, run_name
 from mnist_lit.errors import UserError
 
 
@@ -41,6 +41,15 @@ def test_last_is_last_ckpt_of_the_latest_run(two_runs):
 def test_an_explicit_path_is_taken_as_is(two_runs):
     path = two_runs / "version_0" / "last.ckpt"
     assert resolve_checkpoint(str(path), str(two_runs)) == path
+
+
+def test_a_checkpoint_belongs_to_the_run_folder_fit_wrote_it_in(two_runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative and absolute spellings of the same folders
+    assert run_name(two_runs / "version_1" / "last.ckpt", "checkpoints") == "version_1"
+    assert run_name(Path("checkpoints/version_0/last.ckpt"), str(two_runs)) == "version_0"
+    # Anywhere else it belongs to no run: `test` then starts a new one.
+    assert run_name(tmp_path / "model.ckpt", "checkpoints") is None
+    assert run_name(two_runs / "version_1" / "last.ckpt", str(tmp_path / "other")) is None
 
 
 def test_no_checkpoint_at_all_says_how_to_get_one(tmp_path):

@@ -65,21 +65,45 @@ def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, test_out
     assert "Per-class test metrics" in test_output and "Confusion matrix" in test_output
 
 
-def scalar_tags_and_hparams(log_dir: Path) -> tuple[set, set]:
-    events = EventAccumulator(str(log_dir))
+def read_events(log_dir: Path) -> tuple[EventAccumulator, set, set]:
+    """The run's events, its hyperparameter names and the metric names of its HPARAMS entry."""
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
     events.Reload()
-    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
-    return set(events.Tags()["scalars"]), set(hparams)
+    content = events.PluginTagToContent("hparams")
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    return events, set(hparams.session_start_info.hparams), {info.name.tag for info in experiment.metric_infos}
 
 
-def test_tensorboard_shows_training_testing_and_hyperparameters(workdir, test_output):
-    fit_tags, fit_hparams = scalar_tags_and_hparams(workdir / "logs" / "version_0")
-    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "lr-Adam"} <= fit_tags
-    assert {"lr", "lr_decay", "hidden_units", "batch_size"} <= fit_hparams
-    test_tags, test_hparams = scalar_tags_and_hparams(workdir / "logs" / "version_1")
-    assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"} <= test_tags
-    assert "hidden_units" in test_hparams
+def test_test_reports_into_the_folder_of_the_run_it_evaluates(workdir, test_output):
+    run = workdir / "logs" / "version_0"
+    assert [p.name for p in (workdir / "logs").iterdir()] == ["version_0"]  # no new run for `test`
+    assert "Report written to logs/version_0: report.json, confusion_matrix.png, mistakes.png" in test_output
+    report = json.loads((run / "report.json").read_text())
+    assert report["checkpoint"].startswith(str(workdir / "checkpoints" / "version_0" / "epoch=00-val_acc="))
+    assert report["data"]["images"] == 10_000 and report["accuracy"] >= 0.97
+    assert sum(map(sum, report["confusion_matrix"])) == 10_000
+    assert "Most confused (true as predicted): " in test_output
+    # `test` saves its own configuration beside the one `fit` saved, not over it.
+    assert "max_epochs: 1" in (run / "config.yaml").read_text()
+    assert (run / "test_config.yaml").is_file()
+
+
+def test_tensorboard_shows_training_testing_pictures_and_hyperparameters(workdir, test_output):
+    events, hparams, hparams_metrics = read_events(workdir / "logs" / "version_0")
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "lr-Adam"} <= scalars
+    assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"} <= scalars
+    assert {"lr", "lr_decay", "hidden_units", "batch_size"} <= hparams
+    assert "_instantiator" not in hparams
+    # The HPARAMS tab's columns: the final validation and test metrics, all logged as scalars.
+    assert {"val/acc_best", "val/acc", "test/acc", "test/f1"} <= hparams_metrics <= scalars
+    assert set(events.Tags()["images"]) == {"val/confusion_matrix", "test/confusion_matrix", "test/mistakes"}
+    (last_epoch,) = events.Images("val/confusion_matrix")  # one per epoch; quick.yaml trains one
+    assert last_epoch.step == events.Scalars("val/acc")[-1].step
+    for tag in ("test/confusion_matrix", "test/mistakes"):
+        (image,) = events.Images(tag)
+        assert image.width >= 500 and image.height >= 200
 
 
 def write_varied_digits(folder: Path, data_dir: Path, count: int) -> list[int]:

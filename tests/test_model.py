@@ -51,12 +51,19 @@ def test_fit_and_test_log_the_metrics_users_read(tiny_mnist):
 
     (results,) = trainer.test(model, data, verbose=False)
     assert set(results) >= {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"}
-    per_class = model.test_per_class_results
-    assert per_class["confusion_matrix"].sum() == 30  # every test digit counted once
-    assert per_class["f1"].shape == (10,)
+    confusion = model.test_results["confusion_matrix"]
+    assert confusion.sum() == 30  # every test digit counted once
+    assert model.test_results["f1_none"].shape == (10,)
     # The summary accuracy agrees with the confusion matrix it was computed next to.
-    confusion = per_class["confusion_matrix"]
     assert results["test/acc"] == pytest.approx((confusion.trace() / confusion.sum()).item())
+    # Every wrong digit is kept for the mistakes picture, most confident first.
+    mistakes = model.test_mistake_results
+    assert len(mistakes["targets"]) == confusion.sum() - confusion.trace()
+    assert (mistakes["preds"] != mistakes["targets"]).all()
+    assert mistakes["images"].shape[1:] == (1, 28, 28)
+    assert (mistakes["confidences"].diff() <= 0).all()
+    # The validation confusion matrix of the last epoch is kept for its picture, then restarted.
+    assert model.val_confusion_matrix.sum() == 20
 
 
 class StepLosses(L.Callback):

@@ -1,0 +1,68 @@
+"""The evaluation's pictures: the confusion matrix and the most confident mistakes.
+
+Plain matplotlib Figures (no pyplot state), so they can be saved as PNG files and handed to
+TensorBoard's ``add_figure`` alike.
+"""
+
+import torch
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+
+def confusion_matrix_figure(confusion: torch.Tensor, title: str) -> Figure:
+    """Rows (true classes) normalized to fractions, every non-zero cell annotated with its count and share.
+
+    The colours are on a log scale: with 99% on the diagonal, a linear scale would paint every
+    mistake the same white, and mistakes are what a reader looks for.
+    """
+    counts = confusion.long().cpu()
+    fractions = counts.double() / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    num_classes = len(counts)
+    smallest = 1 / max(counts.sum(dim=1).max().item(), 1)  # one image of the largest class
+
+    # Fixed margins: a layout engine would double the drawing time, which `fit` pays every epoch.
+    figure = Figure(figsize=(8.5, 7.5))
+    axes = figure.add_axes((0.08, 0.08, 0.78, 0.86))
+    masked = torch.where(counts > 0, fractions, torch.nan).numpy()  # empty cells stay white
+    image = axes.imshow(masked, cmap="Blues", norm=LogNorm(vmin=smallest, vmax=1))
+    colorbar = figure.colorbar(image, cax=figure.add_axes((0.87, 0.18, 0.025, 0.66)))
+    colorbar.set_label("share of the true class (log scale)")
+    for true in range(num_classes):
+        for predicted in range(num_classes):
+            count = counts[true, predicted].item()
+            if count == 0:
+                continue
+            share = fractions[true, predicted].item()
+            colour = "white" if share > 0.3 else "black"
+            axes.text(predicted, true, f"{count:,}\n{share:.1%}", ha="center", va="center", fontsize=7, color=colour)
+    ticks = range(num_classes)
+    axes.set_xticks(ticks)
+    axes.set_yticks(ticks)
+    axes.set_xlabel("predicted digit")
+    axes.set_ylabel("true digit")
+    axes.set_title(f"{title}: {counts.trace().item():,} of {counts.sum().item():,} correct")
+    return figure
+
+
+def mistakes_figure(mistakes: dict[str, torch.Tensor], shown: int, columns: int = 8) -> Figure:
+    """A grid of the ``shown`` most confident mistakes, each titled "true → predicted" with the confidence.
+
+    ``mistakes`` is ``ConfidentMistakes.compute()``: images, targets, preds and confidences,
+    most confident first.
+    """
+    total = len(mistakes["targets"])
+    count = min(shown, total)
+    rows = max(1, -(-count // columns))
+    figure = Figure(figsize=(1.4 * columns, 1.6 * rows + 0.6), layout="constrained")
+    figure.suptitle(f"The {count} most confident of {total:,} mistakes (true → predicted, confidence)")
+    for index, axes in enumerate(figure.subplots(rows, columns, squeeze=False).flat):
+        axes.set_axis_off()
+        if index >= count:
+            continue
+        # Dark ink on white, as digits are usually seen; the model sees the inverse.
+        axes.imshow(mistakes["images"][index].squeeze(0).float().numpy(), cmap="gray_r")
+        true, predicted = mistakes["targets"][index].item(), mistakes["preds"][index].item()
+        axes.set_title(f"{true} → {predicted}  {mistakes['confidences'][index].item():.1%}", fontsize=9)
+    if count == 0:
+        figure.text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=14)
+    return figure

@@ -1,0 +1,113 @@
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from rich.console import Console
+
+from mnist_lit import __version__
+from mnist_lit.figures import confusion_matrix_figure, mistakes_figure
+from mnist_lit.metrics import ConfidentMistakes, evaluation_metrics
+from mnist_lit.report import classification_report, most_confused, print_report, write_report
+
+DATA = {"dataset": "MNIST test set", "data_dir": "/data", "images": 7}
+
+
+@pytest.fixture
+def report_files(tmp_path, hand_made_predictions):
+    """The report files of the hand-made example, written as `test` writes them."""
+    logits, labels = hand_made_predictions
+    metrics, mistakes = evaluation_metrics(4), ConfidentMistakes()
+    metrics.update(logits, labels)
+    mistakes.update(torch.rand(7, 1, 28, 28), logits, labels)
+    results = metrics.compute()
+    report = classification_report(results, str(tmp_path / "model.ckpt"), DATA)
+    figures = confusion_matrix_figure(results["confusion_matrix"], "Test"), mistakes_figure(mistakes.compute(), 32)
+    return write_report(tmp_path / "run", report, *figures)
+
+
+def scores_from_confusion(confusion: np.ndarray) -> dict:
+    """Precision, recall and F1 per class and averaged, straight from their definitions."""
+    true_positives = np.diag(confusion).astype(float)
+    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    # A class never predicted (or never present) scores 0, as in scikit-learn and torchmetrics.
+    precision = np.divide(true_positives, predicted, out=np.zeros(len(confusion)), where=predicted > 0)
+    recall = np.divide(true_positives, support, out=np.zeros(len(confusion)), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros(len(confusion)), where=both > 0)
+    per_class = {"precision": precision, "recall": recall, "f1": f1}
+    return {
+        "per_class": per_class,
+        "macro_avg": {name: values.mean() for name, values in per_class.items()},
+        "weighted_avg": {name: (values * support).sum() / support.sum() for name, values in per_class.items()},
+    }
+
+
+def test_report_json_agrees_with_the_confusion_matrix(report_files, hand_made_predictions):
+    report = json.loads(report_files[0].read_text())
+    logits, labels = hand_made_predictions
+    confusion = np.zeros((4, 4), dtype=int)
+    np.add.at(confusion, (labels.numpy(), logits.argmax(1).numpy()), 1)
+    assert report["confusion_matrix"] == confusion.tolist()
+
+    expected = scores_from_confusion(confusion)
+    for name in ("precision", "recall", "f1"):
+        assert [report["per_class"][str(c)][name] for c in range(4)] == pytest.approx(expected["per_class"][name])
+        assert report["macro_avg"][name] == pytest.approx(expected["macro_avg"][name])
+        assert report["weighted_avg"][name] == pytest.approx(expected["weighted_avg"][name])
+    # The example is chosen so that swapping the two averages would be caught.
+    assert report["macro_avg"]["precision"] != pytest.approx(report["weighted_avg"]["precision"])
+    assert report["per_class"]["3"]["precision"] == 0  # never predicted: 0, not NaN
+    assert [report["per_class"][str(c)]["support"] for c in range(4)] == [3, 2, 1, 1]
+    assert report["accuracy"] == pytest.approx(4 / 7)
+
+
+def test_report_json_says_what_was_evaluated(report_files, tmp_path):
+    report = json.loads(report_files[0].read_text())
+    assert report["checkpoint"] == str(tmp_path / "model.ckpt")
+    assert report["data"] == DATA
+    assert report["mnist_lit_version"] == __version__
+
+
+def test_pictures_are_pngs_of_a_readable_size(report_files):
+    names = [path.name for path in report_files]
+    assert names == ["report.json", "confusion_matrix.png", "mistakes.png"]
+    for path in report_files[1:]:
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            assert 500 <= image.width <= 2000 and 200 <= image.height <= 2000
+            image.load()  # decodes in full
+    assert sorted(path.name for path in report_files[0].parent.iterdir()) == sorted(names)  # no temporary files
+
+
+def test_most_confused_lists_the_largest_mistakes_first():
+    confusion = torch.tensor([[5, 1, 0], [4, 5, 0], [0, 2, 5]])
+    assert most_confused(confusion, count=2) == [
+        {"true": 1, "predicted": 0, "count": 4},
+        {"true": 2, "predicted": 1, "count": 2},
+    ]
+    assert most_confused(torch.eye(3, dtype=torch.long) * 7) == []  # no mistakes, nothing listed
+
+
+def test_terminal_report_has_classes_averages_and_the_matrix(report_files):
+    report = json.loads(report_files[0].read_text())
+    console = Console(record=True, width=120, file=io.StringIO())
+    print_report(report, console)
+    text = console.export_text()
+    rows = [line.replace("│", " ").split() for line in text.splitlines()]
+    # digit, precision, recall, f1, support
+    assert ["0", "0.6667", "0.6667", "0.6667", "3"] in rows
+    assert ["3", "0.0000", "0.0000", "0.0000", "1"] in rows
+    assert ["macro", "avg", "0.4167", "0.5417", "0.4583", "7"] in rows
+    assert ["weighted", "avg", "0.5000", "0.5714", "0.5238", "7"] in rows
+    assert ["accuracy", "0.5714", "7"] in rows
+    assert ["0", "2", "1", "0", "0"] in rows  # the confusion matrix's first row
+    assert "Most confused (true as predicted): 0 as 1 (1), 1 as 2 (1), 3 as 0 (1)" in text
+
+
+def test_mistakes_picture_with_no_mistakes_still_draws():
+    empty = {name: torch.zeros(0) for name in ("targets", "preds", "confidences")}
+    figure = mistakes_figure({**empty, "images": torch.zeros(0, 1, 28, 28)}, shown=32)
+    assert "0 most confident of 0 mistakes" in figure._suptitle.get_text()
