@@ -99,11 +99,12 @@ class MNISTLitCLI(LightningCLI):
         config = self.config[subcommand]
         if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
-        # Evaluating a run's checkpoint logs into that run's folder: its report files go beside
-        # its training curves, and TensorBoard shows its validation and test metrics in one row.
+        # Testing a run's checkpoint logs into that run's folder: the report files go beside its
+        # training curves, and TensorBoard shows its validation and test metrics in one row.
+        # (`validate` does not: its step-0 values would land on the run's validation curves.)
         run = run_name(Path(config.ckpt_path), config.checkpoint.dirpath) if config.ckpt_path else None
         logger = config.trainer.logger
-        if subcommand in EVALUATION_SUBCOMMANDS and run and isinstance(logger, Namespace) and "init_args" in logger:
+        if subcommand == "test" and run and isinstance(logger, Namespace) and "init_args" in logger:
             if logger.init_args.get("version") is None:
                 logger.init_args.version = run
 
