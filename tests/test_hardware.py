@@ -1,3 +1,4 @@
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -49,9 +50,11 @@ FAULTS_PER_STEP = textwrap.dedent("""
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_training_steps_reuse_memory_instead_of_faulting_in_fresh_pages():
     # Fresh processes, so that nothing else has tuned the allocator yet.
-    def faults_per_step(mode: str) -> float:
-        run = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, mode], capture_output=True, text=True, check=True)
+    def faults_per_step() -> float:
+        run = subprocess.run([sys.executable, "-c", FAULTS_PER_STEP, "reuse"], capture_output=True, text=True, check=True)
         return float(run.stdout)
 
-    # glibc's defaults fault in every activation afresh: thousands of page faults per step.
-    assert faults_per_step("reuse") < faults_per_step("default") / 5
+    # Measured on this network with glibc's defaults: 1,600-7,000 page faults per step in 8 of 10
+    # fresh processes (in the other two its adaptive mmap threshold happened to settle early), and
+    # 0-250 with reuse_freed_memory(). The median of three keeps one odd process from deciding.
+    assert statistics.median(faults_per_step() for _ in range(3)) < 1000
