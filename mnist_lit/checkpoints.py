@@ -9,9 +9,11 @@ from typing import Iterable, Optional
 
 import lightning as L
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from mnist_lit.errors import UserError
+from mnist_lit.files import replaced_atomically
 from mnist_lit.model import DigitClassifier
 
 LAST = "last.ckpt"
@@ -23,8 +25,10 @@ class RunCheckpoint(ModelCheckpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.fitting = stage == "fit"
         self.runs_dir = getattr(self, "runs_dir", self.dirpath)  # the configured dirpath, before any run folder
-        if self.fitting and self.runs_dir is not None and trainer.logger is not None and trainer.logger.log_dir:
-            self.dirpath = str(Path(self.runs_dir) / Path(trainer.logger.log_dir).name)
+        # trainer.log_dir, not the logger's: it is broadcast, so every process of a multi-process
+        # run agrees on the folder even while rank 0 is creating the next version.
+        if self.fitting and self.runs_dir is not None and trainer.logger is not None and trainer.log_dir:
+            self.dirpath = str(Path(self.runs_dir) / Path(trainer.log_dir).name)
         super().setup(trainer, pl_module, stage)
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -32,6 +36,22 @@ class RunCheckpoint(ModelCheckpoint):
         # restoring here would only warn that the checkpoint came from another folder.
         if self.fitting:
             super().load_state_dict(state_dict)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in its own folder, then renames it into place.
+
+    A kill at any moment leaves the previous file or the new one, never a truncated one. Lightning's
+    own save writes into the system's temporary folder and moves the file from there: a copy, not
+    a rename, when that folder is on another file system (tmpfs, often), so a kill during the
+    copy would leave a truncated checkpoint behind.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[object] = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}.")
+        with replaced_atomically(Path(path)) as temporary:
+            torch.save(checkpoint, temporary)
 
 
 def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:

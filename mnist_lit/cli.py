@@ -32,6 +32,7 @@ from mnist_lit.report import EvaluationReport
 
 TRAINER_DEFAULTS = {
     "max_epochs": 5,
+    "plugins": {"class_path": "mnist_lit.checkpoints.AtomicCheckpointIO"},
     "logger": {
         "class_path": "mnist_lit.logger.TensorBoardLogger",
         # default_hp_metric: the logger fills the HPARAMS tab with real metrics instead (logger.py).
@@ -99,19 +100,22 @@ class MNISTLitCLI(LightningCLI):
         config = self.config[subcommand]
         if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
-        # Testing a run's checkpoint logs into that run's folder: the report files go beside its
-        # training curves, and TensorBoard shows its validation and test metrics in one row.
-        # (`validate` does not: its step-0 values would land on the run's validation curves.)
+        # Resuming a fit, or testing a run's checkpoint, logs into that run's folder: a resumed run
+        # continues its own curves and checkpoints, and `test` puts its report beside them, so
+        # TensorBoard shows the run's validation and test metrics in one row. (`validate` does
+        # not: its step-0 values would land on the run's validation curves.)
         run = run_name(Path(config.ckpt_path), config.checkpoint.dirpath) if config.ckpt_path else None
         logger = config.trainer.logger
-        if subcommand == "test" and run and isinstance(logger, Namespace) and "init_args" in logger:
+        if subcommand in ("fit", "test") and run and isinstance(logger, Namespace) and "init_args" in logger:
             if logger.init_args.get("version") is None:
                 logger.init_args.version = run
 
     def before_instantiate_classes(self) -> None:
-        # Every command saves its configuration in the run's folder; `test` must not overwrite `fit`'s.
+        # Every command saves its configuration in the run's folder, none over the first `fit`'s.
         if self.subcommand != "fit":
             self.save_config_kwargs["config_filename"] = f"{self.subcommand}_config.yaml"
+        elif self.config.fit.ckpt_path is not None:
+            self.save_config_kwargs["config_filename"] = "resume_config.yaml"
         # precision null (the default) means the fastest one this hardware computes accurately.
         trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
         if trainer.precision is None:

@@ -1,0 +1,75 @@
+"""Interrupting `fit` with SIGKILL and resuming it with `--ckpt_path last`, on the real MNIST files."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mnist_lit.checkpoints import read_checkpoint
+
+pytestmark = pytest.mark.e2e
+# Three short epochs: enough to kill one in the middle and still compare the end.
+OPTIONS = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "150"]
+
+
+def fit(cwd: Path, data_dir: Path, *args: str) -> subprocess.Popen:
+    cwd.mkdir(exist_ok=True)
+    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir)}
+    command = [sys.executable, "-m", "mnist_lit", "fit", *OPTIONS, *args]
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def last_state(cwd: Path) -> dict:
+    checkpoint = read_checkpoint(cwd / "checkpoints" / "version_0" / "last.ckpt")
+    early_stopping = next(s for k, s in checkpoint["callbacks"].items() if k.startswith("EarlyStopping"))
+    return {
+        "epoch": checkpoint["epoch"],
+        "global_step": checkpoint["global_step"],
+        "lr": checkpoint["optimizer_states"][0]["param_groups"][0]["lr"],
+        "scheduler_epochs": checkpoint["lr_schedulers"][0]["last_epoch"],
+        "val_acc": early_stopping["best_score"].item(),
+    }
+
+
+def test_a_killed_fit_resumes_where_it_stopped(tmp_path, real_mnist):
+    uninterrupted = fit(tmp_path / "uninterrupted", real_mnist)
+
+    killed = fit(tmp_path / "killed", real_mnist)
+    for line in killed.stdout:  # one line per finished epoch, printed after its checkpoint is written
+        if line.startswith("Epoch 1/3:"):
+            break
+    time.sleep(1.0)  # into the second epoch (about 2 s here)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    run = tmp_path / "killed"
+    assert last_state(run)["epoch"] == 0, "the kill should land in the second epoch"
+
+    resumed_output = finish(fit(run, real_mnist, "--ckpt_path", "last"))
+    finish(uninterrupted)
+
+    assert "Restoring states from the checkpoint path at checkpoints/version_0/last.ckpt" in resumed_output
+    # The same run continues: no new version, the epoch counter, step, LR schedule and
+    # early-stopping state carried over.
+    assert [p.name for p in (run / "logs").iterdir()] == ["version_0"]
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["version_0"]
+    assert "Epoch 2/3:" in resumed_output and "Epoch 1/3:" not in resumed_output
+    resumed, reference = last_state(run), last_state(tmp_path / "uninterrupted")
+    assert {k: resumed[k] for k in ("epoch", "global_step", "scheduler_epochs")} == {
+        k: reference[k] for k in ("epoch", "global_step", "scheduler_epochs")
+    }
+    assert resumed["lr"] == pytest.approx(reference["lr"])
+    # The resumed epochs see the digits in another order, so the result matches within noise.
+    assert resumed["val_acc"] == pytest.approx(reference["val_acc"], abs=0.01)
+    # Nothing half-written: only complete checkpoints, no temporary files left in the run folder.
+    names = sorted(p.name for p in (run / "checkpoints" / "version_0").iterdir())
+    assert names[-1] == "last.ckpt" and all(name.endswith(".ckpt") for name in names), names
