@@ -4,6 +4,8 @@ Each `fit` run writes into ``checkpoints/version_N/``, named after its TensorBoa
 ``logs/version_N/``, so runs never overwrite each other and a checkpoint's logs are easy to find.
 """
 
+import pickle
+import re
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -85,11 +87,25 @@ def run_name(checkpoint: Path, checkpoint_dir: str) -> Optional[str]:
 
 
 def read_checkpoint(path: Path) -> dict:
-    """Load a checkpoint with torch's safe (tensors and plain values only) loader."""
+    """Load a checkpoint with torch's safe loader: tensors and plain values only, no code run."""
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty; pass a .ckpt written by `fit`.")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several unrelated types for a bad file
-        raise UserError(f"{path} is not a readable checkpoint ({type(error).__name__}); pass a .ckpt written by `fit`.") from None
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" not in str(error):
+            raise UserError(f"{path} is not a readable checkpoint (UnpicklingError); pass a .ckpt written by `fit`.") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        raise UserError(
+            f"{path} holds pickled Python objects{f' ({found.group(1)})' if found else ''} besides tensors and plain "
+            "values; mnist-lit loads checkpoints with torch's safe loader and runs no code from them. "
+            "Pass a .ckpt written by `fit`."
+        ) from None
+    except Exception as error:  # torch raises several unrelated types for a damaged file
+        raise UserError(
+            f"{path} is not a readable checkpoint: truncated, damaged or another kind of file "
+            f"({type(error).__name__}); pass a .ckpt written by `fit`."
+        ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by `fit`.")
     return checkpoint
@@ -128,7 +144,8 @@ def load_classifier(path: Path) -> DigitClassifier:
     try:
         model = DigitClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except (TypeError, KeyError, RuntimeError) as error:
-        reason = "its weights do not fit the network" if isinstance(error, RuntimeError) else f"{type(error).__name__}: {error}"
+        reasons = {RuntimeError: "its weights do not fit the network", KeyError: f"it has no {error}"}
+        reason = reasons.get(type(error), f"{type(error).__name__}: {error}")
         raise UserError(
             f"{path} is not a checkpoint of mnist-lit's DigitClassifier ({reason}); pass a .ckpt written by `fit`."
         ) from None

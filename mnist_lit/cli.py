@@ -16,13 +16,13 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from mnist_lit import export, predict
-from mnist_lit.checkpoints import RunCheckpoint, resolve_checkpoint, run_name
+from mnist_lit.checkpoints import RunCheckpoint, load_classifier, resolve_checkpoint, run_name
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import UserError
 from mnist_lit.hardware import fast_precision, reuse_freed_memory
@@ -100,6 +100,10 @@ class MNISTLitCLI(LightningCLI):
         config = self.config[subcommand]
         if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
+            load_classifier(Path(config.ckpt_path))  # a checkpoint of another model fails here, in one line
+        # Lightning then loads the checkpoint again: with torch's safe loader too, whatever torch's default.
+        if config.get("weights_only", False) is None:
+            config.weights_only = True
         # Resuming a fit, or testing a run's checkpoint, logs into that run's folder: a resumed run
         # continues its own curves and checkpoints, and `test` puts its report beside them, so
         # TensorBoard shows the run's validation and test metrics in one row. (`validate` does
@@ -144,9 +148,20 @@ def main(args: Optional[list[str]] = None) -> None:
                 "prog": "python -m mnist_lit",
                 "description": "Train, test and inspect a digit CNN on MNIST. "
                 "Also `predict` (digits from picture files) and `export` (ONNX, TorchScript); add --help to either.",
+                # Raise instead of printing the 100-line usage text before the one line that matters.
+                "exit_on_error": False,
             },
             args=args,
         )
+    except ArgumentError as error:  # an unknown option, a wrong type, a config file that does not parse
+        message = " ".join(str(error).split())  # jsonargparse's messages span lines
+        if message.startswith("Problems parsing config"):  # it does not say which file
+            configs = [value for option, value in zip(argv, argv[1:]) if option in ("--config", "-c")]
+            message = f"{', '.join(configs)}: {message}"
+        command = " ".join(argv[:1]) if argv[:1] and argv[0] in MNISTLitCLI.subcommands() else ""
+        help_line = " ".join(("python -m mnist_lit", command, "--help")).replace("  ", " ")
+        print(f"error: {message} (`{help_line}` lists the options)", file=sys.stderr)
+        raise SystemExit(2) from None
     # Lightning's MisconfigurationException is also addressed to the user (an impossible
     # combination of options), so it gets the same one-line treatment.
     except (UserError, MisconfigurationException) as error:

@@ -21,6 +21,7 @@ from mnist_lit.errors import UserError
 # The mean and standard deviation of the MNIST training pixels, scaled to [0, 1].
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+MNIST_TRAIN_SIZE = 60_000
 DATA_DIR_ENV = "MNIST_LIT_DATA_DIR"
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -98,6 +99,9 @@ class MNISTDataModule(L.LightningDataModule):
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise UserError(f"{name} must be a positive integer, got {value}.")
+        # Checked again against the files once they are read (setup); this catches it before anything runs.
+        if not 0 < val_size < MNIST_TRAIN_SIZE:
+            raise UserError(f"val_size must be between 1 and {MNIST_TRAIN_SIZE - 1} (MNIST has {MNIST_TRAIN_SIZE:,} training images), got {val_size}.")
         self.save_hyperparameters()
         self.data_dir = resolve_data_dir(data_dir)
         self.train_set: Optional[InMemoryDigits] = None
