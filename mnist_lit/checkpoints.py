@@ -52,8 +52,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[object] = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}.")
-        with replaced_atomically(Path(path)) as temporary:
-            torch.save(checkpoint, temporary)
+        try:
+            with replaced_atomically(Path(path)) as temporary:
+                torch.save(checkpoint, temporary)
+        # torch's zip writer reports a failed write (a full disk, a file-size limit) as a RuntimeError.
+        except (OSError, RuntimeError) as error:
+            raise UserError(
+                f"Could not write the checkpoint {path} ({_first_line(error)}); free some space or choose a "
+                "writable folder with --checkpoint.dirpath. The previous checkpoints are intact."
+            ) from None
 
 
 def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:
@@ -150,3 +157,7 @@ def load_classifier(path: Path) -> DigitClassifier:
             f"{path} is not a checkpoint of mnist-lit's DigitClassifier ({reason}); pass a .ckpt written by `fit`."
         ) from None
     return model.eval()
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -167,6 +167,13 @@ def main(args: Optional[list[str]] = None) -> None:
     except (UserError, MisconfigurationException) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    except OSError as error:  # a run folder that cannot be created or written: read-only, full, a file in the way
+        print(
+            f"error: cannot write {error.filename or 'an output file'} ({error.strerror or error}); choose a writable "
+            "folder with --trainer.logger.init_args.save_dir and --checkpoint.dirpath, or free some space.",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -44,6 +44,26 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
     return order[val_size:], order[:val_size]
 
 
+REPLACE = "replace the file with the original MNIST file (or delete it to download it again)."
+
+
+def check_idx_file(path: Path) -> int:
+    """The number of digits in an MNIST file (IDX format), after checking its header and length."""
+    images = "images" in path.name
+    magic, header_size, item_size = (2051, 16, 28 * 28) if images else (2049, 8, 1)
+    with open(path, "rb") as file:
+        header = file.read(header_size)
+    fields = [int.from_bytes(header[i : i + 4], "big") for i in range(0, len(header) - 3, 4)]
+    if len(header) < header_size or fields[0] != magic or (images and fields[2:] != [28, 28]):
+        raise UserError(f"{path} is not an MNIST {'images' if images else 'labels'} file (wrong header); {REPLACE}")
+    expected = header_size + fields[1] * item_size
+    if path.stat().st_size != expected:
+        raise UserError(
+            f"{path} is truncated or damaged ({path.stat().st_size:,} bytes, its header says {expected:,}); {REPLACE}"
+        )
+    return fields[1]
+
+
 def resolve_data_dir(data_dir: Optional[str]) -> Path:
     """The folder that holds MNIST/raw/: the option, else $MNIST_LIT_DATA_DIR, else ./data."""
     return Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data")
@@ -111,6 +131,10 @@ class MNISTDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         raw = self.data_dir / "MNIST" / "raw"
         if all((raw / name).is_file() for name in RAW_FILES):
+            # Here, before Lightning creates the run's folders: a damaged file must leave nothing behind.
+            for images, labels in zip(RAW_FILES[::2], RAW_FILES[1::2]):
+                if check_idx_file(raw / images) != check_idx_file(raw / labels):
+                    raise UserError(f"{raw / images} and {raw / labels} hold different numbers of digits; {REPLACE}")
             return
         missing_help = (
             f"MNIST files not found: put {', '.join(RAW_FILES)} in {raw}/, "
@@ -140,6 +164,8 @@ class MNISTDataModule(L.LightningDataModule):
         except RuntimeError:
             self.prepare_data()  # setup without prepare_data (plain Python use): same message
             mnist = MNIST(self.data_dir, train=train, download=False)
+        if len(mnist.targets) and not 0 <= mnist.targets.min() <= mnist.targets.max() <= 9:
+            raise UserError(f"The {'training' if train else 'test'} labels in {mnist.raw_folder} are not all digits 0-9; {REPLACE}")
         device = self._storage_device()
         return mnist.data.unsqueeze(1).contiguous().to(device), mnist.targets.long().to(device)
 

@@ -60,6 +60,9 @@ class DigitClassifier(L.LightningModule):
         self.val_metrics = summary_metrics(NUM_CLASSES, prefix="val/")
         self.test_metrics = summary_metrics(NUM_CLASSES, prefix="test/")
         self.val_acc_best = MaxMetric()
+        # Set by any step whose loss is nan or inf. A buffer follows the model to its device;
+        # not persistent, so checkpoints hold the same keys as before.
+        self.register_buffer("loss_was_not_finite", torch.zeros((), dtype=torch.bool), persistent=False)
         # For the pictures and the report (report.py), which read the results kept below. They
         # are computed at epoch end, while every process is still there to sync with.
         self.val_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
@@ -85,15 +88,36 @@ class DigitClassifier(L.LightningModule):
         loss = F.cross_entropy(logits, labels)
         self.train_loss.update(loss.detach())
         self.train_metrics.update(logits, labels)
+        # Reading the flag is a device sync, so it is read only where Lightning syncs anyway: at
+        # the logged steps, and before any checkpoint can be written (validation, epoch end).
+        self.loss_was_not_finite |= ~torch.isfinite(loss.detach())
         # Lightning writes step values every `log_every_n_steps` steps; only those need handing over.
         every = self.trainer.log_every_n_steps
         if every and (self.global_step + 1) % every == 0:
+            self._stop_if_loss_was_not_finite()
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 
     def on_train_start(self) -> None:
         # The sanity check has already fed validation batches to this metric; start afresh.
         self.val_acc_best.reset()
+        self.loss_was_not_finite.fill_(False)
+
+    def on_validation_start(self) -> None:
+        self._stop_if_loss_was_not_finite()
+
+    def on_train_epoch_end(self) -> None:
+        self._stop_if_loss_was_not_finite()  # runs before the checkpoint callbacks' own epoch end
+
+    def _stop_if_loss_was_not_finite(self) -> None:
+        # Raising (rather than trainer.should_stop) ends the run before any checkpoint is written,
+        # so the checkpoints of the earlier epochs stay the last ones on disk.
+        if self.loss_was_not_finite.item():
+            raise UserError(
+                f"The training loss became nan or inf in epoch {self.current_epoch + 1}; training stopped without "
+                "saving these weights, so the checkpoints of earlier epochs are intact. "
+                "Lower --model.lr, or try --trainer.precision 32-true."
+            )
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch

@@ -136,3 +136,24 @@ def test_step_logging_can_be_switched_off(tiny_mnist):
     trainer.fit(DigitClassifier(), data)
     assert "train/loss_step" not in trainer.callback_metrics
     assert "train/loss_epoch" in trainer.callback_metrics
+
+
+class DivergesInTheSecondEpoch(DigitClassifier):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(images)
+        return logits * float("nan") if self.training and self.current_epoch == 1 else logits
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_mnist, tmp_path):
+    folder = tmp_path / "checkpoints"
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(folder, monitor="val/acc", mode="max", save_last=True)
+    trainer = L.Trainer(
+        max_epochs=3, logger=False, callbacks=[checkpoints], enable_progress_bar=False, enable_model_summary=False
+    )
+    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    with pytest.raises(UserError, match="loss became nan or inf in epoch 2.*checkpoints of earlier epochs are intact"):
+        trainer.fit(DivergesInTheSecondEpoch(), data)
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0
+    assert all(torch.isfinite(weights).all() for weights in last["state_dict"].values())
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=8.ckpt", "last.ckpt"]
