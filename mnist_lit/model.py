@@ -124,13 +124,14 @@ class DigitClassifier(L.LightningModule):
         logits = self(images)
         self.val_metrics.update(logits, labels)
         self.val_confusion.update(logits, labels)
-        self.log("val/loss", F.cross_entropy(logits, labels))
+        # sync_dist: in a multi-process run, the mean over every process's digits (synced once, at epoch end).
+        self.log("val/loss", F.cross_entropy(logits, labels), sync_dist=True)
         self.log_dict(self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best.update(self.val_metrics["acc"].compute())
         best = self.val_acc_best.compute()
-        self.log("val/acc_best", best)
+        self.log("val/acc_best", best, sync_dist=True)  # the same on every process: computed from synced metrics
         self.val_confusion_matrix = self.val_confusion.compute().cpu()
         self.val_confusion.reset()
 
@@ -140,7 +141,7 @@ class DigitClassifier(L.LightningModule):
         self.test_metrics.update(logits, labels)
         self.test_evaluation.update(logits, labels)
         self.test_mistakes.update(images, logits, labels)
-        self.log("test/loss", F.cross_entropy(logits, labels))
+        self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True)
         self.log_dict(self.test_metrics)
 
     def on_test_epoch_end(self) -> None:

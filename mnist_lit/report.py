@@ -126,6 +126,7 @@ class EvaluationReport(Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not after Lightning's summary table, because the logger closes before then.
+        folder = Path(trainer.log_dir or trainer.default_root_dir)  # on every process: log_dir is a broadcast
         if not trainer.is_global_zero or not pl_module.test_results:
             return
         datamodule = trainer.datamodule
@@ -137,7 +138,6 @@ class EvaluationReport(Callback):
         self.report = classification_report(pl_module.test_results, trainer.ckpt_path, data)
         confusion = confusion_matrix_figure(pl_module.test_results["confusion_matrix"], "Test")
         mistakes = mistakes_figure(pl_module.test_mistake_results, self.mistakes_shown)
-        folder = Path(trainer.log_dir or trainer.default_root_dir)
         self.paths = write_report(folder, self.report, confusion, mistakes)
         _log_figure(trainer, "test/confusion_matrix", confusion)
         _log_figure(trainer, "test/mistakes", mistakes)

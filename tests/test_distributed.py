@@ -1,0 +1,55 @@
+"""Two-process training and testing with Lightning's DDP on the CPU (gloo), on the real MNIST files."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnist_lit.checkpoints import read_checkpoint
+
+pytestmark = pytest.mark.e2e
+TWO_PROCESSES = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+
+
+def run_cli(cwd: Path, data_dir: Path, *args: str) -> str:
+    cwd.mkdir(exist_ok=True)
+    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_lit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory, real_mnist) -> Path:
+    run = tmp_path_factory.mktemp("ddp")
+    run_cli(run, real_mnist, "fit", *TWO_PROCESSES, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "150")
+    return run
+
+
+def test_two_processes_train_and_write_each_checkpoint_once(ddp_run):
+    assert [p.name for p in (ddp_run / "logs").iterdir()] == ["version_0"]
+    checkpoints = sorted(p.name for p in (ddp_run / "checkpoints" / "version_0").iterdir())
+    assert len(checkpoints) == 2 and checkpoints[-1] == "last.ckpt", checkpoints
+    state = read_checkpoint(ddp_run / "checkpoints" / "version_0" / "last.ckpt")
+    # 150 steps per process, each on its own half of every batch of digits.
+    assert state["global_step"] == 150
+    score = next(s["best_model_score"] for s in state["callbacks"].values() if "best_model_score" in s)
+    assert score >= 0.95
+
+
+def test_two_process_test_metrics_equal_the_single_process_ones(ddp_run, real_mnist, tmp_path):
+    checkpoint = str(ddp_run / "checkpoints" / "version_0" / "last.ckpt")
+    reports = {}
+    for name, options in (("one", []), ("two", TWO_PROCESSES)):
+        run_cli(tmp_path / name, real_mnist, "test", "--ckpt_path", checkpoint, *options)
+        reports[name] = json.loads((tmp_path / name / "logs" / "version_0" / "report.json").read_text())
+    # Every test digit counted exactly once: a sampler that padded or dropped digits, or metrics
+    # left unsynced, would change the counts.
+    assert sum(map(sum, reports["two"]["confusion_matrix"])) == 10_000
+    for key in ("accuracy", "per_class", "macro_avg", "weighted_avg", "confusion_matrix"):
+        assert reports["two"][key] == reports["one"][key], key
