@@ -97,22 +97,19 @@ def read_checkpoint(path: Path) -> dict:
     """Load a checkpoint with torch's safe loader: tensors and plain values only, no code run."""
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty; pass a .ckpt written by `fit`.")
+    damaged = f"{path} is not a readable checkpoint: truncated, damaged or another kind of file"
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Weights only load failed" not in str(error):
-            raise UserError(f"{path} is not a readable checkpoint (UnpicklingError); pass a .ckpt written by `fit`.") from None
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        if found is None:  # not a pickle torch could read at all
+            raise UserError(f"{damaged}; pass a .ckpt written by `fit`.") from None
         raise UserError(
-            f"{path} holds pickled Python objects{f' ({found.group(1)})' if found else ''} besides tensors and plain "
-            "values; mnist-lit loads checkpoints with torch's safe loader and runs no code from them. "
-            "Pass a .ckpt written by `fit`."
+            f"{path} holds pickled Python objects ({found.group(1)}) besides tensors and plain values; mnist-lit "
+            "loads checkpoints with torch's safe loader and runs no code from them. Pass a .ckpt written by `fit`."
         ) from None
     except Exception as error:  # torch raises several unrelated types for a damaged file
-        raise UserError(
-            f"{path} is not a readable checkpoint: truncated, damaged or another kind of file "
-            f"({type(error).__name__}); pass a .ckpt written by `fit`."
-        ) from None
+        raise UserError(f"{damaged} ({type(error).__name__}); pass a .ckpt written by `fit`.") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by `fit`.")
     return checkpoint

@@ -36,10 +36,14 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0 - MNIST_MEAN) / MNIST_STD
 
 
+def check_val_size(val_size: int, n: int) -> None:
+    if not 0 < val_size < n:
+        raise UserError(f"val_size must be between 1 and {n - 1} for {n:,} training images, got {val_size}.")
+
+
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random split of range(n) into (train, validation) index tensors."""
-    if not 0 < val_size < n:
-        raise UserError(f"val_size must be between 1 and {n - 1} for {n} training images, got {val_size}.")
+    check_val_size(val_size, n)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[val_size:], order[:val_size]
 
@@ -119,9 +123,8 @@ class MNISTDataModule(L.LightningDataModule):
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise UserError(f"{name} must be a positive integer, got {value}.")
-        # Checked again against the files once they are read (setup); this catches it before anything runs.
-        if not 0 < val_size < MNIST_TRAIN_SIZE:
-            raise UserError(f"val_size must be between 1 and {MNIST_TRAIN_SIZE - 1} (MNIST has {MNIST_TRAIN_SIZE:,} training images), got {val_size}.")
+        # Checked again against the files themselves in prepare_data; this catches it before anything runs.
+        check_val_size(val_size, MNIST_TRAIN_SIZE)
         self.save_hyperparameters()
         self.data_dir = resolve_data_dir(data_dir)
         self.train_set: Optional[InMemoryDigits] = None
@@ -132,9 +135,12 @@ class MNISTDataModule(L.LightningDataModule):
         raw = self.data_dir / "MNIST" / "raw"
         if all((raw / name).is_file() for name in RAW_FILES):
             # Here, before Lightning creates the run's folders: a damaged file must leave nothing behind.
+            counts = []
             for images, labels in zip(RAW_FILES[::2], RAW_FILES[1::2]):
-                if check_idx_file(raw / images) != check_idx_file(raw / labels):
+                counts.append(check_idx_file(raw / images))
+                if counts[-1] != check_idx_file(raw / labels):
                     raise UserError(f"{raw / images} and {raw / labels} hold different numbers of digits; {REPLACE}")
+            check_val_size(self.hparams.val_size, counts[0])
             return
         missing_help = (
             f"MNIST files not found: put {', '.join(RAW_FILES)} in {raw}/, "

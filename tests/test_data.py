@@ -106,7 +106,7 @@ def test_present_files_are_never_downloaded(tiny_mnist, monkeypatch):
     from torchvision.datasets import MNIST
 
     monkeypatch.setattr(MNIST, "download", lambda self: pytest.fail("tried to download"))
-    MNISTDataModule(data_dir=str(tiny_mnist)).prepare_data()
+    MNISTDataModule(data_dir=str(tiny_mnist), val_size=20).prepare_data()
 
 
 @pytest.mark.parametrize("option", ["batch_size", "eval_batch_size"])

@@ -1,0 +1,39 @@
+"""The same seed on the same machine gives the same run, on the real MNIST files."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mnist_lit.checkpoints import read_checkpoint
+
+pytestmark = pytest.mark.e2e
+SHORT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "40", "--trainer.log_every_n_steps", "10"]
+
+
+def short_fit(cwd: Path, data_dir: Path, *args: str) -> tuple[dict, dict]:
+    """The run's logged scalars {tag: [(step, value), ...]} and its last checkpoint's weights."""
+    cwd.mkdir()
+    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir)}
+    command = [sys.executable, "-m", "mnist_lit", "fit", *SHORT, *args]
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = EventAccumulator(str(cwd / "logs" / "version_0"))
+    events.Reload()
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    return scalars, read_checkpoint(cwd / "checkpoints" / "version_0" / "last.ckpt")["state_dict"]
+
+
+def test_two_runs_with_the_same_seed_are_identical(tmp_path, real_mnist):
+    first_scalars, first_weights = short_fit(tmp_path / "first", real_mnist)
+    second_scalars, second_weights = short_fit(tmp_path / "second", real_mnist)
+    assert {"train/loss_step", "train/acc", "val/loss", "val/acc"} <= set(first_scalars)
+    assert second_scalars == first_scalars  # every logged value, bit for bit
+    assert all(torch.equal(first_weights[name], second_weights[name]) for name in first_weights)
+
+    other_seed, _ = short_fit(tmp_path / "other", real_mnist, "--seed_everything", "7")
+    assert other_seed["val/loss"] != first_scalars["val/loss"]  # the seed does decide the run
