@@ -13,6 +13,7 @@ from typing import Optional
 
 import lightning as L
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import MNIST
 
@@ -192,8 +193,16 @@ class MNISTDataModule(L.LightningDataModule):
         return self._loader(self.test_set, self.hparams.eval_batch_size)
 
     def _loader(self, dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        sampler = None
+        if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning's DistributedSampler repeats digits until every process has as many, and
+            # the repeats would be counted twice in validation and test metrics. This sampler
+            # gives each process every world_size-th digit, once (Lightning's own, for predict).
+            sampler = UnrepeatedDistributedSampler(dataset, self.trainer.world_size, self.trainer.global_rank, shuffle=False)
         # No worker processes: the data is already in memory, and workers would copy it.
-        return DataLoader(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, collate_fn=keep_batch)
+        return DataLoader(
+            dataset, batch_size, shuffle=shuffle, sampler=sampler, drop_last=drop_last, collate_fn=keep_batch
+        )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

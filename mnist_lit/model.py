@@ -60,9 +60,8 @@ class DigitClassifier(L.LightningModule):
         self.val_metrics = summary_metrics(NUM_CLASSES, prefix="val/")
         self.test_metrics = summary_metrics(NUM_CLASSES, prefix="test/")
         self.val_acc_best = MaxMetric()
-        # Set by any step whose loss is nan or inf. A buffer follows the model to its device;
-        # not persistent, so checkpoints hold the same keys as before.
-        self.register_buffer("loss_was_not_finite", torch.zeros((), dtype=torch.bool), persistent=False)
+        # Set by any step whose loss is nan or inf. Not a buffer: DDP would broadcast it every step.
+        self.loss_was_not_finite = torch.zeros((), dtype=torch.bool)
         # For the pictures and the report (report.py), which read the results kept below. They
         # are computed at epoch end, while every process is still there to sync with.
         self.val_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
@@ -101,7 +100,7 @@ class DigitClassifier(L.LightningModule):
     def on_train_start(self) -> None:
         # The sanity check has already fed validation batches to this metric; start afresh.
         self.val_acc_best.reset()
-        self.loss_was_not_finite.fill_(False)
+        self.loss_was_not_finite = torch.zeros((), dtype=torch.bool, device=self.device)
 
     def on_validation_start(self) -> None:
         self._stop_if_loss_was_not_finite()

@@ -42,14 +42,16 @@ def test_two_processes_train_and_write_each_checkpoint_once(ddp_run):
     assert score >= 0.95
 
 
-def test_two_process_test_metrics_equal_the_single_process_ones(ddp_run, real_mnist, tmp_path):
+@pytest.mark.parametrize("processes", [2, 3])
+def test_multi_process_test_metrics_equal_the_single_process_ones(ddp_run, real_mnist, tmp_path, processes):
     checkpoint = str(ddp_run / "checkpoints" / "version_0" / "last.ckpt")
+    several = [*TWO_PROCESSES[:2], "--trainer.devices", str(processes), *TWO_PROCESSES[4:]]
     reports = {}
-    for name, options in (("one", []), ("two", TWO_PROCESSES)):
+    for name, options in (("one", []), ("several", several)):
         run_cli(tmp_path / name, real_mnist, "test", "--ckpt_path", checkpoint, *options)
         reports[name] = json.loads((tmp_path / name / "logs" / "version_0" / "report.json").read_text())
-    # Every test digit counted exactly once: a sampler that padded or dropped digits, or metrics
-    # left unsynced, would change the counts.
-    assert sum(map(sum, reports["two"]["confusion_matrix"])) == 10_000
+    # Every test digit counted exactly once. 10,000 digits do not split evenly in three: a
+    # sampler that padded them would count two digits twice; unsynced metrics would count a third.
+    assert sum(map(sum, reports["several"]["confusion_matrix"])) == 10_000
     for key in ("accuracy", "per_class", "macro_avg", "weighted_avg", "confusion_matrix"):
-        assert reports["two"][key] == reports["one"][key], key
+        assert reports["several"][key] == reports["one"][key], key
