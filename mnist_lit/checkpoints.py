@@ -33,6 +33,12 @@ class RunCheckpoint(ModelCheckpoint):
             self.dirpath = str(Path(self.runs_dir) / Path(trainer.log_dir).name)
         super().setup(trainer, pl_module, stage)
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        last = Path(self.dirpath or "") / LAST
+        fitting = getattr(self, "fitting", False)  # an exception may come before setup
+        if fitting and isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero and last.is_file():
+            print(f"Interrupted. To continue this run from {last}: python -m mnist_lit fit --ckpt_path last")
+
     def load_state_dict(self, state_dict: dict) -> None:
         # Only resuming a fit continues this bookkeeping; `test` merely reads the weights, and
         # restoring here would only warn that the checkpoint came from another folder.

@@ -73,3 +73,18 @@ def test_a_killed_fit_resumes_where_it_stopped(tmp_path, real_mnist):
     # Nothing half-written: only complete checkpoints, no temporary files left in the run folder.
     names = sorted(p.name for p in (run / "checkpoints" / "version_0").iterdir())
     assert names[-1] == "last.ckpt" and all(name.endswith(".ckpt") for name in names), names
+
+
+def test_ctrl_c_stops_gracefully_and_says_how_to_resume(tmp_path, real_mnist):
+    run = tmp_path / "interrupted"
+    process = fit(run, real_mnist)
+    for line in process.stdout:
+        if line.startswith("Epoch 1/3:"):
+            break
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    output = process.stdout.read()
+    assert process.wait(timeout=60) != 0
+    assert "Traceback" not in output
+    assert "python -m mnist_lit fit --ckpt_path last" in output
+    assert last_state(run)["epoch"] == 0  # the finished epoch's checkpoint, whole
