@@ -72,13 +72,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:
     """Turn ``None``/"best", "last" or a path into an existing checkpoint file.
 
-    "best" and "last" refer to the most recent run under ``checkpoint_dir``.
+    "best" and "last" refer to the most recent run under ``checkpoint_dir``. Whether the file is a
+    checkpoint of ours is for ``load_classifier`` to say.
     """
     if ckpt_path not in (None, "best", "last"):
         path = Path(ckpt_path)
         if not path.is_file():
             raise UserError(f"Checkpoint {path} does not exist; pass a .ckpt file written by `fit`, or 'best' or 'last'.")
-        read_checkpoint(path)  # fail here, with a clear message, rather than deep inside Lightning
         return path
 
     run = _latest_run(Path(checkpoint_dir))

@@ -153,7 +153,7 @@ class MNISTDataModule(L.LightningDataModule):
             for train in (True, False):
                 MNIST(self.data_dir, train=train, download=True)
         except RuntimeError as error:  # torchvision collects every mirror's URLError into one
-            raise UserError(f"Could not download MNIST ({_first_line(error)}). {missing_help}") from None
+            raise UserError(f"Could not download MNIST ({_last_line(error)}). {missing_help}") from None
 
     def setup(self, stage: Optional[str] = None) -> None:
         # Idempotent: Lightning may call setup once per stage, and the split must not change.
@@ -209,6 +209,6 @@ class MNISTDataModule(L.LightningDataModule):
         return normalize(images), labels
 
 
-def _first_line(error: Exception) -> str:
+def _last_line(error: Exception) -> str:
     lines = [line for line in str(error).splitlines() if line.strip()]
     return lines[-1].strip() if lines else type(error).__name__

@@ -58,7 +58,6 @@ class DigitClassifier(L.LightningModule):
         self.train_loss = MeanMetric()
         self.train_metrics = summary_metrics(NUM_CLASSES, prefix="train/")
         self.val_metrics = summary_metrics(NUM_CLASSES, prefix="val/")
-        self.test_metrics = summary_metrics(NUM_CLASSES, prefix="test/")
         self.val_acc_best = MaxMetric()
         # Set by any step whose loss is nan or inf. Not a buffer: DDP would broadcast it every step.
         self.loss_was_not_finite = torch.zeros((), dtype=torch.bool)
@@ -137,14 +136,15 @@ class DigitClassifier(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         images, labels = batch
         logits = self(images)
-        self.test_metrics.update(logits, labels)
         self.test_evaluation.update(logits, labels)
         self.test_mistakes.update(images, logits, labels)
         self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True)
-        self.log_dict(self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
         self.test_results = {name: value.cpu() for name, value in self.test_evaluation.compute().items()}
+        # The summary numbers, named as in training and validation, from the same synced counts.
+        summary = {"acc": "accuracy", "precision": "precision_macro", "recall": "recall_macro", "f1": "f1_macro"}
+        self.log_dict({f"test/{name}": self.test_results[key] for name, key in summary.items()}, sync_dist=True)
         self.test_mistake_results = {name: value.cpu() for name, value in self.test_mistakes.compute().items()}
         self.test_evaluation.reset()
         self.test_mistakes.reset()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lit.checkpoints import resolve_checkpoint, run_name
+from mnist_lit.checkpoints import load_classifier, resolve_checkpoint, run_name
 from mnist_lit.errors import UserError
 
 
@@ -66,4 +66,4 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
     path = tmp_path / "notes.ckpt"
     path.write_text("hello")
     with pytest.raises(UserError, match="notes.ckpt is not a readable checkpoint"):
-        resolve_checkpoint(str(path), str(tmp_path))
+        load_classifier(resolve_checkpoint(str(path), str(tmp_path)))
