@@ -10,6 +10,8 @@ import resource
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -89,13 +91,29 @@ CASES = {
     "wrong magic number": ([*TINY_FIT, "--data.data_dir", "{wrong_magic_data}"], r"t10k-images-idx3-ubyte is not an MNIST images file"),
     # Output
     "a file where the logs folder goes": (TINY_FIT, r"cannot write .*logs \(File exists\)"),
-    "read-only working directory": (TINY_FIT, r"cannot write .* \(Permission denied\)"),
+    "read-only working directory": (TINY_FIT, r"cannot write .* \((Permission denied|Operation not permitted)\)"),
     "full disk": (TINY_FIT, r"Could not write the checkpoint .*The previous checkpoints are intact"),
     # Training
     "non-finite loss": ([*TINY_FIT, "--model.lr", "1e30", "--trainer.log_every_n_steps", "1"], r"loss became nan or inf in epoch 1"),
 }
 # Failures during training leave the run's record (config, hparams, events), never a checkpoint.
 DURING_TRAINING = {"full disk", "non-finite loss"}
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` unwritable for the block, also for root (which ignores permissions) where chattr works."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        undo = ["chattr", "-i", str(folder)]
+    else:
+        pytest.skip("root writes into read-only folders, and chattr +i does not work here")
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
 
 
 def files_under(folder: Path) -> set[str]:
@@ -112,20 +130,15 @@ def test_bad_input_gets_one_clear_line(case, inputs, tmp_path, monkeypatch, caps
     monkeypatch.setenv("MNIST_LIT_DATA_DIR", str(inputs["tiny"]))
     if case == "a file where the logs folder goes":
         (work / "logs").write_text("mine\n")
-    if case == "read-only working directory":
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only folders")
-        work.chmod(0o555)
-
     if case == "full disk":  # a file-size limit makes writes fail as a full disk does
         limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # noqa: E731
         run = subprocess.run([sys.executable, "-m", "mnist_lit", *args], preexec_fn=limit, capture_output=True, text=True)
         status, stderr = run.returncode, run.stderr
     else:
-        with pytest.raises(SystemExit) as exit_info:
-            main(args)
+        with read_only(work) if case == "read-only working directory" else nullcontext():
+            with pytest.raises(SystemExit) as exit_info:
+                main(args)
         status, stderr = exit_info.value.code, capsys.readouterr().err
-    work.chmod(0o755)
 
     assert status != 0
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
