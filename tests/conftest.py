@@ -1,5 +1,7 @@
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -54,6 +56,17 @@ def real_mnist() -> Path:
         if (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
             return data_dir
     pytest.fail(f"The real MNIST files are needed in one of {[str(c) for c in candidates]} (under MNIST/raw/).")
+
+
+def run_cli(cwd: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m mnist_lit ARGS`` in its own process in ``cwd``, as a user types it; it must succeed."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir.resolve())}
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_lit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 def save_checkpoint(path: Path, model: L.LightningModule) -> Path:

@@ -1,27 +1,15 @@
 """Two-process training and testing with Lightning's DDP on the CPU (gloo), on the real MNIST files."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 from mnist_lit.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.e2e
 TWO_PROCESSES = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
-
-
-def run_cli(cwd: Path, data_dir: Path, *args: str) -> str:
-    cwd.mkdir(exist_ok=True)
-    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir)}
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_lit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 @pytest.fixture(scope="module")

@@ -1,29 +1,18 @@
 """Real runs on the real MNIST files, each command in its own process as a user would type it."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from conftest import run_cli
 from mnist_lit.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.e2e
 QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
-
-
-def run_cli(cwd: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir.resolve())}
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_lit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,12 @@
 """The same seed on the same machine gives the same run, on the real MNIST files."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from conftest import run_cli
 from mnist_lit.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.e2e
@@ -17,11 +15,7 @@ SHORT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "40", "--
 
 def short_fit(cwd: Path, data_dir: Path, *args: str) -> tuple[dict, dict]:
     """The run's logged scalars {tag: [(step, value), ...]} and its last checkpoint's weights."""
-    cwd.mkdir()
-    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir)}
-    command = [sys.executable, "-m", "mnist_lit", "fit", *SHORT, *args]
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_cli(cwd, data_dir, "fit", *SHORT, *args)
     events = EventAccumulator(str(cwd / "logs" / "version_0"))
     events.Reload()
     scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
