@@ -1,4 +1,6 @@
+import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,22 @@ def test_missing_data_is_one_clear_line(capsys, monkeypatch, tmp_path):
     code, err = run_main(capsys, monkeypatch, tmp_path, "fit", "--data.data_dir", str(tmp_path / "empty"), "--data.download", "false")
     assert code == 1
     assert "MNIST files not found" in err and "MNIST_LIT_DATA_DIR" in err and err.count("\n") == 1
+
+
+FROZEN_DURING_THE_RUN = """
+import gc
+import mnist_lit.__main__ as entry, mnist_lit.cli as cli
+cli.main = lambda: print(gc.isenabled(), gc.get_freeze_count())
+entry.run()
+"""
+
+
+def test_the_command_freezes_the_imported_libraries_and_still_collects():
+    # Both `python -m mnist_lit` and the installed `mnist-lit` script go through run().
+    [script] = [e for e in entry_points(group="console_scripts") if e.name == "mnist-lit"]
+    assert script.value == "mnist_lit.__main__:run"
+    result = subprocess.run([sys.executable, "-c", FROZEN_DURING_THE_RUN], capture_output=True, text=True, check=True)
+    enabled, frozen = result.stdout.split()
+    assert enabled == "True"  # the run's own garbage is still collected
+    assert int(frozen) > 100_000  # torch, Lightning and company: out of every collection
+    assert not result.stderr  # unfrozen at exit, so no extension module reports leaked objects
