@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -128,6 +129,40 @@ def bare_epoch_seconds(images, labels, precision: str, channels_last: bool, comp
     return seconds, warm_up
 
 
+class MinimalClassifier(L.LightningModule):
+    """The least a LightningModule can be for this training: the network, the loss, fused Adam.
+
+    Timed beside mnist-lit to split the framework's cost into Lightning's own per-step machinery
+    (this) and what mnist-lit adds on top: metrics, logging, callbacks, the nan check.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = DigitCNN().to(memory_format=torch.channels_last)
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        return F.cross_entropy(self.net(images), labels)
+
+    def validation_step(self, batch, batch_idx) -> None:
+        pass  # only so that validation starts, where EpochClock ends the epoch's training time
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=2e-3, fused=True)
+
+
+def minimal_lightning_epoch_seconds(data_dir: str | None, accelerator: str, precision: str) -> float:
+    """Training seconds of one epoch of MinimalClassifier: a Trainer with every extra switched off."""
+    clock = EpochClock(output=os.devnull)
+    trainer = L.Trainer(max_epochs=1, accelerator=accelerator, precision=precision, callbacks=[clock], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=1, num_sanity_val_steps=0)  # one batch: EpochClock times up to validation
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(MinimalClassifier(), datamodule=MNISTDataModule(data_dir, download=False))
+    return clock.train_seconds[0]
+
+
 def lightning_epoch_seconds(data_dir: str | None, accelerator: str, epochs: int, workdir: Path) -> list[float]:
     """Training seconds per epoch of `python -m mnist_lit fit`, run in this process."""
     clock_file = workdir / "clock.json"
@@ -193,20 +228,22 @@ def compare_loops(args, images, labels, precision: str, flops: int) -> tuple[dic
     """Bare loop against mnist-lit through Lightning, epoch for epoch, plus bare-loop variants."""
     train_images = len(labels) // 128 * 128
     result, rows = {}, []
-    # Alternating the two keeps slow drifts of a shared machine out of their ratio.
-    bare, lightning = [], []
-    for _ in range(args.epochs + 1):  # the first pair is a warm-up
+    # Alternating the three keeps slow drifts of a shared machine out of their ratios.
+    bare, minimal, lightning = [], [], []
+    for _ in range(args.epochs + 1):  # the first round is a warm-up
         bare += bare_epoch_seconds(images, labels, precision, channels_last=True, compile=False, epochs=1)[0]
+        minimal.append(minimal_lightning_epoch_seconds(args.data_dir, args.accelerator, precision))
         with tempfile.TemporaryDirectory() as tmp:
             lightning += lightning_epoch_seconds(args.data_dir, args.accelerator, 1, Path(tmp))
-    bare, lightning = statistics.median(bare[1:]), statistics.median(lightning[1:])
-    result["bare_epoch_s"], result["lightning_epoch_s"] = bare, lightning
+    bare, minimal, lightning = (statistics.median(seconds[1:]) for seconds in (bare, minimal, lightning))
+    result["bare_epoch_s"], result["minimal_lightning_epoch_s"], result["lightning_epoch_s"] = bare, minimal, lightning
     result["bare_img_per_s"], result["lightning_img_per_s"] = train_images / bare, train_images / lightning
-    result["lightning_to_bare"] = lightning / bare
+    result["lightning_to_bare"], result["minimal_lightning_to_bare"] = lightning / bare, minimal / bare
     result["lightning_gflop_per_s"] = flops * train_images / lightning / 1e9
     rows.append((f"bare loop, {precision}, channels_last", f"{train_images / bare:,.0f} img/s, {bare:.2f} s/epoch"))
     rows.append(("mnist-lit through Lightning, same steps", f"{train_images / lightning:,.0f} img/s, {lightning:.2f} s/epoch"))
     rows.append(("Lightning epoch / bare epoch", f"{lightning / bare:.3f}"))
+    rows.append(("  the same for a minimal LightningModule", f"{minimal / bare:.3f} (Lightning's own per-step cost)"))
     rows.append(("training FLOPs per image; achieved", f"{flops / 1e6:.1f} MFLOP; {result['lightning_gflop_per_s']:.0f} GFLOP/s"))
 
     variants = {
