@@ -1,17 +1,19 @@
 """How fast mnist-lit trains, against a bare PyTorch loop and end to end.
 
-    python benchmarks/speed.py                      # about 7 minutes on 2 CPU cores
+    python benchmarks/speed.py                      # about 8 minutes on 2 CPU cores
     python benchmarks/speed.py --accelerator gpu    # the same on a GPU
     python benchmarks/speed.py --keras_python PY    # adds the Keras model, run by PY (3 minutes)
 
-Latest result (2026-11-25, 2-core AMD EPYC, bf16): Lightning trains at 9,700 img/s, 1.12x the
-bare loop's epoch time; the default 5-epoch `fit` takes 39 s end to end (Keras, same machine:
-51 s) and configs/fast.yaml 19 s, both at >= 99.0% test accuracy for three seeds.
+Latest result (2026-11-25, 2-core AMD EPYC, bf16): Lightning trains at 9,900 img/s, 1.16x the
+bare loop's epoch time (a minimal LightningModule: 1.08x); the default 5-epoch `fit` takes 35.5 s
+end to end (Keras, same run: 48.7 s) and configs/fast.yaml 19 s, both at >= 99.0% test accuracy
+for three seeds.
 
 Measures, in one run on one machine:
   1. a bare PyTorch loop (same network, optimizer, batch size and precision; the digits in
      memory as uint8 tensors, cut into batches by indexing) in images/s, for a few settings;
-  2. mnist-lit's own training path through Lightning, epoch for epoch against (1);
+  2. mnist-lit's own training path through Lightning, epoch for epoch against (1), and a
+     minimal LightningModule beside it (Lightning's own share of the difference);
   3. `python -m mnist_lit fit` end to end in a subprocess, with the default config and with
      configs/fast.yaml: wall time, start-up, time per epoch, peak memory, and the test
      accuracy of the best checkpoint.
