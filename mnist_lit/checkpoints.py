@@ -4,6 +4,7 @@ Each `fit` run writes into ``checkpoints/version_N/``, named after its TensorBoa
 ``logs/version_N/``, so runs never overwrite each other and a checkpoint's logs are easy to find.
 """
 
+import argparse
 import pickle
 import re
 from pathlib import Path
@@ -91,6 +92,12 @@ def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:
     if best is None:
         raise UserError(f"Cannot tell which checkpoint in {run} is the best; pass one with --ckpt_path.")
     return best
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """--ckpt_path and --checkpoint_dir, for the commands beside LightningCLI (predict, export)."""
+    parser.add_argument("--ckpt_path", default=None, help="a .ckpt file, 'best' (default) or 'last' of the latest run")
+    parser.add_argument("--checkpoint_dir", default="checkpoints", help="where `fit` wrote its runs (default: checkpoints)")
 
 
 def run_name(checkpoint: Path, checkpoint_dir: str) -> Optional[str]:

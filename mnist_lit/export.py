@@ -20,7 +20,7 @@ from mnist_lit import __version__
 from mnist_lit.data import MNIST_MEAN, MNIST_STD
 from mnist_lit.errors import UserError
 from mnist_lit.network import DigitCNN
-from mnist_lit.checkpoints import load_classifier, resolve_checkpoint
+from mnist_lit.checkpoints import add_checkpoint_arguments, load_classifier, resolve_checkpoint
 from mnist_lit.files import replaced_atomically
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -69,8 +69,7 @@ def main(argv: list[str]) -> int:
         prog="python -m mnist_lit export", description="Write the trained network as ONNX or TorchScript."
     )
     parser.add_argument("--format", required=True, choices=sorted(SUFFIXES))
-    parser.add_argument("--ckpt_path", default=None, help="a .ckpt file, 'best' (default) or 'last' of the latest run")
-    parser.add_argument("--checkpoint_dir", default="checkpoints", help="where `fit` wrote its runs (default: checkpoints)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--output", type=Path, help="the model file (default: digit_cnn.onnx or digit_cnn.pt)")
     args = parser.parse_args(argv)
     if args.format == "onnx" and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript")):

@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from mnist_lit.checkpoints import load_classifier, resolve_checkpoint
+from mnist_lit.checkpoints import add_checkpoint_arguments, load_classifier, resolve_checkpoint
 from mnist_lit.errors import UserError
 from mnist_lit.files import replaced_atomically
 from mnist_lit.model import DigitClassifier
@@ -91,8 +91,7 @@ def main(argv: list[str]) -> int:
         description="Predict the digit in each picture (PNG, JPEG, BMP, GIF...; any size, either polarity).",
     )
     parser.add_argument("inputs", nargs="+", help="picture files, folders of pictures, or glob patterns")
-    parser.add_argument("--ckpt_path", default=None, help="a .ckpt file, 'best' (default) or 'last' of the latest run")
-    parser.add_argument("--checkpoint_dir", default="checkpoints", help="where `fit` wrote its runs (default: checkpoints)")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--output", type=Path, help="also write the results to this .csv or .json file")
     args = parser.parse_args(argv)
     if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):

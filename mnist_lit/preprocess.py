@@ -65,8 +65,8 @@ def mnist_style(image: Image.Image) -> np.ndarray:
     if ink.max() < MIN_CONTRAST:
         raise ValueError("the image is blank (no digit stands out from the background)")
 
-    rows = np.flatnonzero((ink > NOISE_FRACTION * ink.max()).any(axis=1))
-    cols = np.flatnonzero((ink > NOISE_FRACTION * ink.max()).any(axis=0))
+    strokes = ink > NOISE_FRACTION * ink.max()
+    rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
     digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = digit.shape
     scale = DIGIT_BOX / max(height, width)
