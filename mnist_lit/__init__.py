@@ -1,3 +1,8 @@
 """mnist-lit: train, test and inspect a digit-recognition CNN on MNIST with PyTorch Lightning."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("mnist-lit")  # pyproject.toml is the one place the version is written
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "unknown"

@@ -25,7 +25,8 @@ from mnist_lit import export, predict
 from mnist_lit.checkpoints import RunCheckpoint, load_classifier, resolve_checkpoint, run_name
 from mnist_lit.data import MNISTDataModule
 from mnist_lit.errors import UserError
-from mnist_lit.hardware import fast_precision, reuse_freed_memory
+from mnist_lit.files import cannot_write
+from mnist_lit.hardware import fast_precision
 from mnist_lit.model import DigitClassifier
 from mnist_lit.progress import ProgressBar
 from mnist_lit.report import EvaluationReport
@@ -35,7 +36,8 @@ TRAINER_DEFAULTS = {
     "plugins": {"class_path": "mnist_lit.checkpoints.AtomicCheckpointIO"},
     "logger": {
         "class_path": "mnist_lit.logger.TensorBoardLogger",
-        # default_hp_metric: the logger fills the HPARAMS tab with real metrics instead (logger.py).
+        # This logger never logs Lightning's hp_metric placeholder (logger.py); false says so in
+        # the printed configuration.
         "init_args": {"save_dir": "logs", "name": "", "default_hp_metric": False},
     },
 }
@@ -64,7 +66,8 @@ def quiet_irrelevant_messages() -> None:
     """Silence library messages that say nothing about this run."""
     # The data is held in memory and cut into batches by indexing; worker processes would only copy it.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    # Lightning 2.6 internals call a torch.utils._pytree API that newer torch deprecates.
+    # Lightning 2.6 calls a torch.utils._pytree function that torch 2.10+ deprecates; the warning is
+    # addressed to Lightning, not to users. A filter on the text: a no-op once Lightning changes.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     # A named function, so that calling main() again (tests do) does not stack up filters.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_an_advertisement)
@@ -129,9 +132,11 @@ class MNISTLitCLI(LightningCLI):
         print(f"Evaluating {self.config.test.ckpt_path}")
 
 
+LIGHTNING_SUBCOMMANDS = tuple(MNISTLitCLI.subcommands())  # fit, validate, test
+
+
 def main(args: Optional[list[str]] = None) -> None:
     quiet_irrelevant_messages()
-    reuse_freed_memory()
     argv = sys.argv[1:] if args is None else args
     try:
         if argv[:1] and argv[0] in COMMANDS_BESIDE_LIGHTNING:
@@ -168,11 +173,8 @@ def main(args: Optional[list[str]] = None) -> None:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     except OSError as error:  # a run folder that cannot be created or written: read-only, full, a file in the way
-        print(
-            f"error: cannot write {error.filename or 'an output file'} ({error.strerror or error}); choose a writable "
-            "folder with --trainer.logger.init_args.save_dir and --checkpoint.dirpath, or free some space.",
-            file=sys.stderr,
-        )
+        options = "--trainer.logger.init_args.save_dir and --checkpoint.dirpath"
+        print(f"error: {cannot_write(error, options)}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -208,6 +208,8 @@ class MNISTDataModule(L.LightningDataModule):
         )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, torch.Tensor):  # images alone: the model's example_input_array, for its summary
+            return normalize(batch)
         images, labels = batch
         return normalize(images), labels
 

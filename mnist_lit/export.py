@@ -21,18 +21,18 @@ from mnist_lit.data import MNIST_MEAN, MNIST_STD
 from mnist_lit.errors import UserError
 from mnist_lit.network import DigitCNN
 from mnist_lit.checkpoints import add_checkpoint_arguments, load_classifier, resolve_checkpoint
-from mnist_lit.files import replaced_atomically
+from mnist_lit.files import cannot_write, replaced_atomically
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 
-def export(net: DigitCNN, format: str, output: Path) -> None:
+def export(net: DigitCNN, model_format: str, output: Path) -> None:
     """Write ``net`` (eval mode, fp32) to ``output`` as ONNX or TorchScript, whole or not at all."""
     net = net.eval().float()
     example = torch.zeros(2, 1, 28, 28)
     with replaced_atomically(output) as temporary:
-        if format == "onnx":
+        if model_format == "onnx":
             batch = torch.export.Dim("batch")
             torch.onnx.export(
                 net, (example,), temporary, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -46,10 +46,10 @@ def export(net: DigitCNN, format: str, output: Path) -> None:
                 torch.jit.trace(net, example).save(str(temporary))
 
 
-def sidecar(format: str, checkpoint: str) -> dict:
+def sidecar(model_format: str, checkpoint: str) -> dict:
     """What a program needs besides the model file to use it on pixels."""
     return {
-        "format": format,
+        "format": model_format,
         "input": {"name": INPUT_NAME, "shape": ["batch", 1, 28, 28], "dtype": "float32"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", 10], "meaning": "logits; softmax gives probabilities"},
         "normalization": {
@@ -76,9 +76,13 @@ def main(argv: list[str]) -> int:
         raise UserError("ONNX export needs the onnx and onnxscript packages: pip install 'mnist-lit[onnx]'.")
     output = args.output or Path(f"digit_cnn{SUFFIXES[args.format]}")
     checkpoint = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
-    export(load_classifier(checkpoint).net, args.format, output)
+    net = load_classifier(checkpoint).net
     info = output.with_suffix(".json")
-    with replaced_atomically(info) as temporary:
-        temporary.write_text(json.dumps(sidecar(args.format, str(checkpoint)), indent=2) + "\n")
+    try:
+        export(net, args.format, output)
+        with replaced_atomically(info) as temporary:
+            temporary.write_text(json.dumps(sidecar(args.format, str(checkpoint)), indent=2) + "\n")
+    except OSError as error:
+        raise cannot_write(error, "--output") from None
     print(f"Wrote {output} and {info}")
     return 0

@@ -6,12 +6,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mnist_lit.errors import UserError
+
 
 @contextmanager
 def replaced_atomically(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; it becomes ``path`` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:  # named after the file the user asked for, not the temporary one
+        raise OSError(error.errno, error.strerror, str(path)) from None
     os.close(handle)
     try:
         yield Path(temporary)
@@ -22,3 +27,11 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def cannot_write(error: OSError, options: str) -> UserError:
+    """A failed write as one line that names the command's own options for choosing the place."""
+    return UserError(
+        f"cannot write {error.filename or 'an output file'} ({error.strerror or error}); "
+        f"choose a writable place with {options}, or free some space."
+    )

@@ -21,7 +21,7 @@ def fast_precision(accelerator: str = "auto") -> str:
         return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
     if accelerator in ("cpu", "auto"):
         # Without AVX-512 BF16 the CPU emulates bf16, which is slower than fp32.
-        return "bf16-mixed" if torch.cpu._is_avx512_bf16_supported() else "32-true"
+        return "bf16-mixed" if torch.cpu.get_capabilities().get("avx512_bf16", False) else "32-true"
     return "32-true"
 
 

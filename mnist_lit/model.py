@@ -54,6 +54,9 @@ class DigitClassifier(L.LightningModule):
         # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
         net = DigitCNN(conv1_channels, conv2_channels, hidden_units, dropout, NUM_CLASSES)
         self.net = net.to(memory_format=torch.channels_last)
+        # One digit's pixels, which Lightning's model summary runs through the network to show
+        # each layer's output size and FLOPs.
+        self.example_input_array = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
 
         self.train_loss = MeanMetric()
         self.train_metrics = summary_metrics(NUM_CLASSES, prefix="train/")

@@ -21,7 +21,7 @@ import torch
 
 from mnist_lit.checkpoints import add_checkpoint_arguments, load_classifier, resolve_checkpoint
 from mnist_lit.errors import UserError
-from mnist_lit.files import replaced_atomically
+from mnist_lit.files import cannot_write, replaced_atomically
 from mnist_lit.model import DigitClassifier
 from mnist_lit.preprocess import load_digit
 
@@ -104,5 +104,8 @@ def main(argv: list[str]) -> int:
         else:
             print(format_line(result))
     if args.output is not None:
-        write_results(results, args.output)
+        try:
+            write_results(results, args.output)
+        except OSError as error:
+            raise cannot_write(error, "--output") from None
     return 1 if any("error" in result for result in results) else 0

@@ -13,7 +13,6 @@ from typing import Any, Optional
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +20,7 @@ from rich.table import Table
 from mnist_lit import __version__
 from mnist_lit.figures import confusion_matrix_figure, mistakes_figure
 from mnist_lit.files import replaced_atomically
+from mnist_lit.logger import TensorBoardLogger
 
 REPORT_FILES = ("report.json", "confusion_matrix.png", "mistakes.png")
 
@@ -151,8 +151,5 @@ class EvaluationReport(Callback):
 
 
 def _log_figure(trainer: L.Trainer, tag: str, figure: Figure) -> None:
-    if isinstance(trainer.logger, TensorBoardLogger):
-        # The step Lightning gives the scalars logged alongside (trainer.global_step is one ahead
-        # during validation), so a picture lines up with its epoch's curves.
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
-        trainer.logger.experiment.add_figure(tag, figure, global_step=step)
+    if isinstance(trainer.logger, TensorBoardLogger):  # mnist-lit's, which knows the step of the scalars
+        trainer.logger.log_figure(tag, figure)

@@ -8,13 +8,15 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
+from mnist_lit.data import DATA_DIR_ENV, RAW_FILES, MNISTDataModule
+from mnist_lit.errors import UserError
 from mnist_lit.model import DigitClassifier
 
 REPO = Path(__file__).resolve().parents[1]
-# Where the real MNIST files are looked for, in order: $MNIST_LIT_DATA_DIR (CI points it at the
-# shared offline copy), that copy next to the repository, and data/ where `fit` run from the
-# repository root downloads them. Tests never download.
+# Where the real MNIST files are looked for when $MNIST_LIT_DATA_DIR is not set: an offline copy
+# next to the repository, then data/, where `fit` run from the repository root downloads them.
 CANDIDATE_DATA_DIRS = (REPO.parent / "shared" / "mnist", REPO / "data")
 
 
@@ -48,14 +50,32 @@ def hand_made_predictions() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nn.functional.one_hot(preds, 4).float(), labels
 
 
+@pytest.fixture(autouse=True)
+def no_pytest_argv(monkeypatch):
+    # LightningCLI warns when it sees both `args` and command-line arguments (pytest's own).
+    monkeypatch.setattr(sys, "argv", ["mnist-lit"])
+
+
 @pytest.fixture(scope="session")
 def real_mnist() -> Path:
-    env = os.environ.get("MNIST_LIT_DATA_DIR")
+    """The folder holding MNIST/raw/ with the four real files, downloaded into data/ if need be.
+
+    A folder named by $MNIST_LIT_DATA_DIR is used as it is and never downloaded into (CI points
+    it at an offline copy). Otherwise the candidates above are searched, and when neither has the
+    files they are downloaded into data/ the way `fit` does it, with its one-line message offline.
+    """
+    env = os.environ.get(DATA_DIR_ENV)
     candidates = (Path(env),) if env else CANDIDATE_DATA_DIRS
     for data_dir in candidates:
-        if (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        if all((data_dir / "MNIST" / "raw" / name).is_file() for name in RAW_FILES):
             return data_dir
-    pytest.fail(f"The real MNIST files are needed in one of {[str(c) for c in candidates]} (under MNIST/raw/).")
+    if env:
+        pytest.fail(f"{DATA_DIR_ENV}={env} does not hold the four MNIST files under MNIST/raw/.", pytrace=False)
+    try:
+        MNISTDataModule(data_dir=str(candidates[-1])).prepare_data()
+    except UserError as error:
+        pytest.fail(str(error), pytrace=False)
+    return candidates[-1]
 
 
 def run_cli(cwd: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -67,6 +87,14 @@ def run_cli(cwd: Path, data_dir: Path, *args: str) -> subprocess.CompletedProces
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def digit_picture(path: Path) -> Path:
+    """A dark 7 on white paper, as a picture file."""
+    image = Image.new("L", (120, 160), 255)
+    ImageDraw.Draw(image).line([(30, 20), (90, 20), (50, 140)], fill=0, width=12)
+    image.save(path)
+    return path
 
 
 def save_checkpoint(path: Path, model: L.LightningModule) -> Path:

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import save_checkpoint
+from conftest import digit_picture, save_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.model import DigitClassifier
 
+UNWRITABLE = r"\((Permission denied|Operation not permitted)\)"
 TINY_FIT = ["fit", "--data.val_size", "20", "--data.batch_size", "16", "--trainer.max_epochs", "1"]
 
 
@@ -44,6 +45,7 @@ def inputs(tmp_path, tiny_mnist) -> dict[str, Path]:
     checkpoint["hyper_parameters"]["note"] = Pickled()
     torch.save(checkpoint, folder / "pickled.ckpt")
     (folder / "broken.yaml").write_text("model:\n  lr: [0.1\n")
+    digit_picture(folder / "seven.png")
 
     def damaged_data(name: str, damage) -> Path:
         data_dir = folder / name
@@ -91,11 +93,14 @@ CASES = {
     "wrong magic number": ([*TINY_FIT, "--data.data_dir", "{wrong_magic_data}"], r"t10k-images-idx3-ubyte is not an MNIST images file"),
     # Output
     "a file where the logs folder goes": (TINY_FIT, r"cannot write .*logs \(File exists\)"),
-    "read-only working directory": (TINY_FIT, r"cannot write .* \((Permission denied|Operation not permitted)\)"),
+    "read-only working directory": (TINY_FIT, rf"cannot write .* {UNWRITABLE}.* --trainer.logger.init_args.save_dir and --checkpoint.dirpath"),
+    "predict into a read-only folder": (["predict", "{seven}", "--ckpt_path", "{good}", "--output", "out.csv"], rf"cannot write out\.csv {UNWRITABLE}; choose a writable place with --output,"),
+    "export into a read-only folder": (["export", "--format", "torchscript", "--ckpt_path", "{good}"], rf"cannot write digit_cnn\.pt {UNWRITABLE}; choose a writable place with --output,"),
     "full disk": (TINY_FIT, r"Could not write the checkpoint .*The previous checkpoints are intact"),
     # Training
     "non-finite loss": ([*TINY_FIT, "--model.lr", "1e30", "--trainer.log_every_n_steps", "1"], r"loss became nan or inf in epoch 1"),
 }
+READ_ONLY = {"read-only working directory", "predict into a read-only folder", "export into a read-only folder"}
 # Failures during training leave the run's record (config, hparams, events), never a checkpoint.
 DURING_TRAINING = {"full disk", "non-finite loss"}
 
@@ -135,7 +140,7 @@ def test_bad_input_gets_one_clear_line(case, inputs, tmp_path, monkeypatch, caps
         run = subprocess.run([sys.executable, "-m", "mnist_lit", *args], preexec_fn=limit, capture_output=True, text=True)
         status, stderr = run.returncode, run.stderr
     else:
-        with read_only(work) if case == "read-only working directory" else nullcontext():
+        with read_only(work) if case in READ_ONLY else nullcontext():
             with pytest.raises(SystemExit) as exit_info:
                 main(args)
         status, stderr = exit_info.value.code, capsys.readouterr().err

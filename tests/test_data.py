@@ -1,7 +1,16 @@
+import gzip
+import hashlib
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
 import pytest
 import torch
+from torchvision.datasets import MNIST
 
-from mnist_lit.data import MNIST_MEAN, MNIST_STD, MNISTDataModule, normalize, resolve_data_dir, split_indices
+from mnist_lit.data import MNIST_MEAN, MNIST_STD, RAW_FILES, MNISTDataModule, normalize, resolve_data_dir, split_indices
 from mnist_lit.errors import UserError
 
 
@@ -125,3 +134,39 @@ def test_on_a_gpu_the_digits_live_in_gpu_memory(tiny_mnist):
     assert data.train_set.images.is_cuda and data.val_set.labels.is_cuda
     images, labels = next(iter(data.train_dataloader()))
     assert images.is_cuda and labels.is_cuda and images.dtype == torch.uint8
+
+
+@pytest.fixture
+def local_mirror(tiny_mnist, tmp_path, monkeypatch) -> Iterator[Path]:
+    """torchvision's MNIST mirrors replaced by an HTTP server on 127.0.0.1 serving the tiny files, gzipped."""
+    served = tmp_path / "served"
+    served.mkdir()
+    resources = []
+    for name in RAW_FILES:
+        archive = served / f"{name}.gz"
+        archive.write_bytes(gzip.compress((tiny_mnist / "MNIST" / "raw" / name).read_bytes()))
+        resources.append((archive.name, hashlib.md5(archive.read_bytes()).hexdigest()))
+    quiet = type("Quiet", (SimpleHTTPRequestHandler,), {"log_message": lambda *args: None})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+    monkeypatch.setattr(MNIST, "resources", resources)  # the checksums of these files, not of the real ones
+    yield tiny_mnist
+    server.shutdown()
+    server.server_close()
+
+
+def test_missing_files_are_downloaded_through_torchvision(local_mirror, tmp_path):
+    data_dir = tmp_path / "fresh"
+    MNISTDataModule(data_dir=str(data_dir)).prepare_data()
+    for name in RAW_FILES:
+        assert (data_dir / "MNIST" / "raw" / name).read_bytes() == (local_mirror / "MNIST" / "raw" / name).read_bytes()
+
+
+def test_offline_download_fails_in_one_line_that_says_where_the_files_go(local_mirror, tmp_path, monkeypatch):
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # the discard port: nothing listens
+    with pytest.raises(UserError) as error:
+        MNISTDataModule(data_dir=str(tmp_path / "fresh")).prepare_data()
+    message = str(error.value)
+    assert "Could not download MNIST" in message and "\n" not in message
+    assert f"{tmp_path / 'fresh' / 'MNIST' / 'raw'}/" in message and "MNIST_LIT_DATA_DIR" in message

@@ -1,6 +1,5 @@
 import json
 import re
-import sys
 import textwrap
 from pathlib import Path
 
@@ -8,7 +7,6 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from torchvision.datasets import MNIST
 
 from mnist_lit.checkpoints import load_classifier
 from mnist_lit.cli import main
@@ -17,14 +15,14 @@ from mnist_lit.data import MNIST_MEAN, MNIST_STD, normalize
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.fixture(autouse=True)
-def no_pytest_argv(monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["mnist-lit"])
-
-
 @pytest.fixture(scope="module")
-def test_pixels(real_mnist) -> np.ndarray:
-    return MNIST(real_mnist, train=False, download=False).data[:256].unsqueeze(1).numpy()
+def pixels() -> np.ndarray:
+    """256 digit-like uint8 images: dark background, a light bar in a random place."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 40, (256, 1, 28, 28), dtype=np.uint8)
+    for image, (row, column) in zip(images, rng.integers(4, 18, (256, 2))):
+        image[0, row : row + 10, column : column + 4] = 255
+    return images
 
 
 def run_export(capsys, *args) -> tuple[int, str, str]:
@@ -35,14 +33,14 @@ def run_export(capsys, *args) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("format, suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
-def test_export_matches_the_lightning_model_on_real_digits(capsys, tmp_path, checkpoint, test_pixels, format, suffix):
+def test_export_matches_the_lightning_model(capsys, tmp_path, checkpoint, pixels, format, suffix):
     output = tmp_path / "out" / f"digits{suffix}"
     code, out, _ = run_export(capsys, "--format", format, "--ckpt_path", checkpoint, "--output", output)
     assert code == 0 and str(output) in out
     # The model file and its sidecar, nothing else (no temporary or external-data files).
     assert sorted(p.name for p in output.parent.iterdir()) == sorted([output.name, "digits.json"])
 
-    images = normalize(torch.from_numpy(test_pixels))
+    images = normalize(torch.from_numpy(pixels))
     with torch.inference_mode():
         expected = load_classifier(checkpoint)(images).numpy()
     if format == "onnx":
@@ -60,14 +58,14 @@ def test_export_matches_the_lightning_model_on_real_digits(capsys, tmp_path, che
     assert info["checkpoint"] == str(checkpoint)
 
 
-def test_the_readme_lines_run_the_onnx_file_without_mnist_lit(capsys, tmp_path, checkpoint, test_pixels, monkeypatch):
+def test_the_readme_lines_run_the_onnx_file_without_mnist_lit(capsys, tmp_path, checkpoint, pixels, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_export(capsys, "--format", "onnx", "--ckpt_path", checkpoint)[0] == 0
     block = re.search(r"\n(    import numpy as np, onnxruntime\n(?:    .*\n){2})", README.read_text()).group(1)
-    namespace = {"pixels": test_pixels}
+    namespace = {"pixels": pixels}
     exec(textwrap.dedent(block), namespace)
     with torch.inference_mode():
-        expected = load_classifier(checkpoint)(normalize(torch.from_numpy(test_pixels))).numpy()
+        expected = load_classifier(checkpoint)(normalize(torch.from_numpy(pixels))).numpy()
     assert np.abs(namespace["logits"] - expected).max() < 1e-4
 
 

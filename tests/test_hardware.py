@@ -12,7 +12,7 @@ from mnist_lit.hardware import fast_precision
 @pytest.mark.parametrize("native_bf16, expected", [(True, "bf16-mixed"), (False, "32-true")])
 def test_cpu_uses_bf16_only_where_it_is_native(monkeypatch, native_bf16, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native_bf16)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True, "avx512_bf16": native_bf16})
     assert fast_precision("auto") == expected
     assert fast_precision("cpu") == expected
 
@@ -24,7 +24,7 @@ def test_gpu_uses_bf16_only_where_it_is_supported(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert fast_precision("auto") == "bf16-mixed"
     # An explicit CPU run on a GPU machine follows the CPU's abilities.
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"architecture": "aarch64"})
     assert fast_precision("cpu") == "32-true"
 
 

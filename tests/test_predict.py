@@ -1,28 +1,15 @@
 import csv
 import json
-import sys
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from conftest import save_checkpoint
+from conftest import digit_picture, save_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.predict import expand_inputs
-
-
-@pytest.fixture(autouse=True)
-def no_pytest_argv(monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["mnist-lit"])
-
-
-def digit_picture(path: Path) -> Path:
-    image = Image.new("L", (120, 160), 255)
-    ImageDraw.Draw(image).line([(30, 20), (90, 20), (50, 140)], fill=0, width=12)
-    image.save(path)
-    return path
 
 
 def run_predict(capsys, *args) -> tuple[int, list[str], list[str]]:

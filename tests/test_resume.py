@@ -1,26 +1,59 @@
-"""Interrupting `fit` with SIGKILL and resuming it with `--ckpt_path last`, on the real MNIST files."""
+"""Interrupting `fit` with SIGKILL or Ctrl-C and resuming it with `--ckpt_path last`, on the real MNIST files."""
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
 from mnist_lit.checkpoints import read_checkpoint
+from pause_callback import PAUSED
 
 pytestmark = pytest.mark.e2e
-# Three short epochs: enough to kill one in the middle and still compare the end.
+TESTS = Path(__file__).resolve().parent
+# Three short epochs: enough to interrupt one in the middle and still compare the end.
 OPTIONS = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "150"]
+PAUSE_IN_SECOND_EPOCH = ["--trainer.callbacks", "pause_callback.PauseInEpoch"]
 
 
 def fit(cwd: Path, data_dir: Path, *args: str) -> subprocess.Popen:
     cwd.mkdir(exist_ok=True)
-    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir), "PYTHONPATH": str(TESTS)}
     command = [sys.executable, "-m", "mnist_lit", "fit", *OPTIONS, *args]
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+class Output:
+    """What a process prints, read on a thread, so that a test can wait for a line with a deadline."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def until(self, prefix: Optional[str], timeout: float = 300) -> str:
+        """The text up to the first line starting with ``prefix`` (None: up to the end of the output)."""
+        seen, deadline = [], time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is None:
+                assert prefix is None, f"the output ended before a line starting with {prefix!r}:\n" + "".join(seen[-30:])
+                return "".join(seen)
+            seen.append(line)
+            if prefix is not None and line.startswith(prefix):
+                return "".join(seen)
 
 
 def finish(process: subprocess.Popen) -> str:
@@ -44,15 +77,13 @@ def last_state(cwd: Path) -> dict:
 def test_a_killed_fit_resumes_where_it_stopped(tmp_path, real_mnist):
     uninterrupted = fit(tmp_path / "uninterrupted", real_mnist)
 
-    killed = fit(tmp_path / "killed", real_mnist)
-    for line in killed.stdout:  # one line per finished epoch, printed after its checkpoint is written
-        if line.startswith("Epoch 1/3:"):
-            break
-    time.sleep(1.0)  # into the second epoch (about 2 s here)
+    killed = fit(tmp_path / "killed", real_mnist, *PAUSE_IN_SECOND_EPOCH)
+    printed = Output(killed).until(PAUSED)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
+    assert "\nEpoch 1/3:" in printed  # the first epoch ended, with its checkpoint
     run = tmp_path / "killed"
-    assert last_state(run)["epoch"] == 0, "the kill should land in the second epoch"
+    assert last_state(run)["epoch"] == 0
 
     resumed_output = finish(fit(run, real_mnist, "--ckpt_path", "last"))
     finish(uninterrupted)
@@ -77,13 +108,11 @@ def test_a_killed_fit_resumes_where_it_stopped(tmp_path, real_mnist):
 
 def test_ctrl_c_stops_gracefully_and_says_how_to_resume(tmp_path, real_mnist):
     run = tmp_path / "interrupted"
-    process = fit(run, real_mnist)
-    for line in process.stdout:
-        if line.startswith("Epoch 1/3:"):
-            break
-    time.sleep(1.0)
+    process = fit(run, real_mnist, *PAUSE_IN_SECOND_EPOCH)
+    output = Output(process)
+    output.until(PAUSED)
     process.send_signal(signal.SIGINT)
-    output = process.stdout.read()
+    output = output.until(None, timeout=60)
     assert process.wait(timeout=60) != 0
     assert "Traceback" not in output
     assert "python -m mnist_lit fit --ckpt_path last" in output
