@@ -66,9 +66,11 @@ def quiet_irrelevant_messages() -> None:
     """Silence library messages that say nothing about this run."""
     # The data is held in memory and cut into batches by indexing; worker processes would only copy it.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    # Lightning 2.6 calls a torch.utils._pytree function that torch 2.10+ deprecates; the warning is
+    # Lightning 2.6 calls a torch.utils._pytree function that newer torch deprecates; the warning is
     # addressed to Lightning, not to users. A filter on the text: a no-op once Lightning changes.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    # The summary's size estimate assumes 32-bit weights, which they are: only activations are bf16.
+    warnings.filterwarnings("ignore", message=".*is not supported by the model summary.*")
     # A named function, so that calling main() again (tests do) does not stack up filters.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(not_an_advertisement)
 

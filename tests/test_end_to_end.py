@@ -41,6 +41,11 @@ def test_short_training_really_learns(workdir, fit_output):
     assert best_score >= 0.97
 
 
+def test_the_model_summary_counts_the_network_s_flops(fit_output):
+    # Lightning runs the model's example input (one digit) through it: about 5 M FLOPs here.
+    assert re.search(r"Total FLOPs: [1-9][\d.]* M", fit_output)
+
+
 def test_progress_is_one_line_per_epoch_in_a_log_file(fit_output):
     assert "\r" not in fit_output
     assert re.search(r"^Epoch 1/1: train/loss \d\.\d{4}, .*val/acc 0\.9\d{3} \(\d+\.\d s\)$", fit_output, re.M)
