@@ -30,16 +30,23 @@ def test_two_processes_train_and_write_each_checkpoint_once(ddp_run):
     assert score >= 0.95
 
 
+def evaluate(cwd: Path, data_dir: Path, checkpoint: str, *options: str) -> dict:
+    run_cli(cwd, data_dir, "test", "--ckpt_path", checkpoint, *options)
+    return json.loads((cwd / "logs" / "version_0" / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def one_process_report(ddp_run, real_mnist, tmp_path_factory) -> dict:
+    return evaluate(tmp_path_factory.mktemp("one"), real_mnist, str(ddp_run / "checkpoints" / "version_0" / "last.ckpt"))
+
+
 @pytest.mark.parametrize("processes", [2, 3])
-def test_multi_process_test_metrics_equal_the_single_process_ones(ddp_run, real_mnist, tmp_path, processes):
+def test_multi_process_test_metrics_equal_the_single_process_ones(ddp_run, real_mnist, tmp_path, one_process_report, processes):
     checkpoint = str(ddp_run / "checkpoints" / "version_0" / "last.ckpt")
     several = [*TWO_PROCESSES[:2], "--trainer.devices", str(processes), *TWO_PROCESSES[4:]]
-    reports = {}
-    for name, options in (("one", []), ("several", several)):
-        run_cli(tmp_path / name, real_mnist, "test", "--ckpt_path", checkpoint, *options)
-        reports[name] = json.loads((tmp_path / name / "logs" / "version_0" / "report.json").read_text())
+    report = evaluate(tmp_path, real_mnist, checkpoint, *several)
     # Every test digit counted exactly once. 10,000 digits do not split evenly in three: a
     # sampler that padded them would count two digits twice; unsynced metrics would count a third.
-    assert sum(map(sum, reports["several"]["confusion_matrix"])) == 10_000
+    assert sum(map(sum, report["confusion_matrix"])) == 10_000
     for key in ("accuracy", "per_class", "macro_avg", "weighted_avg", "confusion_matrix"):
-        assert reports["several"][key] == reports["one"][key], key
+        assert report[key] == one_process_report[key], key

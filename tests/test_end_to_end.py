@@ -27,7 +27,7 @@ def fit_output(workdir, real_mnist) -> str:
 
 
 @pytest.fixture(scope="module")
-def test_output(workdir, real_mnist, fit_output) -> str:
+def evaluation_output(workdir, real_mnist, fit_output) -> str:
     return run_cli(workdir, real_mnist, "test").stdout
 
 
@@ -51,12 +51,12 @@ def test_progress_is_one_line_per_epoch_in_a_log_file(fit_output):
     assert re.search(r"^Epoch 1/1: train/loss \d\.\d{4}, .*val/acc 0\.9\d{3} \(\d+\.\d s\)$", fit_output, re.M)
 
 
-def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, test_output):
-    assert "Evaluating checkpoints/version_0/epoch=00-val_acc=" in test_output
-    values = dict(re.findall(r"(test/\w+)\s*│\s*([\d.]+)", test_output))
+def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, evaluation_output):
+    assert "Evaluating checkpoints/version_0/epoch=00-val_acc=" in evaluation_output
+    values = dict(re.findall(r"(test/\w+)\s*│\s*([\d.]+)", evaluation_output))
     assert set(values) == {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"}
     assert float(values["test/acc"]) >= 0.97
-    assert "Per-class test metrics" in test_output and "Confusion matrix" in test_output
+    assert "Per-class test metrics" in evaluation_output and "Confusion matrix" in evaluation_output
 
 
 def read_events(log_dir: Path) -> tuple[EventAccumulator, set, set]:
@@ -69,21 +69,21 @@ def read_events(log_dir: Path) -> tuple[EventAccumulator, set, set]:
     return events, set(hparams.session_start_info.hparams), {info.name.tag for info in experiment.metric_infos}
 
 
-def test_test_reports_into_the_folder_of_the_run_it_evaluates(workdir, test_output):
+def test_test_reports_into_the_folder_of_the_run_it_evaluates(workdir, evaluation_output):
     run = workdir / "logs" / "version_0"
     assert [p.name for p in (workdir / "logs").iterdir()] == ["version_0"]  # no new run for `test`
-    assert "Report written to logs/version_0: report.json, confusion_matrix.png, mistakes.png" in test_output
+    assert "Report written to logs/version_0: report.json, confusion_matrix.png, mistakes.png" in evaluation_output
     report = json.loads((run / "report.json").read_text())
     assert report["checkpoint"].startswith(str(workdir / "checkpoints" / "version_0" / "epoch=00-val_acc="))
     assert report["data"]["images"] == 10_000 and report["accuracy"] >= 0.97
     assert sum(map(sum, report["confusion_matrix"])) == 10_000
-    assert "Most confused (true as predicted): " in test_output
+    assert "Most confused (true as predicted): " in evaluation_output
     # `test` saves its own configuration beside the one `fit` saved, not over it.
     assert "max_epochs: 1" in (run / "config.yaml").read_text()
     assert (run / "test_config.yaml").is_file()
 
 
-def test_tensorboard_shows_training_testing_pictures_and_hyperparameters(workdir, test_output):
+def test_tensorboard_shows_training_testing_pictures_and_hyperparameters(workdir, evaluation_output):
     events, hparams, hparams_metrics = read_events(workdir / "logs" / "version_0")
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "lr-Adam"} <= scalars
