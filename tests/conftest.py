@@ -73,9 +73,10 @@ def real_mnist() -> Path:
         pytest.fail(f"{DATA_DIR_ENV}={env} does not hold the four MNIST files under MNIST/raw/.", pytrace=False)
     try:
         MNISTDataModule(data_dir=str(candidates[-1])).prepare_data()
+        return candidates[-1]
     except UserError as error:
-        pytest.fail(str(error), pytrace=False)
-    return candidates[-1]
+        message = str(error)
+    pytest.fail(message, pytrace=False)  # outside the except block: one message, not two chained
 
 
 def run_cli(cwd: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
