@@ -4,10 +4,10 @@
     python benchmarks/speed.py --accelerator gpu    # the same on a GPU
     python benchmarks/speed.py --keras_python PY    # adds the Keras model, run by PY (3 minutes)
 
-Latest result (2026-11-25, 2-core AMD EPYC, bf16): Lightning trains at 9,900 img/s, 1.16x the
-bare loop's epoch time (a minimal LightningModule: 1.08x); the default 5-epoch `fit` takes 35.5 s
-end to end (Keras, same run: 48.7 s) and configs/fast.yaml 19 s, both at >= 99.0% test accuracy
-for three seeds.
+Latest result (2026-11-25, 2-core AMD EPYC, bf16): Lightning trains at 12,400 img/s, 1.16x the
+bare loop's epoch time (a minimal LightningModule: 1.11x); the default 5-epoch `fit` takes 27.9 s
+end to end (Keras, same run: 31.0 s) and configs/fast.yaml 13.3 s, both at >= 99.0% test
+accuracy for three seeds.
 
 Measures, in one run on one machine:
   1. a bare PyTorch loop (same network, optimizer, batch size and precision; the digits in
