@@ -69,6 +69,11 @@ def check_idx_file(path: Path) -> int:
     return fields[1]
 
 
+def has_mnist_files(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds the four MNIST files in torchvision's layout (MNIST/raw/)."""
+    return all((data_dir / "MNIST" / "raw" / name).is_file() for name in RAW_FILES)
+
+
 def resolve_data_dir(data_dir: Optional[str]) -> Path:
     """The folder that holds MNIST/raw/: the option, else $MNIST_LIT_DATA_DIR, else ./data."""
     return Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data")
@@ -137,7 +142,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         raw = self.data_dir / "MNIST" / "raw"
-        if all((raw / name).is_file() for name in RAW_FILES):
+        if has_mnist_files(self.data_dir):
             # Here, before Lightning creates the run's folders: a damaged file must leave nothing behind.
             counts = []
             for images, labels in zip(RAW_FILES[::2], RAW_FILES[1::2]):

@@ -110,10 +110,10 @@ def test_a_killed_fit_resumes_where_it_stopped(tmp_path, real_mnist):
 def test_ctrl_c_stops_gracefully_and_says_how_to_resume(tmp_path, real_mnist):
     run = tmp_path / "interrupted"
     process = fit(run, real_mnist, *PAUSE_IN_SECOND_EPOCH)
-    output = Output(process)
-    output.until(PAUSED)
+    printed = Output(process)
+    printed.until(PAUSED)
     process.send_signal(signal.SIGINT)
-    output = output.until(None, timeout=60)
+    output = printed.until(None, timeout=60)
     assert process.wait(timeout=60) != 0
     assert "Traceback" not in output
     assert "python -m mnist_lit fit --ckpt_path last" in output
