@@ -1,16 +1,25 @@
 """`python -m mnist_lit` and the `mnist-lit` command: the command line of cli.py in a process of its own."""
 
 import sys
+from importlib import import_module
 
-from mnist_lit.cli import LIGHTNING_SUBCOMMANDS, main
-from mnist_lit.hardware import reuse_freed_memory
+# Commands that read files and need no Lightning: they start without importing it (inference.py).
+THIN_COMMANDS = {"predict": "mnist_lit.predict", "export": "mnist_lit.export"}
 
 
 def run() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command in THIN_COMMANDS:
+        from mnist_lit.errors import run_command
+
+        raise SystemExit(run_command(import_module(THIN_COMMANDS[command]).main, sys.argv[2:]))
+    from mnist_lit.cli import LIGHTNING_SUBCOMMANDS, main
+    from mnist_lit.hardware import reuse_freed_memory
+
     # A setting of the whole process, so it is made here, where the process is ours, and only for
     # the commands that train or evaluate: it keeps the memory of each step for the next instead
     # of faulting it in afresh, a quarter of every training step on a CPU (hardware.py).
-    if sys.argv[1:2] and sys.argv[1] in LIGHTNING_SUBCOMMANDS:
+    if command in LIGHTNING_SUBCOMMANDS:
         reuse_freed_memory()
     main()
 

@@ -22,9 +22,12 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from mnist_lit import export, predict
-from mnist_lit.checkpoints import RunCheckpoint, load_classifier, resolve_checkpoint, run_name
+from mnist_lit.checkpoint_files import resolve_checkpoint, run_name
+from mnist_lit.checkpoints import RunCheckpoint
 from mnist_lit.data import MNISTDataModule
-from mnist_lit.errors import UserError
+from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, dataset_record
+from mnist_lit.errors import UserError, run_command
+from mnist_lit.inference import load_predictor
 from mnist_lit.files import cannot_write
 from mnist_lit.hardware import fast_precision
 from mnist_lit.model import DigitClassifier
@@ -94,6 +97,8 @@ class MNISTLitCLI(LightningCLI):
         parser.add_lightning_class_args(ProgressBar, "progress_bar")
         parser.add_lightning_class_args(EvaluationReport, "report")
         parser.set_defaults(CALLBACK_DEFAULTS)
+        # The model learns the data module's set: its classes, normalization and pictures, recorded in the checkpoint.
+        parser.link_arguments("data.dataset", "model.dataset_info", compute_fn=dataset_record)
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         super().parse_arguments(parser, args)
@@ -105,7 +110,9 @@ class MNISTLitCLI(LightningCLI):
         config = self.config[subcommand]
         if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
-            load_classifier(Path(config.ckpt_path))  # a checkpoint of another model fails here, in one line
+            # A checkpoint of another model fails here, in one line.
+            trained_on = load_predictor(Path(config.ckpt_path)).dataset
+            config.data.dataset = data_set_for(trained_on, config.data.dataset)
         # Lightning then loads the checkpoint again: with torch's safe loader too, whatever torch's default.
         if config.get("weights_only", False) is None:
             config.weights_only = True
@@ -137,12 +144,29 @@ class MNISTLitCLI(LightningCLI):
 LIGHTNING_SUBCOMMANDS = tuple(MNISTLitCLI.subcommands())  # fit, validate, test
 
 
+def data_set_for(trained_on: dict, configured: str) -> str:
+    """The data set to evaluate (or resume) a checkpoint on: the one it learned, unless
+    --data.dataset names another set with the same classes (MNIST's model on QMNIST, say)."""
+    if configured == trained_on["name"] or (
+        configured in DATASETS and list(DATASETS[configured].classes) == list(trained_on["classes"])
+    ):
+        return configured
+    if trained_on["name"] not in DATASETS:
+        raise UserError(f"The checkpoint learned a data set mnist-lit does not know ({trained_on['name']!r}).")
+    if configured != DEFAULT_DATASET:  # asked for explicitly, and its classes differ
+        raise UserError(
+            f"The checkpoint learned {trained_on['name']} ({len(trained_on['classes'])} classes) and cannot be evaluated "
+            f"on {configured}; leave out --data.dataset, or pass one with the same classes."
+        )
+    return trained_on["name"]
+
+
 def main(args: Optional[list[str]] = None) -> None:
     quiet_irrelevant_messages()
     argv = sys.argv[1:] if args is None else args
     try:
         if argv[:1] and argv[0] in COMMANDS_BESIDE_LIGHTNING:
-            raise SystemExit(COMMANDS_BESIDE_LIGHTNING[argv[0]](argv[1:]))
+            raise SystemExit(run_command(COMMANDS_BESIDE_LIGHTNING[argv[0]], argv[1:]))
         MNISTLitCLI(
             DigitClassifier,
             MNISTDataModule,
@@ -153,8 +177,8 @@ def main(args: Optional[list[str]] = None) -> None:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={
                 "prog": "python -m mnist_lit",
-                "description": "Train, test and inspect a digit CNN on MNIST. "
-                "Also `predict` (digits from picture files) and `export` (ONNX, TorchScript); add --help to either.",
+                "description": "Train, test and inspect a CNN on MNIST or another MNIST-format data set (--data.dataset). "
+                "Also `predict` (classes of picture files) and `export` (ONNX, TorchScript); add --help to either.",
                 # Raise instead of printing the 100-line usage text before the one line that matters.
                 "exit_on_error": False,
             },

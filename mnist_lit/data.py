@@ -1,40 +1,27 @@
-"""MNIST as a LightningDataModule that keeps every image in memory.
+"""Any MNIST-format data set (datasets.py) as a LightningDataModule that keeps every image in memory.
 
-torchvision parses the files (and downloads them when asked); after that the 70,000 digits
-live in two uint8 tensors and batches are cut from them by indexing. The usual per-sample
-PIL path costs more than the network itself on a small CPU. On a GPU the tensors live in
-GPU memory (55 MB), so batches are cut there with no copy per step. Normalization happens
-on the device that runs the model.
+torchvision parses the files (and downloads them when asked); after that the pictures live in
+two tensors and batches are cut from them by indexing. The usual per-sample PIL path costs
+more than the network itself on a small CPU. On a GPU the tensors live in GPU memory (55 MB
+for MNIST), so batches are cut there with no copy per step. Normalization happens on the
+device that runs the model, with the set's own mean and std.
 """
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import lightning as L
 import torch
+import torchvision.datasets
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
-from torchvision.datasets import MNIST
 
+from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, DataSet, normalize
 from mnist_lit.errors import UserError
 
-# The mean and standard deviation of the MNIST training pixels, scaled to [0, 1].
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
-MNIST_TRAIN_SIZE = 60_000
 DATA_DIR_ENV = "MNIST_LIT_DATA_DIR"
-RAW_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels (any shape) -> float32 standardized with the MNIST mean and std."""
-    return (images.float() / 255.0 - MNIST_MEAN) / MNIST_STD
+DatasetName = Literal[tuple(DATASETS)]  # the choices of --data.dataset, from the table
 
 
 def check_val_size(val_size: int, n: int) -> None:
@@ -49,34 +36,61 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
     return order[val_size:], order[:val_size]
 
 
-REPLACE = "replace the file with the original MNIST file (or delete it to download it again)."
+REPLACE = "replace it with the data set's original file (or delete it to download it again)."
+# IDX element types mnist-lit reads: unsigned bytes (pictures, most labels) and int32 (QMNIST's labels).
+IDX_ITEM_SIZES = {0x08: 1, 0x0C: 4}
 
 
 def check_idx_file(path: Path) -> int:
-    """The number of digits in an MNIST file (IDX format), after checking its header and length."""
+    """The number of pictures or labels in an IDX file, after checking its header and length."""
     images = "images" in path.name
-    magic, header_size, item_size = (2051, 16, 28 * 28) if images else (2049, 8, 1)
+    kind = "images" if images else "labels"
     with open(path, "rb") as file:
-        header = file.read(header_size)
-    fields = [int.from_bytes(header[i : i + 4], "big") for i in range(0, len(header) - 3, 4)]
-    if len(header) < header_size or fields[0] != magic or (images and fields[2:] != [28, 28]):
-        raise UserError(f"{path} is not an MNIST {'images' if images else 'labels'} file (wrong header); {REPLACE}")
-    expected = header_size + fields[1] * item_size
+        magic = file.read(4)
+        ndim = magic[3] if len(magic) == 4 else 0
+        dims = [int.from_bytes(file.read(4), "big") for _ in range(ndim if ndim <= 3 else 0)]
+    item_size = IDX_ITEM_SIZES.get(magic[2]) if len(magic) == 4 else None
+    expected_shape = dims[1:] == [28, 28] if images else len(dims) in (1, 2)
+    if magic[:2] != b"\0\0" or item_size is None or not 1 <= ndim <= 3 or not expected_shape:
+        raise UserError(f"{path} is not an MNIST-format {kind} file (wrong header); {REPLACE}")
+    expected = 4 + 4 * ndim + item_size * int(torch.tensor(dims).prod())
     if path.stat().st_size != expected:
         raise UserError(
             f"{path} is truncated or damaged ({path.stat().st_size:,} bytes, its header says {expected:,}); {REPLACE}"
         )
-    return fields[1]
+    return dims[0]
 
 
-def has_mnist_files(data_dir: Path) -> bool:
-    """Whether ``data_dir`` holds the four MNIST files in torchvision's layout (MNIST/raw/)."""
-    return all((data_dir / "MNIST" / "raw" / name).is_file() for name in RAW_FILES)
+def raw_folder(data_dir: Path, spec: DataSet) -> Path:
+    """Where torchvision keeps (and downloads) the set's files: <data_dir>/<class name>/raw."""
+    return data_dir / spec.torchvision_class / "raw"
+
+
+def has_files(data_dir: Path, spec: DataSet = DATASETS[DEFAULT_DATASET]) -> bool:
+    """Whether ``data_dir`` holds the set's four files in torchvision's layout."""
+    return all((raw_folder(data_dir, spec) / name).is_file() for name in spec.raw_files)
 
 
 def resolve_data_dir(data_dir: Optional[str]) -> Path:
-    """The folder that holds MNIST/raw/: the option, else $MNIST_LIT_DATA_DIR, else ./data."""
+    """The data root (holding MNIST/raw/, FashionMNIST/raw/...): the option, else $MNIST_LIT_DATA_DIR, else ./data."""
     return Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data")
+
+
+def load_split(spec: DataSet, data_dir: Path, train: bool, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split as pictures (N, 28, 28) uint8, upright, and labels (N,) int64 counted from 0.
+
+    torchvision reads the files; the set's quirks are undone here: EMNIST's transposed pictures,
+    EMNIST letters' labels that start at 1, QMNIST's eight label columns (the first is the class,
+    as torchvision's ``compat`` reads it).
+    """
+    options = {**spec.options, **({} if train else spec.test_options)}
+    data = getattr(torchvision.datasets, spec.torchvision_class)(data_dir, train=train, download=download, **options)
+    images, labels = data.data, data.targets
+    if labels.ndim == 2:
+        labels = labels[:, 0]
+    if spec.transposed:
+        images = images.transpose(1, 2)
+    return images.contiguous(), labels.long() - spec.label_offset
 
 
 class InMemoryDigits(Dataset):
@@ -105,22 +119,26 @@ def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, 
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """The 60,000 MNIST training digits split into train/validation, and the 10,000 test digits.
+    """An MNIST-format data set: its training pictures split into train/validation, and its test pictures.
 
     Args:
-        data_dir: folder holding ``MNIST/raw/``; null means $MNIST_LIT_DATA_DIR, else ``./data``.
+        dataset: which set (datasets.py): mnist, fashion_mnist, kmnist, emnist_balanced,
+            emnist_letters, emnist_digits or qmnist.
+        data_dir: the data root, holding ``MNIST/raw/``, ``FashionMNIST/raw/``... as torchvision
+            lays them out; null means $MNIST_LIT_DATA_DIR, else ``./data``.
         batch_size: training batch size.
         eval_batch_size: batch size for validation and test, which need no gradients. Larger
             is not faster on a CPU: at 1,000 the first layer's activations (43 MB in bf16) are
             too large for the allocator to reuse (hardware.py), so each batch faults in 21,000
             fresh pages and validation takes 30% longer.
-        val_size: how many training digits are held out for validation.
-        split_seed: seed of the train/validation split, fixed so runs compare on the same digits.
+        val_size: how many training pictures are held out for validation.
+        split_seed: seed of the train/validation split, fixed so runs compare on the same pictures.
         download: fetch the files from the internet when they are missing.
     """
 
     def __init__(
         self,
+        dataset: DatasetName = DEFAULT_DATASET,
         data_dir: Optional[str] = None,
         batch_size: int = 128,
         eval_batch_size: int = 500,
@@ -129,39 +147,43 @@ class MNISTDataModule(L.LightningDataModule):
         download: bool = True,
     ) -> None:
         super().__init__()
+        if dataset not in DATASETS:
+            raise UserError(f"Unknown data set {dataset!r}; --data.dataset takes one of {', '.join(DATASETS)}.")
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise UserError(f"{name} must be a positive integer, got {value}.")
+        self.spec = DATASETS[dataset]
         # Checked again against the files themselves in prepare_data; this catches it before anything runs.
-        check_val_size(val_size, MNIST_TRAIN_SIZE)
+        check_val_size(val_size, self.spec.train_size)
         self.save_hyperparameters()
         self.data_dir = resolve_data_dir(data_dir)
+        self.classes = list(self.spec.classes)  # what the report calls each class
         self.train_set: Optional[InMemoryDigits] = None
         self.val_set: Optional[InMemoryDigits] = None
         self.test_set: Optional[InMemoryDigits] = None
 
     def prepare_data(self) -> None:
-        raw = self.data_dir / "MNIST" / "raw"
-        if has_mnist_files(self.data_dir):
+        spec, raw = self.spec, raw_folder(self.data_dir, self.spec)
+        if has_files(self.data_dir, spec):
             # Here, before Lightning creates the run's folders: a damaged file must leave nothing behind.
             counts = []
-            for images, labels in zip(RAW_FILES[::2], RAW_FILES[1::2]):
+            for images, labels in zip(spec.raw_files[::2], spec.raw_files[1::2]):
                 counts.append(check_idx_file(raw / images))
                 if counts[-1] != check_idx_file(raw / labels):
-                    raise UserError(f"{raw / images} and {raw / labels} hold different numbers of digits; {REPLACE}")
+                    raise UserError(f"{raw / images} and {raw / labels} hold different numbers of pictures; {REPLACE}")
             check_val_size(self.hparams.val_size, counts[0])
             return
         missing_help = (
-            f"MNIST files not found: put {', '.join(RAW_FILES)} in {raw}/, "
-            f"or point at a folder holding MNIST/raw/ with --data.data_dir DIR or {DATA_DIR_ENV}=DIR."
+            f"{spec.torchvision_class} files not found: put {', '.join(spec.raw_files)} in {raw}/, "
+            f"or point at a folder holding {spec.torchvision_class}/raw/ with --data.data_dir DIR or {DATA_DIR_ENV}=DIR."
         )
         if not self.hparams.download:
             raise UserError(missing_help)
         try:
             for train in (True, False):
-                MNIST(self.data_dir, train=train, download=True)
-        except RuntimeError as error:  # torchvision collects every mirror's URLError into one
-            raise UserError(f"Could not download MNIST ({_last_line(error)}). {missing_help}") from None
+                load_split(spec, self.data_dir, train, download=True)
+        except (RuntimeError, OSError) as error:  # torchvision collects every mirror's URLError into one
+            raise UserError(f"Could not download {spec.torchvision_class} ({_last_line(error)}). {missing_help}") from None
 
     def setup(self, stage: Optional[str] = None) -> None:
         # Idempotent: Lightning may call setup once per stage, and the split must not change.
@@ -175,14 +197,18 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         try:
-            mnist = MNIST(self.data_dir, train=train, download=False)
+            images, labels = load_split(self.spec, self.data_dir, train)
         except RuntimeError:
             self.prepare_data()  # setup without prepare_data (plain Python use): same message
-            mnist = MNIST(self.data_dir, train=train, download=False)
-        if len(mnist.targets) and not 0 <= mnist.targets.min() <= mnist.targets.max() <= 9:
-            raise UserError(f"The {'training' if train else 'test'} labels in {mnist.raw_folder} are not all digits 0-9; {REPLACE}")
+            images, labels = load_split(self.spec, self.data_dir, train)
+        if len(labels) and not 0 <= labels.min() <= labels.max() < self.spec.num_classes:
+            split = "training" if train else "test"
+            raise UserError(
+                f"The {split} labels in {raw_folder(self.data_dir, self.spec)} are not all classes "
+                f"0-{self.spec.num_classes - 1} of {self.spec.name}; {REPLACE}"
+            )
         device = self._storage_device()
-        return mnist.data.unsqueeze(1).contiguous().to(device), mnist.targets.long().to(device)
+        return images.unsqueeze(1).to(device), labels.to(device)
 
     def _storage_device(self) -> torch.device:
         """The training GPU when there is one, else the CPU."""
@@ -213,10 +239,11 @@ class MNISTDataModule(L.LightningDataModule):
         )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        mean, std = self.spec.mean, self.spec.std
         if isinstance(batch, torch.Tensor):  # images alone: the model's example_input_array, for its summary
-            return normalize(batch)
+            return normalize(batch, mean, std)
         images, labels = batch
-        return normalize(images), labels
+        return normalize(images, mean, std), labels
 
 
 def _last_line(error: Exception) -> str:

@@ -1,11 +1,12 @@
 """`python -m mnist_lit export`: the trained network as a file other programs can run.
 
-    python -m mnist_lit export --format onnx                     # best checkpoint -> digit_cnn.onnx
+    python -m mnist_lit export --format onnx                     # best checkpoint -> mnist_cnn.onnx
     python -m mnist_lit export --ckpt_path last --format torchscript --output digits.pt
 
 The exported model takes a batch of normalized (N, 1, 28, 28) float32 images, any N, and
-returns (N, 10) logits. Beside it, a JSON sidecar (same name, .json) records how to get there
-from pixels: the normalization constants, the class labels and the input and output names.
+returns (N, number of classes) logits. Beside it, a JSON sidecar (same name, .json) records how
+to get there from pixels: the data set, its normalization constants and picture preprocessing,
+the class labels and the input and output names, all from the checkpoint (inference.py).
 """
 
 import argparse
@@ -17,17 +18,16 @@ from pathlib import Path
 import torch
 
 from mnist_lit import __version__
-from mnist_lit.data import MNIST_MEAN, MNIST_STD
+from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
 from mnist_lit.errors import UserError
-from mnist_lit.network import DigitCNN
-from mnist_lit.checkpoints import add_checkpoint_arguments, load_classifier, resolve_checkpoint
 from mnist_lit.files import cannot_write, replaced_atomically
+from mnist_lit.inference import Predictor, load_predictor
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 
-def export(net: DigitCNN, model_format: str, output: Path) -> None:
+def export(net: torch.nn.Module, model_format: str, output: Path) -> None:
     """Write ``net`` (eval mode, fp32) to ``output`` as ONNX or TorchScript, whole or not at all."""
     net = net.eval().float()
     example = torch.zeros(2, 1, 28, 28)
@@ -46,20 +46,32 @@ def export(net: DigitCNN, model_format: str, output: Path) -> None:
                 torch.jit.trace(net, example).save(str(temporary))
 
 
-def sidecar(model_format: str, checkpoint: str) -> dict:
+PREPROCESSING = {
+    "handwriting": "mnist_lit.preprocess.mnist_style: crop, longer side 20 px, centre of mass on pixel (14, 14)",
+    "clothing": "mnist_lit.preprocess.fashion_style: trim, longer side 28 px, sharpen, centre, negate",
+}
+
+
+def sidecar(predictor: Predictor, model_format: str) -> dict:
     """What a program needs besides the model file to use it on pixels."""
+    dataset = predictor.dataset
     return {
         "format": model_format,
+        "dataset": dataset["name"],
         "input": {"name": INPUT_NAME, "shape": ["batch", 1, 28, 28], "dtype": "float32"},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", 10], "meaning": "logits; softmax gives probabilities"},
-        "normalization": {
-            "formula": "(pixels / 255 - mean) / std, pixels 0-255 with a light digit on black",
-            "mean": MNIST_MEAN,
-            "std": MNIST_STD,
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", len(predictor.classes)],
+            "meaning": "logits in the order of labels; softmax gives probabilities",
         },
-        "preprocessing": "mnist_lit.preprocess.mnist_style: crop, longer side 20 px, centre of mass on pixel (14, 14)",
-        "labels": [str(digit) for digit in range(10)],
-        "checkpoint": checkpoint,
+        "normalization": {
+            "formula": f"(pixels / 255 - mean) / std, pixels 0-255, {dataset.get('polarity', 'light on dark')}",
+            "mean": dataset["mean"],
+            "std": dataset["std"],
+        },
+        "preprocessing": PREPROCESSING[dataset.get("pictures", "handwriting")],
+        "labels": predictor.classes,
+        "checkpoint": str(predictor.checkpoint),
         "mnist_lit_version": __version__,
     }
 
@@ -70,18 +82,17 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--format", required=True, choices=sorted(SUFFIXES))
     add_checkpoint_arguments(parser)
-    parser.add_argument("--output", type=Path, help="the model file (default: digit_cnn.onnx or digit_cnn.pt)")
+    parser.add_argument("--output", type=Path, help="the model file (default: <data set>_cnn.onnx or .pt, e.g. mnist_cnn.onnx)")
     args = parser.parse_args(argv)
     if args.format == "onnx" and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript")):
         raise UserError("ONNX export needs the onnx and onnxscript packages: pip install 'mnist-lit[onnx]'.")
-    output = args.output or Path(f"digit_cnn{SUFFIXES[args.format]}")
-    checkpoint = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
-    net = load_classifier(checkpoint).net
+    predictor = load_predictor(resolve_checkpoint(args.ckpt_path, args.checkpoint_dir))
+    output = args.output or Path(f"{predictor.dataset['name']}_cnn{SUFFIXES[args.format]}")
     info = output.with_suffix(".json")
     try:
-        export(net, args.format, output)
+        export(predictor.net, args.format, output)
         with replaced_atomically(info) as temporary:
-            temporary.write_text(json.dumps(sidecar(args.format, str(checkpoint)), indent=2) + "\n")
+            temporary.write_text(json.dumps(sidecar(predictor, args.format), indent=2) + "\n")
     except OSError as error:
         raise cannot_write(error, "--output") from None
     print(f"Wrote {output} and {info}")

@@ -9,8 +9,9 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 
-def confusion_matrix_figure(confusion: torch.Tensor, title: str) -> Figure:
-    """Rows (true classes) normalized to fractions, every non-zero cell annotated with its count and share.
+def confusion_matrix_figure(confusion: torch.Tensor, title: str, classes: list[str]) -> Figure:
+    """Rows (true classes) normalized to fractions, every non-zero cell annotated with its count and share
+    (up to 20 classes; beyond, the cells are too small to write in).
 
     The colours are on a log scale: with 99% on the diagonal, a linear scale would paint every
     mistake the same white, and mistakes are what a reader looks for.
@@ -21,8 +22,9 @@ def confusion_matrix_figure(confusion: torch.Tensor, title: str) -> Figure:
     smallest = 1 / max(counts.sum(dim=1).max().item(), 1)  # one image of the largest class
 
     # Fixed margins: a layout engine would double the drawing time, which `fit` pays every epoch.
-    figure = Figure(figsize=(8.5, 7.5))
-    axes = figure.add_axes((0.08, 0.08, 0.78, 0.86))
+    scale = max(1.0, num_classes / 12)  # more classes, a larger canvas
+    figure = Figure(figsize=(8.5 * scale, 7.5 * scale))
+    axes = figure.add_axes((0.13, 0.14, 0.73, 0.8))
     masked = torch.where(counts > 0, fractions, torch.nan).numpy()  # empty cells stay white
     image = axes.imshow(masked, cmap="Blues", norm=LogNorm(vmin=smallest, vmax=1))
     colorbar = figure.colorbar(image, cax=figure.add_axes((0.87, 0.18, 0.025, 0.66)))
@@ -32,8 +34,9 @@ def confusion_matrix_figure(confusion: torch.Tensor, title: str) -> Figure:
     decades = [10.0**-exponent for exponent in range(5) if 10.0**-exponent >= smallest]
     colorbar.set_ticks(decades, labels=[f"{100 * decade:g}%" for decade in decades])
     colorbar.minorticks_off()
-    for true in range(num_classes):
-        for predicted in range(num_classes):
+    annotated = range(num_classes) if num_classes <= 20 else range(0)
+    for true in annotated:
+        for predicted in annotated:
             count = counts[true, predicted].item()
             if count == 0:
                 continue
@@ -41,15 +44,16 @@ def confusion_matrix_figure(confusion: torch.Tensor, title: str) -> Figure:
             colour = "white" if share > 0.3 else "black"
             axes.text(predicted, true, f"{count:,}\n{share:.1%}", ha="center", va="center", fontsize=7, color=colour)
     ticks = range(num_classes)
-    axes.set_xticks(ticks)
-    axes.set_yticks(ticks)
-    axes.set_xlabel("predicted digit")
-    axes.set_ylabel("true digit")
+    long_names = max(len(name) for name in classes) > 2
+    axes.set_xticks(ticks, labels=classes, rotation=45 if long_names else 0, ha="right" if long_names else "center")
+    axes.set_yticks(ticks, labels=classes)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
     axes.set_title(f"{title}: {counts.trace().item():,} of {counts.sum().item():,} correct")
     return figure
 
 
-def mistakes_figure(mistakes: dict[str, torch.Tensor], shown: int, columns: int = 8) -> Figure:
+def mistakes_figure(mistakes: dict[str, torch.Tensor], shown: int, classes: list[str], columns: int = 8) -> Figure:
     """A grid of the ``shown`` most confident mistakes, each titled "true → predicted" with the confidence.
 
     ``mistakes`` is ``ConfidentMistakes.compute()``: images, targets, preds and confidences,
@@ -58,16 +62,16 @@ def mistakes_figure(mistakes: dict[str, torch.Tensor], shown: int, columns: int 
     total = len(mistakes["targets"])
     count = min(shown, total)
     rows = max(1, -(-count // columns))
-    figure = Figure(figsize=(1.4 * columns, 1.6 * rows + 0.6), layout="constrained")
+    figure = Figure(figsize=(1.4 * columns, 1.8 * rows + 0.6), layout="constrained")
     figure.suptitle(f"The {count} most confident of {total:,} mistakes (true → predicted, confidence)")
     for index, axes in enumerate(figure.subplots(rows, columns, squeeze=False).flat):
         axes.set_axis_off()
         if index >= count:
             continue
-        # Dark ink on white, as digits are usually seen; the model sees the inverse.
+        # Dark on white, as drawings and catalogue photos are usually seen; the model sees the inverse.
         axes.imshow(mistakes["images"][index].squeeze(0).float().numpy(), cmap="gray_r")
-        true, predicted = mistakes["targets"][index].item(), mistakes["preds"][index].item()
-        axes.set_title(f"{true} → {predicted}  {mistakes['confidences'][index].item():.1%}", fontsize=9)
+        true, predicted = classes[mistakes["targets"][index].item()], classes[mistakes["preds"][index].item()]
+        axes.set_title(f"{true} → {predicted}\n{mistakes['confidences'][index].item():.1%}", fontsize=8)
     if count == 0:
         figure.text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=14)
     return figure

@@ -1,27 +1,29 @@
-"""The LightningModule: loss, optimizer, learning-rate schedule, metrics and logging.
+"""The LightningModule: loss, optimizer, learning-rate schedule, summary metrics and logging.
 
-The network itself is ``DigitCNN`` (network.py); this module only trains and evaluates it.
+The network itself is ``DigitCNN`` (network.py); this module only trains and evaluates it. The
+evaluation report (report.py) is a callback fed with the logits that the steps return.
 """
 
-from typing import Literal
+from typing import Any, Literal, Optional
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassConfusionMatrix
 
+from mnist_lit.datasets import DEFAULT_DATASET, dataset_record
 from mnist_lit.errors import UserError
-from mnist_lit.metrics import ConfidentMistakes, evaluation_metrics, summary_metrics
+from mnist_lit.metrics import summary_metrics
 from mnist_lit.network import DigitCNN
-
-NUM_CLASSES = 10
 
 
 class DigitClassifier(L.LightningModule):
     """Trains DigitCNN with Adam and a per-epoch exponential learning-rate decay.
 
     Args:
+        dataset_info: the record of the data set it learns (``DataSet.record()``: name, class names,
+            mean/std...), kept in the checkpoint. Linked from --data.dataset on the command line;
+            None means MNIST (checkpoints written before sets were recorded are MNIST's).
         lr: Adam's learning rate in the first epoch.
         lr_decay: factor applied to the learning rate after every epoch (Keras'
             LearningRateScheduler with ``lr * lr_decay**epoch``); 1.0 keeps it constant.
@@ -34,6 +36,7 @@ class DigitClassifier(L.LightningModule):
 
     def __init__(
         self,
+        dataset_info: Optional[dict[str, Any]] = None,
         lr: float = 2e-3,
         lr_decay: float = 0.7,
         lr_schedule: Literal["exponential", "one_cycle"] = "exponential",
@@ -50,28 +53,24 @@ class DigitClassifier(L.LightningModule):
                 f"got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, dropout={dropout}."
             )
         self.save_hyperparameters()
+        if dataset_info is None:
+            self.hparams.dataset_info = dataset_info = dataset_record(DEFAULT_DATASET)
+        num_classes = len(dataset_info["classes"])
         # Channels-last weights make every convolution run on channels-last activations, the
         # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
-        net = DigitCNN(conv1_channels, conv2_channels, hidden_units, dropout, NUM_CLASSES)
+        net = DigitCNN(conv1_channels, conv2_channels, hidden_units, dropout, num_classes)
         self.net = net.to(memory_format=torch.channels_last)
         # One digit's pixels, which Lightning's model summary runs through the network to show
         # each layer's output size and FLOPs.
         self.example_input_array = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
 
         self.train_loss = MeanMetric()
-        self.train_metrics = summary_metrics(NUM_CLASSES, prefix="train/")
-        self.val_metrics = summary_metrics(NUM_CLASSES, prefix="val/")
+        self.train_metrics = summary_metrics(num_classes, prefix="train/")
+        self.val_metrics = summary_metrics(num_classes, prefix="val/")
+        self.test_metrics = summary_metrics(num_classes, prefix="test/")
         self.val_acc_best = MaxMetric()
         # Set by any step whose loss is nan or inf. Not a buffer: DDP would broadcast it every step.
         self.loss_was_not_finite = torch.zeros((), dtype=torch.bool)
-        # For the pictures and the report (report.py), which read the results kept below. They
-        # are computed at epoch end, while every process is still there to sync with.
-        self.val_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
-        self.test_evaluation = evaluation_metrics(NUM_CLASSES)
-        self.test_mistakes = ConfidentMistakes()
-        self.val_confusion_matrix: torch.Tensor | None = None
-        self.test_results: dict[str, torch.Tensor] = {}
-        self.test_mistake_results: dict[str, torch.Tensor] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -120,37 +119,28 @@ class DigitClassifier(L.LightningModule):
                 "Lower --model.lr, or try --trainer.precision 32-true."
             )
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    # The evaluation steps return their logits for the callbacks that look closer (report.py).
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
         self.val_metrics.update(logits, labels)
-        self.val_confusion.update(logits, labels)
-        # sync_dist: in a multi-process run, the mean over every process's digits (synced once, at epoch end).
+        # sync_dist: in a multi-process run, the mean over every process's pictures (synced once, at epoch end).
         self.log("val/loss", F.cross_entropy(logits, labels), sync_dist=True)
         self.log_dict(self.val_metrics)
+        return logits
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best.update(self.val_metrics["acc"].compute())
         best = self.val_acc_best.compute()
         self.log("val/acc_best", best, sync_dist=True)  # the same on every process: computed from synced metrics
-        self.val_confusion_matrix = self.val_confusion.compute().cpu()
-        self.val_confusion.reset()
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        self.test_evaluation.update(logits, labels)
-        self.test_mistakes.update(images, logits, labels)
+        self.test_metrics.update(logits, labels)
         self.log("test/loss", F.cross_entropy(logits, labels), sync_dist=True)
-
-    def on_test_epoch_end(self) -> None:
-        self.test_results = {name: value.cpu() for name, value in self.test_evaluation.compute().items()}
-        # The summary numbers, named as in training and validation, from the same synced counts.
-        summary = {"acc": "accuracy", "precision": "precision_macro", "recall": "recall_macro", "f1": "f1_macro"}
-        self.log_dict({f"test/{name}": self.test_results[key] for name, key in summary.items()}, sync_dist=True)
-        self.test_mistake_results = {name: value.cpu() for name, value in self.test_mistakes.compute().items()}
-        self.test_evaluation.reset()
-        self.test_mistakes.reset()
+        self.log_dict(self.test_metrics)
+        return logits
 
     def configure_optimizers(self):
         # fused: one kernel updates every parameter, instead of a few per parameter tensor.

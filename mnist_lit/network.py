@@ -9,6 +9,8 @@ reorders values), so the function is the same, but the ReLU and its gradient the
 quarter of the values. That saves about a tenth of a training step on a CPU.
 """
 
+from inspect import signature
+
 import torch
 from torch import nn
 
@@ -43,3 +45,9 @@ class DigitCNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(images))
+
+
+def network_from_hparams(hparams: dict, num_classes: int) -> DigitCNN:
+    """The network a checkpoint's hyperparameters describe (its defaults for sizes they lack)."""
+    sizes = {name: hparams[name] for name in signature(DigitCNN).parameters if name in hparams and name != "num_classes"}
+    return DigitCNN(**sizes, num_classes=num_classes)

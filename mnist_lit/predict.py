@@ -1,12 +1,14 @@
-"""`python -m mnist_lit predict`: read handwritten digits from picture files with a trained model.
+"""`python -m mnist_lit predict`: name what is in picture files with a trained model.
 
     python -m mnist_lit predict photo.jpg scans/ 'more/*.png'      # best checkpoint of the latest run
     python -m mnist_lit predict --ckpt_path last digits/ --output predictions.csv
 
-A thin command beside LightningCLI's: it reads pictures, not a datamodule. Each picture goes
-through preprocess.py (the steps that made MNIST) and gets one line: the path, the predicted
-digit, its probability and the three most probable digits. A file that cannot be read gets one
-`error:` line and the others are still predicted; the exit status is 1 if any failed.
+A thin command beside LightningCLI's: it reads pictures, not a datamodule, and imports neither
+Lightning nor torchmetrics (inference.py). Each picture is preprocessed like the pictures of the
+data set the checkpoint learned (preprocess.py) and gets one line: the path, the predicted class,
+its probability and the three most probable classes. Pictures are read and predicted in batches,
+so a folder of any size fits in memory. A file that cannot be read gets one `error:` line and
+the others are still predicted; the exit status is 1 if any failed.
 """
 
 import argparse
@@ -14,98 +16,120 @@ import csv
 import glob
 import json
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from mnist_lit.checkpoints import add_checkpoint_arguments, load_classifier, resolve_checkpoint
+from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
 from mnist_lit.errors import UserError
 from mnist_lit.files import cannot_write, replaced_atomically
-from mnist_lit.model import DigitClassifier
-from mnist_lit.preprocess import load_digit
+from mnist_lit.inference import Predictor, load_predictor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 TOP = 3
+CSV_COLUMNS = ["path", "class", "label", "confidence"]
+CSV_COLUMNS += [f"top{k}_{x}" for k in range(1, TOP + 1) for x in ("class", "label", "p")] + ["error"]
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
+def expand_inputs(inputs: list[str]) -> Iterator[Path]:
     """Files as given, the pictures inside folders, and the matches of glob patterns, in order."""
-    paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         elif not path.exists() and glob.has_magic(item):
             # A pattern the shell did not expand (quoted, or on Windows); no match is reported as missing.
-            paths += [Path(match) for match in sorted(glob.glob(item, recursive=True))] or [path]
+            yield from [Path(match) for match in sorted(glob.glob(item, recursive=True))] or [path]
         else:
-            paths.append(path)
-    return paths
+            yield path
 
 
-@torch.inference_mode()
-def predict(model: DigitClassifier, paths: list[Path]) -> list[dict]:
-    """One result per path: digit, confidence and the top three, or the error that stopped it."""
-    results, images, readable = [], [], []
-    for path in paths:
-        try:
-            images.append(load_digit(path))
-            readable.append(len(results))
-            results.append({"path": str(path)})
-        except UserError as error:
-            results.append({"path": str(path), "error": str(error)})
-    if images:
-        probabilities = model(torch.stack(images)).float().softmax(dim=1)
-        top = probabilities.topk(TOP, dim=1)
-        for row, values, digits in zip(readable, top.values.tolist(), top.indices.tolist()):
-            results[row].update(
-                digit=digits[0], confidence=values[0], top=[[d, p] for d, p in zip(digits, values)]
-            )
-    return results
+def predict(predictor: Predictor, paths: Iterable[Path], batch_size: int = 256) -> Iterator[dict]:
+    """One result per path, in order: class, label, confidence and the top three, or the error that stopped it.
+
+    At most ``batch_size`` pictures are in memory at a time.
+    """
+    paths = iter(paths)
+    while batch := list(islice(paths, batch_size)):
+        results, images, readable = [], [], []
+        for path in batch:
+            try:
+                images.append(predictor.load_picture(path))
+                readable.append(len(results))
+                results.append({"path": str(path)})
+            except UserError as error:
+                results.append({"path": str(path), "error": str(error)})
+        if images:
+            top = predictor.probabilities(torch.stack(images)).topk(min(TOP, len(predictor.classes)), dim=1)
+            for row, values, indices in zip(readable, top.values.tolist(), top.indices.tolist()):
+                ranked = [{"class": c, "label": predictor.classes[c], "p": p} for c, p in zip(indices, values)]
+                results[row].update({"class": indices[0], "label": ranked[0]["label"], "confidence": values[0], "top": ranked})
+        yield from results
 
 
-def write_results(results: list[dict], output: Path) -> None:
-    """Results as CSV or JSON (by the file's suffix), written whole or not at all."""
+def csv_row(result: dict) -> list:
+    top = [entry[key] for entry in result.get("top", []) for key in ("class", "label", "p")]
+    top += [""] * (3 * TOP - len(top))
+    return [result["path"], *(result.get(key, "") for key in ("class", "label", "confidence")), *top, result.get("error", "")]
+
+
+@contextmanager
+def result_file(output: Optional[Path]) -> Iterator[Callable[[dict], None]]:
+    """A function that appends one result to ``output`` (.csv or .json), which appears whole when the block ends."""
+    if output is None:
+        yield lambda result: None
+        return
     with replaced_atomically(output) as temporary, temporary.open("w", newline="") as file:
         if output.suffix.lower() == ".json":
-            json.dump(results, file, indent=2)
+            written = 0
+
+            def write_json(result: dict) -> None:
+                nonlocal written
+                file.write((",\n" if written else "[\n") + json.dumps(result))
+                written += 1
+
+            yield write_json
+            file.write("\n]\n" if written else "[]\n")
         else:
-            columns = ["path", "digit", "confidence"] + [f"top{k}_{x}" for k in range(1, TOP + 1) for x in ("digit", "p")]
             writer = csv.writer(file)
-            writer.writerow(columns + ["error"])
-            for result in results:
-                top = [value for pair in result.get("top", []) for value in pair]
-                writer.writerow([result["path"], result.get("digit", ""), result.get("confidence", "")]
-                                + (top or [""] * 2 * TOP) + [result.get("error", "")])
+            writer.writerow(CSV_COLUMNS)
+            yield lambda result: writer.writerow(csv_row(result))
 
 
 def format_line(result: dict) -> str:
-    top = ", ".join(f"{digit} {p:.3f}" for digit, p in result["top"])
-    return f"{result['path']}: {result['digit']} ({result['confidence']:.1%}; top {TOP}: {top})"
+    top = ", ".join(f"{entry['label']} {entry['p']:.3f}" for entry in result["top"])
+    return f"{result['path']}: {result['label']} ({result['confidence']:.1%}; top {len(result['top'])}: {top})"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mnist_lit predict",
-        description="Predict the digit in each picture (PNG, JPEG, BMP, GIF...; any size, either polarity).",
+        description="Predict the class of each picture (PNG, JPEG, BMP, GIF...; any size, either polarity).",
     )
     parser.add_argument("inputs", nargs="+", help="picture files, folders of pictures, or glob patterns")
     add_checkpoint_arguments(parser)
     parser.add_argument("--output", type=Path, help="also write the results to this .csv or .json file")
+    parser.add_argument("--batch_size", type=int, default=256, help="pictures read and predicted at a time (default: 256)")
     args = parser.parse_args(argv)
     if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--output must end in .csv or .json, got {args.output}.")
-    model = load_classifier(resolve_checkpoint(args.ckpt_path, args.checkpoint_dir))
-    results = predict(model, expand_inputs(args.inputs))
-    for result in results:
-        if "error" in result:
-            print(f"error: {result['error']}", file=sys.stderr)
-        else:
-            print(format_line(result))
-    if args.output is not None:
-        try:
-            write_results(results, args.output)
-        except OSError as error:
-            raise cannot_write(error, "--output") from None
-    return 1 if any("error" in result for result in results) else 0
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size must be a positive integer, got {args.batch_size}.")
+    predictor = load_predictor(resolve_checkpoint(args.ckpt_path, args.checkpoint_dir))
+    failed = False
+    try:
+        with result_file(args.output) as write:
+            for result in predict(predictor, expand_inputs(args.inputs), args.batch_size):
+                if "error" in result:
+                    failed = True
+                    print(f"error: {result['error']}", file=sys.stderr)
+                else:
+                    print(format_line(result))
+                write(result)
+    except OSError as error:
+        raise cannot_write(error, "--output") from None
+    return 1 if failed else 0

@@ -1,9 +1,11 @@
-"""What `test` tells about a model beyond its accuracy: which digits fail, and how.
+"""What `test` tells about a model beyond its accuracy: which classes fail, and how.
 
 After `test`: a per-class table (scikit-learn's classification-report layout) and the confusion
 matrix in the terminal; report.json, confusion_matrix.png and mistakes.png in the run's folder;
 the two pictures in TensorBoard. During `fit`: the validation confusion matrix in TensorBoard
-after every epoch. The numbers come from the model's torchmetrics (model.py, metrics.py).
+after every epoch. ``EvaluationReport`` owns the torchmetrics behind all of it (metrics.py), fed
+with the logits that the LightningModule's validation and test steps return, so it works with
+any LightningModule whose steps return logits and any data module that names its ``classes``.
 """
 
 import json
@@ -16,16 +18,23 @@ from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lit import __version__
+from mnist_lit.errors import UserError
 from mnist_lit.figures import confusion_matrix_figure, mistakes_figure
 from mnist_lit.files import replaced_atomically
 from mnist_lit.logger import TensorBoardLogger
+from mnist_lit.metrics import ConfidentMistakes, evaluation_metrics
 
 REPORT_FILES = ("report.json", "confusion_matrix.png", "mistakes.png")
+# Wider matrices do not fit a terminal; confusion_matrix.png still shows them.
+MAX_PRINTED_CLASSES = 20
 
 
-def classification_report(results: dict[str, torch.Tensor], checkpoint: Optional[str], data: dict[str, Any]) -> dict:
+def classification_report(
+    results: dict[str, torch.Tensor], classes: list[str], checkpoint: Optional[str], data: dict[str, Any]
+) -> dict:
     """The numbers of ``evaluation_metrics`` (metrics.py) as plain JSON-ready values, with their provenance."""
     confusion = results["confusion_matrix"].long()
     support = confusion.sum(dim=1)
@@ -38,19 +47,20 @@ def classification_report(results: dict[str, torch.Tensor], checkpoint: Optional
         "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None,
         "data": data,
         "mnist_lit_version": __version__,
+        "classes": list(classes),
         "accuracy": results["accuracy"].item(),
-        "per_class": {str(c): {**scores("none", c), "support": support[c].item()} for c in range(len(support))},
+        "per_class": {name: {**scores("none", c), "support": support[c].item()} for c, name in enumerate(classes)},
         "macro_avg": {**scores("macro"), "support": support.sum().item()},
         "weighted_avg": {**scores("weighted"), "support": support.sum().item()},
-        "confusion_matrix": confusion.tolist(),  # rows: true digit, columns: predicted digit
-        "most_confused": most_confused(confusion),
+        "confusion_matrix": confusion.tolist(),  # rows: true class, columns: predicted class, in the order of "classes"
+        "most_confused": most_confused(confusion, classes),
     }
 
 
-def most_confused(confusion: torch.Tensor, count: int = 5) -> list[dict[str, int]]:
-    """The largest off-diagonal cells of the confusion matrix, largest first (ties by digit)."""
+def most_confused(confusion: torch.Tensor, classes: list[str], count: int = 5) -> list[dict[str, Any]]:
+    """The largest off-diagonal cells of the confusion matrix, largest first (ties in class order)."""
     mistakes = [
-        {"true": true, "predicted": predicted, "count": n}
+        {"true": classes[true], "predicted": classes[predicted], "count": n}
         for true, row in enumerate(confusion.long().tolist())
         for predicted, n in enumerate(row)
         if true != predicted and n > 0
@@ -61,35 +71,36 @@ def most_confused(confusion: torch.Tensor, count: int = 5) -> list[dict[str, int
 def print_report(report: dict, console: Optional[Console] = None) -> None:
     """The per-class table with its averages, the confusion matrix and the most frequent mistakes."""
     console = console or Console()
-    table = Table(title="Per-class test metrics")
-    for column in ("digit", "precision", "recall", "f1", "support"):
+    table = Table(title=f"Per-class metrics: {describe(report['data'])}")
+    for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="right")
 
     def add_row(name: str, row: dict) -> None:
         scores = (f"{row[key]:.4f}" for key in ("precision", "recall", "f1"))
         table.add_row(name, *scores, f"{row['support']:,}")
 
-    for digit, row in report["per_class"].items():
-        add_row(digit, row)
+    for name, row in report["per_class"].items():
+        add_row(name, row)
     table.add_section()
     table.add_row("accuracy", "", "", f"{report['accuracy']:.4f}", f"{report['macro_avg']['support']:,}")
     add_row("macro avg", report["macro_avg"])
     add_row("weighted avg", report["weighted_avg"])
     console.print(table)
 
-    confusion = report["confusion_matrix"]
-    matrix = Table(title="Confusion matrix (rows: true digit, columns: predicted digit)")
-    matrix.add_column("true", justify="right", style="bold")
-    for digit in range(len(confusion)):
-        matrix.add_column(str(digit), justify="right")
-    for true, row in enumerate(confusion):
-        # Off-diagonal counts are the mistakes a reader is looking for; highlight them.
-        cells = [
-            f"[green]{n}[/]" if true == predicted else (f"[red]{n}[/]" if n else "[dim]0[/]")
-            for predicted, n in enumerate(row)
-        ]
-        matrix.add_row(str(true), *cells)
-    console.print(matrix)
+    confusion, classes = report["confusion_matrix"], report["classes"]
+    if len(classes) <= MAX_PRINTED_CLASSES:
+        matrix = Table(title="Confusion matrix (rows: true class, columns: predicted class)")
+        matrix.add_column("true", justify="right", style="bold")
+        for name in classes:
+            matrix.add_column(name, justify="right")
+        for true, row in enumerate(confusion):
+            # Off-diagonal counts are the mistakes a reader is looking for; highlight them.
+            cells = [
+                f"[green]{n}[/]" if true == predicted else (f"[red]{n}[/]" if n else "[dim]0[/]")
+                for predicted, n in enumerate(row)
+            ]
+            matrix.add_row(classes[true], *cells)
+        console.print(matrix)
     pairs = ", ".join(f"{m['true']} as {m['predicted']} ({m['count']})" for m in report["most_confused"])
     console.print(f"Most confused (true as predicted): {pairs or 'none'}")
 
@@ -105,8 +116,13 @@ def write_report(folder: Path, report: dict, confusion: Figure, mistakes: Figure
     return paths
 
 
+def describe(data: dict[str, Any]) -> str:
+    """"fashion_mnist, test split (10,000 pictures)": which data an evaluation used."""
+    return f"{data['dataset']}, {data['split']} split ({data['images']:,} pictures)"
+
+
 class EvaluationReport(Callback):
-    """Writes, logs and prints the evaluation report (see the module docstring).
+    """Computes, writes, logs and prints the evaluation report (see the module docstring).
 
     Args:
         mistakes_shown: how many of the most confident mistakes mistakes.png shows.
@@ -114,30 +130,72 @@ class EvaluationReport(Callback):
 
     def __init__(self, mistakes_shown: int = 32) -> None:
         self.mistakes_shown = mistakes_shown
+        self.classes: list[str] = []
+        self.val_confusion: Optional[MulticlassConfusionMatrix] = None
+        self.val_confusion_matrix: Optional[torch.Tensor] = None
+        self.test_results: dict[str, torch.Tensor] = {}
+        self.test_mistakes: dict[str, torch.Tensor] = {}
         self.report: Optional[dict] = None
         self.paths: list[Path] = []
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.classes = list(getattr(trainer.datamodule, "classes", None) or [])
+        if not self.classes:
+            raise UserError("The evaluation report needs the class names: give the data module a `classes` list.")
+        num_classes = len(self.classes)
+        # Metrics of the callback, not of the module: moved to the module's device when a loop starts.
+        self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_metrics = evaluation_metrics(num_classes)
+        self.test_mistake_finder = ConfidentMistakes()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.val_confusion.to(pl_module.device).reset()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.val_confusion.update(outputs, batch[1])
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # On every process: computing syncs the counts of all of them.
+        self.val_confusion_matrix = self.val_confusion.compute().cpu()
+        self.val_confusion.reset()
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or pl_module.val_confusion_matrix is None:
+        # Here, after Lightning logged the epoch's validation scalars: the picture lands on their step.
+        if trainer.sanity_checking or not trainer.is_global_zero or self.val_confusion_matrix is None:
             return
         # Drawing and encoding take about 0.15 s (measured), against an epoch of several seconds on a CPU.
-        figure = confusion_matrix_figure(pl_module.val_confusion_matrix, f"Validation, epoch {trainer.current_epoch + 1}")
-        _log_figure(trainer, "val/confusion_matrix", figure)
+        title = f"Validation, epoch {trainer.current_epoch + 1}"
+        _log_figure(trainer, "val/confusion_matrix", confusion_matrix_figure(self.val_confusion_matrix, title, self.classes))
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for metric in (self.test_metrics, self.test_mistake_finder):
+            metric.to(pl_module.device).reset()
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        images, labels = batch
+        self.test_metrics.update(outputs, labels)
+        self.test_mistake_finder.update(images, outputs, labels)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.test_results = {name: value.cpu() for name, value in self.test_metrics.compute().items()}
+        self.test_mistakes = {name: value.cpu() for name, value in self.test_mistake_finder.compute().items()}
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not after Lightning's summary table, because the logger closes before then.
         folder = Path(trainer.log_dir or trainer.default_root_dir)  # on every process: log_dir is a broadcast
-        if not trainer.is_global_zero or not pl_module.test_results:
+        if not trainer.is_global_zero or not self.test_results:
             return
         datamodule = trainer.datamodule
+        hparams = getattr(datamodule, "hparams", {})
         data = {
-            "dataset": "MNIST test set",
-            "data_dir": str(Path(datamodule.data_dir).resolve()) if datamodule is not None else None,
-            "images": int(pl_module.test_results["confusion_matrix"].sum()),
+            "dataset": hparams.get("dataset", "unnamed"),
+            "split": describe_split(datamodule),
+            "data_dir": str(Path(datamodule.data_dir).resolve()) if hasattr(datamodule, "data_dir") else None,
+            "images": int(self.test_results["confusion_matrix"].sum()),
         }
-        self.report = classification_report(pl_module.test_results, trainer.ckpt_path, data)
-        confusion = confusion_matrix_figure(pl_module.test_results["confusion_matrix"], "Test")
-        mistakes = mistakes_figure(pl_module.test_mistake_results, self.mistakes_shown)
+        self.report = classification_report(self.test_results, self.classes, trainer.ckpt_path, data)
+        confusion = confusion_matrix_figure(self.test_results["confusion_matrix"], "Test", self.classes)
+        mistakes = mistakes_figure(self.test_mistakes, self.mistakes_shown, self.classes)
         self.paths = write_report(folder, self.report, confusion, mistakes)
         _log_figure(trainer, "test/confusion_matrix", confusion)
         _log_figure(trainer, "test/mistakes", mistakes)
@@ -148,6 +206,12 @@ class EvaluationReport(Callback):
             print_report(self.report)
             print(f"Report written to {self.paths[0].parent}: {', '.join(path.name for path in self.paths)}")
             self.report = None
+
+
+def describe_split(datamodule: Any) -> str:
+    """"test", or "test10k" where torchvision reads a part of a larger test file (QMNIST)."""
+    spec = getattr(datamodule, "spec", None)
+    return spec.test_options.get("what", "test") if spec is not None else "test"
 
 
 def _log_figure(trainer: L.Trainer, tag: str, figure: Figure) -> None:

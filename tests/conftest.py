@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnist_lit.data import DATA_DIR_ENV, MNISTDataModule, has_mnist_files
+from mnist_lit.data import DATA_DIR_ENV, MNISTDataModule, has_files
 from mnist_lit.errors import UserError
 from mnist_lit.model import DigitClassifier
 
@@ -67,7 +67,7 @@ def real_mnist() -> Path:
     env = os.environ.get(DATA_DIR_ENV)
     candidates = (Path(env),) if env else CANDIDATE_DATA_DIRS
     for data_dir in candidates:
-        if has_mnist_files(data_dir):
+        if has_files(data_dir):
             return data_dir
     if env:
         pytest.fail(f"{DATA_DIR_ENV}={env} does not hold the four MNIST files under MNIST/raw/.", pytrace=False)

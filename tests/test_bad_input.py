@@ -89,13 +89,13 @@ CASES = {
     "YAML that does not parse": (["fit", "--config", "{broken}"], r"broken.yaml: Problems parsing config"),
     # Data
     "truncated data file": ([*TINY_FIT, "--data.data_dir", "{truncated_data}"], r"train-images-idx3-ubyte is truncated or damaged"),
-    "corrupt data file": ([*TINY_FIT, "--data.data_dir", "{corrupt_data}"], r"train-labels-idx1-ubyte is not an MNIST labels file"),
-    "wrong magic number": ([*TINY_FIT, "--data.data_dir", "{wrong_magic_data}"], r"t10k-images-idx3-ubyte is not an MNIST images file"),
+    "corrupt data file": ([*TINY_FIT, "--data.data_dir", "{corrupt_data}"], r"train-labels-idx1-ubyte is not an MNIST-format labels file"),
+    "wrong magic number": ([*TINY_FIT, "--data.data_dir", "{wrong_magic_data}"], r"t10k-images-idx3-ubyte is not an MNIST-format images file"),
     # Output
     "a file where the logs folder goes": (TINY_FIT, r"cannot write .*logs \(File exists\)"),
     "read-only working directory": (TINY_FIT, rf"cannot write .* {UNWRITABLE}.* --trainer.logger.init_args.save_dir and --checkpoint.dirpath"),
     "predict into a read-only folder": (["predict", "{seven}", "--ckpt_path", "{good}", "--output", "out.csv"], rf"cannot write out\.csv {UNWRITABLE}; choose a writable place with --output,"),
-    "export into a read-only folder": (["export", "--format", "torchscript", "--ckpt_path", "{good}"], rf"cannot write digit_cnn\.pt {UNWRITABLE}; choose a writable place with --output,"),
+    "export into a read-only folder": (["export", "--format", "torchscript", "--ckpt_path", "{good}"], rf"cannot write mnist_cnn\.pt {UNWRITABLE}; choose a writable place with --output,"),
     "full disk": (TINY_FIT, r"Could not write the checkpoint .*The previous checkpoints are intact"),
     # Training
     "non-finite loss": ([*TINY_FIT, "--model.lr", "1e30", "--trainer.log_every_n_steps", "1"], r"loss became nan or inf in epoch 1"),

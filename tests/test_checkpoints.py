@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lit.checkpoints import load_classifier, resolve_checkpoint, run_name
+from mnist_lit.checkpoint_files import resolve_checkpoint, run_name
+from mnist_lit.inference import load_predictor
 from mnist_lit.errors import UserError
 
 
@@ -66,4 +67,4 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
     path = tmp_path / "notes.ckpt"
     path.write_text("hello")
     with pytest.raises(UserError, match="notes.ckpt is not a readable checkpoint"):
-        load_classifier(resolve_checkpoint(str(path), str(tmp_path)))
+        load_predictor(resolve_checkpoint(str(path), str(tmp_path)))

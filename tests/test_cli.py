@@ -1,3 +1,5 @@
+import contextlib
+import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -6,6 +8,7 @@ import pytest
 import yaml
 
 import mnist_lit.__main__ as entry
+from mnist_lit import cli, errors, hardware
 from mnist_lit.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -80,8 +83,26 @@ def test_only_training_and_evaluation_tune_the_allocator(monkeypatch, command, t
     [script] = [e for e in entry_points(group="console_scripts") if e.name == "mnist-lit"]
     assert script.value == "mnist_lit.__main__:run"
     calls = []
-    monkeypatch.setattr(entry, "reuse_freed_memory", lambda: calls.append("tuned"))
-    monkeypatch.setattr(entry, "main", lambda: calls.append("ran"))
+    monkeypatch.setattr(hardware, "reuse_freed_memory", lambda: calls.append("tuned"))
+    monkeypatch.setattr(cli, "main", lambda: calls.append("ran"))
+    monkeypatch.setattr(errors, "run_command", lambda command, argv: calls.append("ran") or 0)
     monkeypatch.setattr(sys, "argv", ["mnist-lit", command, "--help"])
-    entry.run()
+    with contextlib.suppress(SystemExit):
+        entry.run()
     assert calls == (["tuned", "ran"] if tuned else ["ran"])
+
+
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_thin_commands_start_without_lightning(command):
+    # Lightning and torchmetrics take seconds to import; predict and export do not need them.
+    script = (
+        "import runpy, sys, contextlib\n"
+        f"sys.argv = ['mnist-lit', '{command}', '--help']\n"
+        "with contextlib.suppress(SystemExit):\n"
+        "    runpy.run_module('mnist_lit', run_name='__main__')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'torchmetrics', 'pytorch_lightning'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "usage: python -m mnist_lit " + command in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"

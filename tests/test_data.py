@@ -10,15 +10,19 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from mnist_lit.data import MNIST_MEAN, MNIST_STD, RAW_FILES, MNISTDataModule, normalize, resolve_data_dir, split_indices
+from mnist_lit.data import MNISTDataModule, resolve_data_dir, split_indices
+from mnist_lit.datasets import DATASETS, normalize
+
+MNIST_SPEC = DATASETS["mnist"]
+RAW_FILES = MNIST_SPEC.raw_files
 from mnist_lit.errors import UserError
 
 
-def test_normalize_maps_pixels_with_mnist_mean_and_std():
+def test_normalize_maps_pixels_with_the_mean_and_std_given():
     pixels = torch.tensor([0, 255], dtype=torch.uint8)
-    expected = torch.tensor([(0 - MNIST_MEAN) / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD])
-    assert torch.allclose(normalize(pixels), expected)
-    assert normalize(pixels).dtype == torch.float32
+    expected = torch.tensor([(0 - 0.25) / 0.5, (1 - 0.25) / 0.5])
+    assert torch.allclose(normalize(pixels, 0.25, 0.5), expected)
+    assert normalize(pixels, 0.25, 0.5).dtype == torch.float32
 
 
 def test_split_is_disjoint_complete_and_repeatable():
@@ -51,7 +55,8 @@ def test_datamodule_batches_are_normalized_images_and_labels(tiny_mnist):
     images, labels = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert images.shape == (16, 1, 28, 28) and images.dtype == torch.float32
     assert labels.shape == (16,) and labels.dtype == torch.int64
-    assert images.min() >= normalize(torch.tensor(0)) and images.max() <= normalize(torch.tensor(255))
+    bounds = normalize(torch.tensor([0, 255]), MNIST_SPEC.mean, MNIST_SPEC.std)
+    assert images.min() >= bounds[0] and images.max() <= bounds[1]
 
 
 def test_split_sizes_and_no_sample_dropped_from_evaluation(tiny_mnist):

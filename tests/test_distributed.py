@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from mnist_lit.checkpoints import read_checkpoint
+from mnist_lit.checkpoint_files import read_checkpoint
 
 pytestmark = pytest.mark.e2e
 TWO_PROCESSES = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import run_cli
-from mnist_lit.checkpoints import read_checkpoint
+from mnist_lit.checkpoint_files import read_checkpoint
 
 pytestmark = pytest.mark.e2e
 QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"

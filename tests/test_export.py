@@ -8,9 +8,9 @@ import onnxruntime
 import pytest
 import torch
 
-from mnist_lit.checkpoints import load_classifier
 from mnist_lit.cli import main
-from mnist_lit.data import MNIST_MEAN, MNIST_STD, normalize
+from mnist_lit.datasets import DATASETS
+from mnist_lit.inference import load_predictor
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -40,9 +40,10 @@ def test_export_matches_the_lightning_model(capsys, tmp_path, checkpoint, pixels
     # The model file and its sidecar, nothing else (no temporary or external-data files).
     assert sorted(p.name for p in output.parent.iterdir()) == sorted([output.name, "digits.json"])
 
-    images = normalize(torch.from_numpy(pixels))
+    predictor = load_predictor(checkpoint)
+    images = predictor.normalize(torch.from_numpy(pixels))
     with torch.inference_mode():
-        expected = load_classifier(checkpoint)(images).numpy()
+        expected = predictor.net(images).numpy()
     if format == "onnx":
         session = onnxruntime.InferenceSession(str(output))
         run = lambda batch: session.run(None, {"images": batch.numpy()})[0]  # noqa: E731
@@ -53,8 +54,9 @@ def test_export_matches_the_lightning_model(capsys, tmp_path, checkpoint, pixels
         assert np.abs(run(images[:size]) - expected[:size]).max() < 1e-4
 
     info = json.loads((output.parent / "digits.json").read_text())
-    assert info["normalization"]["mean"] == MNIST_MEAN and info["normalization"]["std"] == MNIST_STD
-    assert info["labels"] == [str(d) for d in range(10)] and info["format"] == format
+    mnist = DATASETS["mnist"]
+    assert info["normalization"]["mean"] == mnist.mean and info["normalization"]["std"] == mnist.std
+    assert info["labels"] == [str(d) for d in range(10)] and info["format"] == format and info["dataset"] == "mnist"
     assert info["checkpoint"] == str(checkpoint)
 
 
@@ -64,8 +66,9 @@ def test_the_readme_lines_run_the_onnx_file_without_mnist_lit(capsys, tmp_path, 
     block = re.search(r"\n(    import numpy as np, onnxruntime\n(?:    .*\n){2})", README.read_text()).group(1)
     namespace = {"pixels": pixels}
     exec(textwrap.dedent(block), namespace)
+    predictor = load_predictor(checkpoint)
     with torch.inference_mode():
-        expected = load_classifier(checkpoint)(normalize(torch.from_numpy(pixels))).numpy()
+        expected = predictor.net(predictor.normalize(torch.from_numpy(pixels))).numpy()
     assert np.abs(namespace["logits"] - expected).max() < 1e-4
 
 

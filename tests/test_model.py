@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from mnist_lit.data import MNISTDataModule
+from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
 from mnist_lit.model import DigitClassifier
 
@@ -51,19 +52,19 @@ def test_fit_and_test_log_the_metrics_users_read(tiny_mnist):
 
     (results,) = trainer.test(model, data, verbose=False)
     assert set(results) >= {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"}
-    confusion = model.test_results["confusion_matrix"]
-    assert confusion.sum() == 30  # every test digit counted once
-    assert model.test_results["f1_none"].shape == (10,)
-    # The summary accuracy agrees with the confusion matrix it was computed next to.
-    assert results["test/acc"] == pytest.approx((confusion.trace() / confusion.sum()).item())
-    # Every wrong digit is kept for the mistakes picture, most confident first.
-    mistakes = model.test_mistake_results
-    assert len(mistakes["targets"]) == confusion.sum() - confusion.trace()
-    assert (mistakes["preds"] != mistakes["targets"]).all()
-    assert mistakes["images"].shape[1:] == (1, 28, 28)
-    assert (mistakes["confidences"].diff() <= 0).all()
-    # The validation confusion matrix of the last epoch is kept for its picture, then restarted.
-    assert model.val_confusion_matrix.sum() == 20
+    # The module keeps no evaluation state beyond the summary metrics it logs: the report is a callback's.
+    assert not hasattr(model, "test_results") and not hasattr(model, "val_confusion")
+
+
+def test_the_model_learns_the_classes_of_its_data_set():
+    fashion = DATASETS["fashion_mnist"].record()
+    letters = DATASETS["emnist_letters"].record()
+    assert DigitClassifier(dataset_info=letters)(torch.zeros(2, 1, 28, 28)).shape == (2, 26)
+    model = DigitClassifier(dataset_info=fashion)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert model.hparams.dataset_info["classes"][0] == "T-shirt/top"
+    # Built without one (a checkpoint from before data sets were recorded), it is MNIST's.
+    assert DigitClassifier().hparams.dataset_info == DATASETS["mnist"].record()
 
 
 class StepLosses(L.Callback):

@@ -9,7 +9,8 @@ from PIL import Image
 
 from conftest import digit_picture, save_checkpoint
 from mnist_lit.cli import main
-from mnist_lit.predict import expand_inputs
+from mnist_lit.inference import load_predictor
+from mnist_lit.predict import expand_inputs, predict
 
 
 def run_predict(capsys, *args) -> tuple[int, list[str], list[str]]:
@@ -45,9 +46,10 @@ def test_all_good_exits_zero_and_writes_csv_and_json(capsys, tmp_path, checkpoin
     records = json.loads((tmp_path / "out.json").read_text())
     assert [Path(r["path"]).name for r in rows] == [Path(r["path"]).name for r in records] == ["a.png", "b.jpg"]
     for row, record in zip(rows, records):
-        assert int(row["digit"]) == record["digit"] == record["top"][0][0]
+        assert int(row["class"]) == record["class"] == record["top"][0]["class"]
+        assert row["label"] == record["label"] == str(record["class"])  # MNIST's classes are named by their digit
         assert float(row["confidence"]) == pytest.approx(record["confidence"])
-        probabilities = [p for _, p in record["top"]]
+        probabilities = [entry["p"] for entry in record["top"]]
         assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -55,9 +57,48 @@ def test_all_good_exits_zero_and_writes_csv_and_json(capsys, tmp_path, checkpoin
 def test_folders_and_patterns_expand_in_order(tmp_path):
     for name in ("b.png", "a.PNG", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
-    assert expand_inputs([str(tmp_path)]) == [tmp_path / "a.PNG", tmp_path / "b.png"]
-    assert expand_inputs([str(tmp_path / "*.png")]) == [tmp_path / "b.png"]
-    assert expand_inputs([str(tmp_path / "none-*.png")]) == [tmp_path / "none-*.png"]  # reported as missing
+    assert list(expand_inputs([str(tmp_path)])) == [tmp_path / "a.PNG", tmp_path / "b.png"]
+    assert list(expand_inputs([str(tmp_path / "*.png")])) == [tmp_path / "b.png"]
+    assert list(expand_inputs([str(tmp_path / "none-*.png")])) == [tmp_path / "none-*.png"]  # reported as missing
+
+
+class CountingPredictor:
+    """A predictor's stand-in that records how many pictures each batch held, and when pictures are read."""
+
+    classes = [str(digit) for digit in range(10)]
+
+    def __init__(self, events: list) -> None:
+        self.events = events
+
+    def load_picture(self, path: Path) -> torch.Tensor:
+        self.events.append("read")
+        return torch.full((1, 28, 28), float(path.stem))
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        self.events.append(len(images))
+        return torch.nn.functional.one_hot(images[:, 0, 0, 0].long() % 10, 10).float()
+
+
+def test_pictures_are_read_and_predicted_a_batch_at_a_time(tmp_path):
+    events = []
+    many = (tmp_path / f"{n}.png" for n in range(10_000))  # a generator: never a list of every path
+    results = predict(CountingPredictor(events), many, batch_size=3)
+    first = [next(results) for _ in range(4)]
+    # Four results need two batches of three: the other 9,994 pictures are not read yet.
+    assert events == ["read"] * 3 + [3] + ["read"] * 3 + [3]
+    assert [r["class"] for r in first] == [0, 1, 2, 3] and first[3]["label"] == "3"
+    rest = list(results)
+    assert len(rest) == 9_996 and rest[-1]["class"] == 9_999 % 10
+    assert max(event for event in events if event != "read") == 3
+
+
+def test_batch_size_does_not_change_the_results(tmp_path, checkpoint):
+    paths = [digit_picture(tmp_path / f"{n}.png") for n in range(5)] + [tmp_path / "missing.png"]
+    predictor = load_predictor(checkpoint)
+    one_by_one, all_at_once = list(predict(predictor, paths, batch_size=1)), list(predict(predictor, paths, batch_size=64))
+    assert [r.get("class") for r in one_by_one] == [r.get("class") for r in all_at_once]
+    assert [r.get("confidence") for r in one_by_one] == pytest.approx([r.get("confidence") for r in all_at_once][:5] + [None])
+    assert "error" in one_by_one[-1] and "error" in all_at_once[-1]
 
 
 class OtherModel(L.LightningModule):

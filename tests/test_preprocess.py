@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
-from mnist_lit.data import normalize
 from mnist_lit.errors import UserError
-from mnist_lit.preprocess import load_digit, mnist_style, open_image
+from mnist_lit.preprocess import STYLES, fashion_style, load_picture, mnist_style, open_image
 
 
 def drawing(dark_on_light: bool, size=(400, 300)) -> Image.Image:
@@ -60,13 +58,11 @@ def test_faint_noise_does_not_move_the_bounding_box():
     assert np.array_equal(mnist_style(Image.fromarray(noisy)), mnist_style(clean))
 
 
-def test_load_digit_normalizes_like_training(tmp_path):
+def test_load_picture_takes_the_steps_of_the_data_sets_pictures(tmp_path):
     path = tmp_path / "seven.png"
     drawing(True).save(path)
-    tensor = load_digit(path)
-    assert tensor.shape == (1, 28, 28) and tensor.dtype == torch.float32
-    expected = normalize(torch.from_numpy(mnist_style(drawing(True))))
-    assert torch.allclose(tensor[0], expected)
+    assert np.array_equal(load_picture(path), mnist_style(drawing(True)))
+    assert np.array_equal(load_picture(path, "clothing"), fashion_style(drawing(True)))
 
 
 def test_colour_gif_and_transparent_png_are_read(tmp_path):
@@ -84,7 +80,8 @@ def test_colour_gif_and_transparent_png_are_read(tmp_path):
         assert np.abs(pixels.astype(int) - reference.astype(int)).mean() < 6, name
 
 
-def test_bad_files_give_one_line_naming_the_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("pictures", sorted(STYLES))
+def test_bad_files_give_one_line_naming_the_file(tmp_path, monkeypatch, pictures):
     (tmp_path / "notes.png").write_text("not a picture")
     (tmp_path / "empty.png").write_bytes(b"")
     Image.new("L", (64, 64), 200).save(tmp_path / "blank.png")
@@ -102,6 +99,6 @@ def test_bad_files_give_one_line_naming_the_file(tmp_path, monkeypatch):
     }
     for name, problem in cases.items():
         with pytest.raises(UserError) as error:
-            load_digit(tmp_path / name)
+            load_picture(tmp_path / name, pictures)
         message = str(error.value)
         assert name in message and problem in message and "\n" not in message

@@ -12,7 +12,7 @@ from typing import Optional
 
 import pytest
 
-from mnist_lit.checkpoints import read_checkpoint
+from mnist_lit.checkpoint_files import read_checkpoint
 from pause_callback import PAUSED
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,77 @@
+"""From a checkpoint to class probabilities with torch alone: what `predict`, `export` and a server share.
+
+A checkpoint written by `fit` holds the network's weights and, among its hyperparameters, the
+network's sizes and the record of the data set it learned (datasets.py: class names, mean/std,
+the kind of pictures). That is all inference needs, so this module reads it directly instead of
+rebuilding the LightningModule: Lightning and torchmetrics take seconds to import, which a
+command that reads one picture should not pay.
+
+    predictor = load_predictor(Path("checkpoints/version_0/last.ckpt"))
+    images = torch.stack([predictor.load_picture("seven.png")])
+    probabilities = predictor.probabilities(images)        # (1, num_classes)
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mnist_lit.checkpoint_files import read_checkpoint
+from mnist_lit.datasets import DEFAULT_DATASET, dataset_record, normalize
+from mnist_lit.errors import UserError
+from mnist_lit.network import network_from_hparams
+from mnist_lit.preprocess import load_picture
+
+# The LightningModule keeps its network as `self.net`: its weights are the state_dict's "net.*".
+NETWORK_PREFIX = "net."
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A trained network in eval mode on the CPU, with what it needs to read pictures and name classes."""
+
+    net: torch.nn.Module
+    dataset: dict[str, Any]  # the data set's record: name, classes, mean, std, polarity, pictures
+    checkpoint: Path
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.dataset["classes"])
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels -> the float input the network was trained on."""
+        return normalize(pixels, self.dataset["mean"], self.dataset["std"])
+
+    def load_picture(self, path: str | Path) -> torch.Tensor:
+        """The picture at ``path`` as a (1, 28, 28) input, preprocessed like the data set's own pictures."""
+        pixels = load_picture(path, self.dataset.get("pictures", "handwriting"))
+        return self.normalize(torch.from_numpy(pixels)).unsqueeze(0)
+
+    @torch.inference_mode()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalized (N, 1, 28, 28) inputs -> (N, num_classes) class probabilities."""
+        return self.net(images).float().softmax(dim=1)
+
+
+def load_predictor(path: Path) -> Predictor:
+    """The predictor of a checkpoint written by `fit`; one clear line for any other file."""
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters") or {}
+    # Checkpoints written before data sets were recorded are all MNIST's.
+    dataset = hparams.get("dataset_info") or dataset_record(DEFAULT_DATASET)
+    weights = {
+        name[len(NETWORK_PREFIX) :]: value
+        for name, value in checkpoint["state_dict"].items()
+        if name.startswith(NETWORK_PREFIX)
+    }
+    try:
+        net = network_from_hparams(hparams, num_classes=len(dataset["classes"]))
+        net.load_state_dict(weights)
+    except (TypeError, KeyError, RuntimeError) as error:
+        reasons = {RuntimeError: "its weights do not fit the network", KeyError: f"it has no {error}"}
+        reason = reasons.get(type(error), f"{type(error).__name__}: {error}")
+        raise UserError(
+            f"{path} is not a checkpoint of mnist-lit's DigitClassifier ({reason}); pass a .ckpt written by `fit`."
+        ) from None
+    return Predictor(net.eval(), dataset, path)
