@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 CANDIDATE_DATA_DIRS = (REPO.parent / "shared" / "mnist", REPO / "data")
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array in the IDX format of the MNIST files."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+def write_idx(path: Path, array: np.ndarray, int32: bool = False) -> None:
+    """Write an array in the IDX format of the MNIST files: uint8, or big-endian int32 (QMNIST's labels)."""
+    header = struct.pack(">HBB", 0, 0x0C if int32 else 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(">i4" if int32 else np.uint8).tobytes())
 
 
 @pytest.fixture

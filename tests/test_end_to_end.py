@@ -56,7 +56,8 @@ def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, evaluati
     values = dict(re.findall(r"(test/\w+)\s*│\s*([\d.]+)", evaluation_output))
     assert set(values) == {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"}
     assert float(values["test/acc"]) >= 0.97
-    assert "Per-class test metrics" in evaluation_output and "Confusion matrix" in evaluation_output
+    assert "Evaluated on mnist, test split (10,000 pictures)" in evaluation_output
+    assert "Confusion matrix" in evaluation_output
 
 
 def read_events(log_dir: Path) -> tuple[EventAccumulator, set, set]:
@@ -76,6 +77,8 @@ def test_test_reports_into_the_folder_of_the_run_it_evaluates(workdir, evaluatio
     report = json.loads((run / "report.json").read_text())
     assert report["checkpoint"].startswith(str(workdir / "checkpoints" / "version_0" / "epoch=00-val_acc="))
     assert report["data"]["images"] == 10_000 and report["accuracy"] >= 0.97
+    assert report["data"]["dataset"] == "mnist" and report["data"]["split"] == "test"
+    assert report["classes"] == [str(digit) for digit in range(10)]
     assert sum(map(sum, report["confusion_matrix"])) == 10_000
     assert "Most confused (true as predicted): " in evaluation_output
     # `test` saves its own configuration beside the one `fit` saved, not over it.
@@ -129,7 +132,7 @@ def test_predict_reads_digits_from_picture_files(workdir, real_mnist, fit_output
     result = run_cli(workdir, real_mnist, "predict", "pictures", "--output", "predictions.json")
     predictions = json.loads((workdir / "predictions.json").read_text())
     assert [Path(p["path"]).name for p in predictions] == sorted(f.name for f in (workdir / "pictures").iterdir())
-    accuracy = sum(p["digit"] == label for p, label in zip(predictions, labels)) / len(labels)
+    accuracy = sum(p["class"] == label for p, label in zip(predictions, labels)) / len(labels)
     print(f"round-trip accuracy on 500 varied pictures: {accuracy:.1%}")
     assert accuracy >= 0.97
     # One line per picture on stdout: path, digit, confidence and the top three.

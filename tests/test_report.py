@@ -116,7 +116,7 @@ def test_terminal_report_has_classes_averages_and_the_matrix(report_files):
     assert ["ant", "2", "1", "0", "0"] in rows  # the confusion matrix's first row
     assert ["true", *CLASSES] in rows  # and its columns
     assert "Most confused (true as predicted): ant as bee (1), bee as cat (1), dog as ant (1)" in text
-    assert "animals, test split (7 pictures)" in text
+    assert "Evaluated on animals, test split (7 pictures)" in text
 
 
 def test_mistakes_picture_with_no_mistakes_still_draws():

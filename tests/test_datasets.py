@@ -1,0 +1,137 @@
+"""Every data set of the table, read from small files written in its exact format, traps included."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets
+
+from conftest import CANDIDATE_DATA_DIRS, write_idx
+from mnist_lit.cli import data_set_for
+from mnist_lit.data import DATA_DIR_ENV, MNISTDataModule, has_files, load_split, raw_folder
+from mnist_lit.datasets import DATASETS, pixel_stats
+from mnist_lit.errors import UserError
+
+EXPECTED_CLASSES = {
+    "mnist": 10, "fashion_mnist": 10, "kmnist": 10, "emnist_balanced": 47, "emnist_letters": 26,
+    "emnist_digits": 10, "qmnist": 10,
+}
+
+
+def upright(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n pictures that tell up from left: a bright bar across the top, a dimmer one down the left side."""
+    pictures = rng.integers(0, 20, (n, 28, 28)).astype(np.uint8)
+    pictures[:, 2:5, 2:26] = 255
+    pictures[:, 8:26, 2:4] = 100
+    return pictures
+
+
+def write_set(root, name: str, train: int = 40, test: int = 12) -> dict[str, np.ndarray]:
+    """The set's four files under ``root`` as its publisher writes them; returns the true classes."""
+    spec, rng = DATASETS[name], np.random.default_rng(0)
+    raw = raw_folder(root, spec)
+    raw.mkdir(parents=True)
+    classes = {}
+    for split, n, (images_file, labels_file) in (("train", train, spec.raw_files[:2]), ("test", test, spec.raw_files[2:])):
+        pictures = upright(n, rng)
+        classes[split] = rng.integers(0, spec.num_classes, n)
+        if spec.transposed:  # EMNIST's files hold every picture transposed
+            pictures = pictures.transpose(0, 2, 1)
+        write_idx(raw / images_file, pictures)
+        stored = classes[split] + spec.label_offset  # EMNIST letters: 1-26
+        if labels_file.endswith("idx2-int"):  # QMNIST: class, then 7 more columns (writer, index...)
+            columns = np.column_stack([stored] + [rng.integers(0, 100_000, n) for _ in range(7)])
+            write_idx(raw / labels_file, columns, int32=True)
+        else:
+            write_idx(raw / labels_file, stored)
+    return classes
+
+
+def test_the_table_has_every_promised_set_with_its_classes():
+    assert {name: spec.num_classes for name, spec in DATASETS.items()} == EXPECTED_CLASSES
+    for spec in DATASETS.values():
+        assert len(set(spec.classes)) == spec.num_classes and 0 < spec.mean < 1 and 0 < spec.std < 1
+    assert DATASETS["emnist_letters"].classes[:3] == ("a", "b", "c")
+    assert DATASETS["fashion_mnist"].classes[6] == "Shirt"
+    assert DATASETS["emnist_balanced"].classes[36:] == tuple("abdefghnqrt")
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_each_set_reads_upright_with_classes_counted_from_zero(tmp_path, name):
+    classes = write_set(tmp_path, name)
+    data = MNISTDataModule(dataset=name, data_dir=str(tmp_path), val_size=10, download=False)
+    data.prepare_data()  # checks every header and length
+    data.setup()
+    train = torch.cat([data.train_set.images, data.val_set.images])
+    assert train.shape == (40, 1, 28, 28) and data.test_set.images.shape == (12, 1, 28, 28)
+    for images in (train, data.test_set.images):
+        assert (images[:, 0, 3, 2:26] == 255).all() and (images[:, 0, 8:26, 2] == 100).all()  # bars where drawn
+    assert torch.equal(data.test_set.labels, torch.as_tensor(classes["test"]))
+    assert sorted(torch.cat([data.train_set.labels, data.val_set.labels]).tolist()) == sorted(classes["train"].tolist())
+    assert data.classes == list(DATASETS[name].classes)
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_torchvision_finds_the_files_under_the_names_the_table_gives(tmp_path, name):
+    write_set(tmp_path, name)
+    spec = DATASETS[name]
+    assert has_files(tmp_path, spec)
+    dataset = getattr(torchvision.datasets, spec.torchvision_class)(tmp_path, train=False, download=False, **spec.options)
+    assert len(dataset) == 12
+
+
+def test_emnist_letters_label_1_is_a(tmp_path):
+    write_set(tmp_path, "emnist_letters")
+    raw = raw_folder(tmp_path, DATASETS["emnist_letters"])
+    write_idx(raw / "emnist-letters-test-labels-idx1-ubyte", np.array([1, 26] + [2] * 10))
+    _, labels = load_split(DATASETS["emnist_letters"], tmp_path, train=False)
+    names = [DATASETS["emnist_letters"].classes[label] for label in labels[:2]]
+    assert names == ["a", "z"]
+
+
+def test_qmnist_test_split_is_its_first_10000_digits(tmp_path):
+    write_set(tmp_path, "qmnist", test=10_050)  # QMNIST's real test file holds 60,000
+    data = MNISTDataModule(dataset="qmnist", data_dir=str(tmp_path), val_size=10, download=False)
+    data.setup("test")
+    assert len(data.test_set) == 10_000
+
+
+@pytest.mark.parametrize("name", ["emnist_letters", "qmnist", "kmnist"])
+def test_missing_files_say_which_files_go_where(tmp_path, name):
+    spec = DATASETS[name]
+    with pytest.raises(UserError) as error:
+        MNISTDataModule(dataset=name, data_dir=str(tmp_path), download=False).prepare_data()
+    message = str(error.value)
+    assert f"{raw_folder(tmp_path, spec)}/" in message and spec.raw_files[0] in message and spec.raw_files[3] in message
+    assert "\n" not in message and "--data.data_dir" in message
+
+
+def test_labels_beyond_the_sets_classes_are_refused(tmp_path):
+    write_set(tmp_path, "emnist_letters")
+    raw = raw_folder(tmp_path, DATASETS["emnist_letters"])
+    write_idx(raw / "emnist-letters-test-labels-idx1-ubyte", np.array([0] * 12))  # 0 - 1 = -1: no such letter
+    data = MNISTDataModule(dataset="emnist_letters", data_dir=str(tmp_path), val_size=10, download=False)
+    with pytest.raises(UserError, match="not all classes 0-25 of emnist_letters"):
+        data.setup("test")
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_the_tables_mean_and_std_are_those_of_the_training_files(name):
+    # Checked for every set whose real files are on this machine; `python -m mnist_lit.datasets` prints them all.
+    env = [Path(os.environ[DATA_DIR_ENV])] if os.environ.get(DATA_DIR_ENV) else []
+    roots = [root for root in (*env, *CANDIDATE_DATA_DIRS) if has_files(root, DATASETS[name])]
+    if not roots:
+        pytest.skip(f"no copy of {name} here")
+    images, _ = load_split(DATASETS[name], roots[0], train=True)
+    assert pixel_stats(images) == (DATASETS[name].mean, DATASETS[name].std)
+
+
+def test_a_checkpoint_is_evaluated_on_its_own_set_unless_another_has_the_same_classes():
+    fashion, mnist = DATASETS["fashion_mnist"].record(), DATASETS["mnist"].record()
+    assert data_set_for(fashion, "mnist") == "fashion_mnist"  # the default: the checkpoint's set
+    assert data_set_for(mnist, "qmnist") == "qmnist"  # a digit model on other digits
+    assert data_set_for(mnist, "mnist") == "mnist"
+    with pytest.raises(UserError, match="learned fashion_mnist .* cannot be evaluated on emnist_letters"):
+        data_set_for(fashion, "emnist_letters")
