@@ -95,7 +95,7 @@ def load_training_digits(data_dir: str | None, device: torch.device) -> tuple[to
 def bare_epoch_seconds(images, labels, precision: str, channels_last: bool, compile: bool, epochs: int, batch_size=128):
     """Seconds per training epoch of a plain PyTorch loop, and the one-off seconds before it (compile)."""
     device = images.device
-    net = DigitCNN().to(device)
+    net = DigitCNN(10).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3, fused=True)
@@ -140,7 +140,7 @@ class MinimalClassifier(L.LightningModule):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = DigitCNN().to(memory_format=torch.channels_last)
+        self.net = DigitCNN(10).to(memory_format=torch.channels_last)
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
@@ -222,7 +222,7 @@ def test_accuracy(checkpoint: Path, data_dir: str | None, accelerator: str) -> f
 def training_flops_per_image() -> int:
     """Forward + backward FLOPs of one image, counted by Lightning's FLOP counter on the meta device."""
     with torch.device("meta"):
-        net, image = DigitCNN(), torch.empty(1, 1, 28, 28)
+        net, image = DigitCNN(10), torch.empty(1, 1, 28, 28)
     return measure_flops(net, lambda: net(image), lambda logits: logits.sum())
 
 

@@ -1,4 +1,4 @@
-"""mnist-lit: train, test and inspect a digit-recognition CNN on MNIST with PyTorch Lightning."""
+"""mnist-lit: train, test and inspect CNNs on MNIST and other MNIST-format data sets with PyTorch Lightning."""
 
 from importlib.metadata import PackageNotFoundError, version
 

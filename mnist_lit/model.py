@@ -58,7 +58,7 @@ class DigitClassifier(L.LightningModule):
         num_classes = len(dataset_info["classes"])
         # Channels-last weights make every convolution run on channels-last activations, the
         # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
-        net = DigitCNN(conv1_channels, conv2_channels, hidden_units, dropout, num_classes)
+        net = DigitCNN(num_classes, conv1_channels, conv2_channels, hidden_units, dropout)
         self.net = net.to(memory_format=torch.channels_last)
         # One digit's pixels, which Lightning's model summary runs through the network to show
         # each layer's output size and FLOPs.

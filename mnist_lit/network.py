@@ -2,7 +2,7 @@
 
 The architecture of the Keras MNIST example this project reimplements:
 Conv(32, 3x3)-ReLU-MaxPool(2) -> Conv(64, 3x3)-ReLU-MaxPool(2) -> Flatten
--> Dense(128)-ReLU -> Dropout -> Dense(10). It returns logits; softmax lives in the loss.
+-> Dense(128)-ReLU -> Dropout -> Dense(number of classes). It returns logits; softmax lives in the loss.
 
 Each ReLU runs after its pooling rather than before: max and ReLU commute (ReLU never
 reorders values), so the function is the same, but the ReLU and its gradient then touch a
@@ -20,11 +20,11 @@ class DigitCNN(nn.Module):
 
     def __init__(
         self,
+        num_classes: int,
         conv1_channels: int = 32,
         conv2_channels: int = 64,
         hidden_units: int = 128,
         dropout: float = 0.5,
-        num_classes: int = 10,
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
+from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lit import __version__
@@ -92,15 +93,17 @@ def print_report(report: dict, console: Optional[Console] = None) -> None:
     if len(classes) <= MAX_PRINTED_CLASSES:
         matrix = Table(title="Confusion matrix (rows: true class, columns: predicted class)")
         matrix.add_column("true", justify="right", style="bold")
-        for name in classes:
-            matrix.add_column(name, justify="right")
+        # Long names ("Ankle boot") would squeeze the columns: head them with the class index instead.
+        short = max(len(name) for name in classes) <= 3
+        for index, name in enumerate(classes):
+            matrix.add_column(name if short else str(index), justify="right")
         for true, row in enumerate(confusion):
             # Off-diagonal counts are the mistakes a reader is looking for; highlight them.
             cells = [
                 f"[green]{n}[/]" if true == predicted else (f"[red]{n}[/]" if n else "[dim]0[/]")
                 for predicted, n in enumerate(row)
             ]
-            matrix.add_row(classes[true], *cells)
+            matrix.add_row(classes[true] if short else f"{true} {classes[true]}", *cells)
         console.print(matrix)
     pairs = ", ".join(f"{m['true']} as {m['predicted']} ({m['count']})" for m in report["most_confused"])
     console.print(f"Most confused (true as predicted): {pairs or 'none'}")
@@ -132,7 +135,10 @@ class EvaluationReport(Callback):
     def __init__(self, mistakes_shown: int = 32) -> None:
         self.mistakes_shown = mistakes_shown
         self.classes: list[str] = []
+        # Created in setup, once the number of classes is known.
         self.val_confusion: Optional[MulticlassConfusionMatrix] = None
+        self.test_metrics: Optional[MetricCollection] = None
+        self.mistake_finder: Optional[ConfidentMistakes] = None
         self.val_confusion_matrix: Optional[torch.Tensor] = None
         self.test_results: dict[str, torch.Tensor] = {}
         self.test_mistakes: dict[str, torch.Tensor] = {}
@@ -144,10 +150,10 @@ class EvaluationReport(Callback):
         if not self.classes:
             raise UserError("The evaluation report needs the class names: give the data module a `classes` list.")
         num_classes = len(self.classes)
-        # Metrics of the callback, not of the module: moved to the module's device when a loop starts.
+        # The callback's own metrics, not the module's: moved to the module's device when a loop starts.
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_metrics = evaluation_metrics(num_classes)
-        self.test_mistake_finder = ConfidentMistakes()
+        self.mistake_finder = ConfidentMistakes()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.val_confusion.to(pl_module.device).reset()
@@ -169,17 +175,17 @@ class EvaluationReport(Callback):
         _log_figure(trainer, "val/confusion_matrix", confusion_matrix_figure(self.val_confusion_matrix, title, self.classes))
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for metric in (self.test_metrics, self.test_mistake_finder):
+        for metric in (self.test_metrics, self.mistake_finder):
             metric.to(pl_module.device).reset()
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
         self.test_metrics.update(outputs, labels)
-        self.test_mistake_finder.update(images, outputs, labels)
+        self.mistake_finder.update(images, outputs, labels)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.test_results = {name: value.cpu() for name, value in self.test_metrics.compute().items()}
-        self.test_mistakes = {name: value.cpu() for name, value in self.test_mistake_finder.compute().items()}
+        self.test_mistakes = {name: value.cpu() for name, value in self.mistake_finder.compute().items()}
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not after Lightning's summary table, because the logger closes before then.

@@ -34,7 +34,7 @@ FAULTS_PER_STEP = textwrap.dedent("""
     from mnist_lit.network import DigitCNN
     if sys.argv[1] == "reuse":
         reuse_freed_memory()
-    net = DigitCNN()
+    net = DigitCNN(10)
     images, labels = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
     def step():
         F.cross_entropy(net(images), labels).backward()

@@ -4,18 +4,18 @@ from mnist_lit.network import DigitCNN
 
 
 def test_maps_images_to_one_logit_per_class():
-    net = DigitCNN()
+    net = DigitCNN(10)
     assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
 
 
 def test_has_the_keras_example_layer_sizes():
     # conv 1*32*9+32, conv 32*64*9+64, dense 64*5*5*128+128, dense 128*10+10
     expected = (9 * 32 + 32) + (32 * 64 * 9 + 64) + (1600 * 128 + 128) + (128 * 10 + 10)
-    assert sum(p.numel() for p in DigitCNN().parameters()) == expected
+    assert sum(p.numel() for p in DigitCNN(10).parameters()) == expected
 
 
 def test_dropout_only_acts_in_training_mode():
-    net = DigitCNN(dropout=0.5)
+    net = DigitCNN(10, dropout=0.5)
     x = torch.randn(4, 1, 28, 28)
     net.eval()
     assert torch.equal(net(x), net(x))
@@ -28,7 +28,7 @@ def test_computes_the_keras_order_relu_then_pool():
     # The network pools before its ReLUs for speed; the function must stay the Keras one.
     import torch.nn.functional as F
 
-    net = DigitCNN().eval()
+    net = DigitCNN(10).eval()
     conv1, conv2 = net.features[0], net.features[3]
     dense1, dense2 = net.classifier[1], net.classifier[4]
     x = torch.randn(5, 1, 28, 28)

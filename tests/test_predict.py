@@ -1,4 +1,7 @@
 import csv
+import re
+import shutil
+import textwrap
 import json
 from pathlib import Path
 
@@ -128,3 +131,14 @@ def test_output_must_be_csv_or_json(capsys, tmp_path, checkpoint):
     code, out, err = run_predict(capsys, "--ckpt_path", checkpoint, digit_picture(tmp_path / "7.png"), "--output", tmp_path / "o.txt")
     assert code == 1 and len(err) == 1 and ".csv or .json" in err[0]
     assert not (tmp_path / "o.txt").exists()
+
+
+def test_the_readme_python_lines_name_the_class_of_a_picture(capsys, tmp_path, checkpoint, monkeypatch):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"\n(    from pathlib import Path\n    from mnist_lit\.inference .*\n(?:    .*\n)+)", readme).group(1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints" / "version_0").mkdir(parents=True)
+    shutil.copy(checkpoint, tmp_path / "checkpoints" / "version_0" / "last.ckpt")
+    digit_picture(tmp_path / "seven.png")
+    exec(textwrap.dedent(block), {})
+    assert capsys.readouterr().out.strip() in [str(digit) for digit in range(10)]
