@@ -118,14 +118,14 @@ def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
 
 
 def main(data_dir: Optional[str] = None) -> None:
-    from mnist_lit.data import load_split, resolve_data_dir
+    from mnist_lit.data import load_split, raw_folder, resolve_data_dir
 
     root = resolve_data_dir(data_dir)
     for spec in DATASETS.values():
         try:
             images, _ = load_split(spec, root, train=True)
-        except Exception as error:  # noqa: BLE001 - a set that is not here is reported and skipped
-            print(f"{spec.name}: not found under {root} ({type(error).__name__})")
+        except RuntimeError:  # torchvision's "Dataset not found": reported and skipped
+            print(f"{spec.name}: no training files in {raw_folder(root, spec)}/")
             continue
         mean, std = pixel_stats(images)
         print(f"{spec.name}: mean {mean:.4f}, std {std:.4f} over {len(images):,} training pictures (table: {spec.mean}, {spec.std})")

@@ -135,3 +135,17 @@ def test_a_checkpoint_is_evaluated_on_its_own_set_unless_another_has_the_same_cl
     assert data_set_for(mnist, "mnist") == "mnist"
     with pytest.raises(UserError, match="learned fashion_mnist .* cannot be evaluated on emnist_letters"):
         data_set_for(fashion, "emnist_letters")
+
+
+@pytest.mark.parametrize("name, attribute, value", [
+    ("emnist_letters", "url", "http://127.0.0.1:9/gzip.zip"),  # one archive for every EMNIST split
+    ("kmnist", "mirrors", ["http://127.0.0.1:9/"]),
+])
+def test_an_offline_download_of_any_set_fails_in_one_line(tmp_path, monkeypatch, name, attribute, value):
+    spec = DATASETS[name]
+    monkeypatch.setattr(getattr(torchvision.datasets, spec.torchvision_class), attribute, value)  # nothing listens there
+    with pytest.raises(UserError) as error:
+        MNISTDataModule(dataset=name, data_dir=str(tmp_path)).prepare_data()
+    message = str(error.value)
+    assert message.startswith(f"Could not download {spec.torchvision_class} (") and "\n" not in message
+    assert spec.raw_files[0] in message and f"{raw_folder(tmp_path, spec)}/" in message
