@@ -27,8 +27,15 @@ def fit(cwd: Path, data_dir: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir), "PYTHONPATH": str(TESTS)}
     command = [sys.executable, "-m", "mnist_lit", "fit", *OPTIONS, *args]
     return subprocess.Popen(
-        command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=answer_ctrl_c,
     )
+
+
+def answer_ctrl_c() -> None:
+    # A shell starts background jobs (`pytest &`) with SIGINT ignored, and the child would inherit
+    # that: `fit` must see the Ctrl-C the test sends, however pytest itself was started.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Output:
