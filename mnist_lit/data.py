@@ -17,6 +17,7 @@ import torchvision.datasets
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from mnist_lit.augment import augment, random_affine
 from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, DataSet, normalize
 from mnist_lit.errors import UserError
 
@@ -134,6 +135,10 @@ class MNISTDataModule(L.LightningDataModule):
         val_size: how many training pictures are held out for validation.
         split_seed: seed of the train/validation split, fixed so runs compare on the same pictures.
         download: fetch the files from the internet when they are missing.
+        augment_degrees, augment_shift, augment_scale: training augmentation (augment.py): each
+            training picture rotated by up to this many degrees, shifted by up to this fraction
+            of its side and zoomed in or out by up to this fraction; all 0 (the default) is off.
+            Validation and test pictures are never augmented.
     """
 
     def __init__(
@@ -145,6 +150,9 @@ class MNISTDataModule(L.LightningDataModule):
         val_size: int = 5000,
         split_seed: int = 1234,
         download: bool = True,
+        augment_degrees: float = 0.0,
+        augment_shift: float = 0.0,
+        augment_scale: float = 0.0,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -152,7 +160,15 @@ class MNISTDataModule(L.LightningDataModule):
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise UserError(f"{name} must be a positive integer, got {value}.")
+        if augment_degrees < 0 or not 0 <= augment_shift < 0.5 or not 0 <= augment_scale < 1:
+            raise UserError(
+                "Need augment_degrees >= 0, 0 <= augment_shift < 0.5 and 0 <= augment_scale < 1; got "
+                f"{augment_degrees}, {augment_shift} and {augment_scale}."
+            )
         self.spec = DATASETS[dataset]
+        self.affine = random_affine(augment_degrees, augment_shift, augment_scale) if (
+            augment_degrees or augment_shift or augment_scale
+        ) else None
         # Checked again against the files themselves in prepare_data; this catches it before anything runs.
         check_val_size(val_size, self.spec.train_size)
         self.save_hyperparameters()
@@ -243,6 +259,8 @@ class MNISTDataModule(L.LightningDataModule):
         if isinstance(batch, torch.Tensor):  # images alone: the model's example_input_array, for its summary
             return normalize(batch, mean, std)
         images, labels = batch
+        if self.affine is not None and self.trainer is not None and self.trainer.training:
+            images = augment(images, self.affine)
         return normalize(images, mean, std), labels
 
 

@@ -1,0 +1,28 @@
+"""Training augmentation: each picture its own small random rotation, shift and scale.
+
+One batched affine warp on the device that trains (kornia.augmentation), with a different
+random matrix for every picture; a per-sample PIL path would cost more than the network on a
+CPU. Never flips: a mirrored 2 is not a 2, nor is a mirrored letter. The data module applies it
+to training batches only, on pixels before normalization, so the space a picture is moved out
+of fills with background. Its randomness comes from torch's generator, which `seed_everything`
+seeds like everything else.
+"""
+
+import torch
+from kornia.augmentation import RandomAffine
+
+
+def random_affine(degrees: float, shift: float, scale: float) -> RandomAffine:
+    """Rotation by up to ``degrees``, shift by up to ``shift`` of the side, zoom by up to ``scale``, per picture."""
+    return RandomAffine(
+        degrees=degrees,
+        translate=(shift, shift) if shift else None,
+        scale=(1 - scale, 1 + scale) if scale else None,
+        p=1.0,
+        same_on_batch=False,
+    )
+
+
+def augment(pixels: torch.Tensor, affine: RandomAffine) -> torch.Tensor:
+    """(N, 1, 28, 28) pixels (uint8 or float, 0-255) -> float pixels, each picture moved at random."""
+    return affine(pixels.float())

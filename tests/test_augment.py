@@ -1,0 +1,73 @@
+"""Training augmentation: per picture, training only, labels kept, never a mirror image."""
+
+import lightning as L
+import pytest
+import torch
+
+from mnist_lit.augment import augment, random_affine
+from mnist_lit.data import MNISTDataModule
+from mnist_lit.errors import UserError
+
+
+def an_l_shape(n: int) -> torch.Tensor:
+    """n copies of one asymmetric uint8 picture: an L, whose mirror image is a J."""
+    pixels = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    pixels[:, 0, 6:22, 9:12] = 255
+    pixels[:, 0, 19:22, 9:20] = 255
+    return pixels
+
+
+def test_identical_pictures_in_a_batch_come_out_different():
+    torch.manual_seed(0)
+    moved = augment(an_l_shape(8), random_affine(degrees=10, shift=0.1, scale=0.1))
+    assert moved.shape == (8, 1, 28, 28) and moved.dtype == torch.float32
+    assert all(not torch.equal(moved[0], moved[i]) for i in range(1, 8))
+    assert 0 <= moved.min() and moved.max() <= 255 + 1e-3  # still pixels, background stays black
+    assert moved[:, 0, 0, 0].abs().max() < 1e-3
+
+
+def test_it_never_mirrors_and_stays_within_its_strength():
+    torch.manual_seed(0)
+    affine = random_affine(degrees=15, shift=0.1, scale=0.2)
+    augment(an_l_shape(512), affine)
+    linear = affine.transform_matrix[:, :2, :2]
+    # A mirror image has a negative determinant; rotation and zoom keep it at zoom**2.
+    determinants = torch.linalg.det(linear)
+    assert (determinants > 0).all() and determinants.min() >= 0.8**2 - 1e-4 and determinants.max() <= 1.2**2 + 1e-4
+    zoom = determinants.sqrt()
+    angles = torch.rad2deg(torch.atan2(linear[:, 1, 0], linear[:, 0, 0])).abs()
+    assert angles.max() <= 15 + 1e-3 and angles.max() > 10  # the whole range is used
+    assert (zoom.max() - zoom.min()) > 0.3
+
+
+def test_the_same_seed_moves_the_pictures_the_same_way():
+    affine = random_affine(degrees=10, shift=0.1, scale=0.1)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(42)
+        runs.append(augment(an_l_shape(4), affine))
+    assert torch.equal(*runs)
+
+
+def datamodule(tiny_mnist, **augmentation) -> MNISTDataModule:
+    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=16, val_size=20, download=False, **augmentation)
+    data.trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    data.setup()
+    return data
+
+
+@pytest.mark.parametrize("stage", ["training", "validating", "testing", "predicting"])
+def test_only_training_batches_are_augmented_and_labels_are_kept(tiny_mnist, stage):
+    plain, augmented = datamodule(tiny_mnist), datamodule(tiny_mnist, augment_degrees=10, augment_shift=0.1, augment_scale=0.1)
+    batch = (an_l_shape(16), torch.arange(16) % 10)
+    for data in (plain, augmented):
+        setattr(data.trainer, stage, True)
+    images, labels = augmented.on_after_batch_transfer(batch, 0)
+    expected, _ = plain.on_after_batch_transfer(batch, 0)
+    assert torch.equal(labels, batch[1])
+    assert torch.equal(images, expected) == (stage != "training")
+
+
+def test_augmentation_strengths_are_checked(tiny_mnist):
+    with pytest.raises(UserError, match="augment_shift"):
+        MNISTDataModule(data_dir=str(tiny_mnist), augment_shift=0.7)
