@@ -41,13 +41,14 @@ import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.throughput import measure_flops
 
-from mnist_lit.checkpoints import resolve_checkpoint
+from mnist_lit.checkpoint_files import resolve_checkpoint
 from mnist_lit.cli import main as mnist_lit_main
-from mnist_lit.data import MNISTDataModule, normalize
+from mnist_lit.data import MNISTDataModule
+from mnist_lit.datasets import DATASETS, normalize
 from mnist_lit.errors import UserError
 from mnist_lit.hardware import fast_precision, reuse_freed_memory
 from mnist_lit.model import DigitClassifier
-from mnist_lit.network import DigitCNN
+from mnist_lit.networks import DigitCNN, build_network
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,10 +93,13 @@ def load_training_digits(data_dir: str | None, device: torch.device) -> tuple[to
     return data.train_set.images.to(device), data.train_set.labels.to(device)
 
 
-def bare_epoch_seconds(images, labels, precision: str, channels_last: bool, compile: bool, epochs: int, batch_size=128):
+def bare_epoch_seconds(
+    images, labels, precision: str, channels_last: bool, compile: bool, epochs: int, batch_size=128, network="keras_cnn"
+):
     """Seconds per training epoch of a plain PyTorch loop, and the one-off seconds before it (compile)."""
     device = images.device
-    net = DigitCNN(10).to(device)
+    net = build_network(network, 10).to(device)
+    mnist = DATASETS["mnist"]
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=2e-3, fused=True)
@@ -107,7 +111,7 @@ def bare_epoch_seconds(images, labels, precision: str, channels_last: bool, comp
 
     def step(index):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            loss = F.cross_entropy(model(normalize(images[index])), labels[index])
+            loss = F.cross_entropy(model(normalize(images[index], mnist.mean, mnist.std)), labels[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -249,13 +253,16 @@ def compare_loops(args, images, labels, precision: str, flops: int) -> tuple[dic
     rows.append(("training FLOPs per image; achieved", f"{flops / 1e6:.1f} MFLOP; {result['lightning_gflop_per_s']:.0f} GFLOP/s"))
 
     variants = {
-        "fp32, NCHW": ("32-true", False, False),
-        "fp32, channels_last": ("32-true", True, False),
-        f"{precision}, channels_last, torch.compile": (precision, True, True),
+        "fp32, NCHW": ("32-true", False, False, "keras_cnn"),
+        "fp32, channels_last": ("32-true", True, False, "keras_cnn"),
+        f"{precision}, channels_last, torch.compile": (precision, True, True, "keras_cnn"),
+        f"--model.net batchnorm_cnn, {precision}, channels_last": (precision, True, False, "batchnorm_cnn"),
     }
     result["bare_variants"] = {}
-    for name, (variant_precision, channels_last, compile) in variants.items():
-        seconds, warm_up = bare_epoch_seconds(images, labels, variant_precision, channels_last, compile, args.epochs)
+    for name, (variant_precision, channels_last, compile, network) in variants.items():
+        seconds, warm_up = bare_epoch_seconds(
+            images, labels, variant_precision, channels_last, compile, args.epochs, network=network
+        )
         epoch = statistics.median(seconds)
         result["bare_variants"][name] = {"epoch_s": epoch, "img_per_s": train_images / epoch, "warm_up_s": warm_up}
         compile_note = f" (+{warm_up:.0f} s to compile)" if compile else ""

@@ -57,6 +57,7 @@ def sidecar(predictor: Predictor, model_format: str) -> dict:
     dataset = predictor.dataset
     return {
         "format": model_format,
+        "network": predictor.network,
         "dataset": dataset["name"],
         "input": {"name": INPUT_NAME, "shape": ["batch", 1, 28, 28], "dtype": "float32"},
         "output": {

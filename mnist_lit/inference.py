@@ -1,7 +1,7 @@
 """From a checkpoint to class probabilities with torch alone: what `predict`, `export` and a server share.
 
 A checkpoint written by `fit` holds the network's weights and, among its hyperparameters, the
-network's sizes and the record of the data set it learned (datasets.py: class names, mean/std,
+network's name and sizes and the record of the data set it learned (datasets.py: class names, mean/std,
 the kind of pictures). That is all inference needs, so this module reads it directly instead of
 rebuilding the LightningModule: Lightning and torchmetrics take seconds to import, which a
 command that reads one picture should not pay.
@@ -20,7 +20,7 @@ import torch
 from mnist_lit.checkpoint_files import read_checkpoint
 from mnist_lit.datasets import DEFAULT_DATASET, dataset_record, normalize
 from mnist_lit.errors import UserError
-from mnist_lit.network import network_from_hparams
+from mnist_lit.networks import DEFAULT_NETWORK, network_from_hparams
 from mnist_lit.preprocess import load_picture
 
 # The LightningModule keeps its network as `self.net`: its weights are the state_dict's "net.*".
@@ -34,6 +34,7 @@ class Predictor:
     net: torch.nn.Module
     dataset: dict[str, Any]  # the data set's record: name, classes, mean, std, polarity, pictures
     checkpoint: Path
+    network: str = DEFAULT_NETWORK  # its name in networks.py
 
     @property
     def classes(self) -> list[str]:
@@ -74,4 +75,4 @@ def load_predictor(path: Path) -> Predictor:
         raise UserError(
             f"{path} is not a checkpoint of mnist-lit's DigitClassifier ({reason}); pass a .ckpt written by `fit`."
         ) from None
-    return Predictor(net.eval(), dataset, path)
+    return Predictor(net.eval(), dataset, path, hparams.get("net", DEFAULT_NETWORK))

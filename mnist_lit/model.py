@@ -1,7 +1,8 @@
 """The LightningModule: loss, optimizer, learning-rate schedule, summary metrics and logging.
 
-The network itself is ``DigitCNN`` (network.py); this module only trains and evaluates it. The
-evaluation report (report.py) is a callback fed with the logits that the steps return.
+The network itself is a plain nn.Module chosen by name (networks.py); this module only trains and
+evaluates it. The evaluation report (report.py) is a callback fed with the logits that the steps
+return.
 """
 
 from typing import Any, Literal, Optional
@@ -14,13 +15,14 @@ from torchmetrics import MaxMetric, MeanMetric
 from mnist_lit.datasets import DEFAULT_DATASET, dataset_record
 from mnist_lit.errors import UserError
 from mnist_lit.metrics import summary_metrics
-from mnist_lit.network import DigitCNN
+from mnist_lit.networks import DEFAULT_NETWORK, NetworkName, build_network
 
 
 class DigitClassifier(L.LightningModule):
-    """Trains DigitCNN with Adam and a per-epoch exponential learning-rate decay.
+    """Trains a network of networks.py with Adam and a per-epoch exponential learning-rate decay.
 
     Args:
+        net: which network: "keras_cnn" (the Keras example's, the default) or "batchnorm_cnn".
         dataset_info: the record of the data set it learns (``DataSet.record()``: name, class names,
             mean/std...), kept in the checkpoint. Linked from --data.dataset on the command line;
             None means MNIST (checkpoints written before sets were recorded are MNIST's).
@@ -31,11 +33,13 @@ class DigitClassifier(L.LightningModule):
         lr_schedule: "exponential" (the above) or "one_cycle": warm up to ``lr`` over the
             first quarter of training, then anneal towards zero, step by step (for short runs).
         weight_decay: Adam's L2 penalty.
-        conv1_channels, conv2_channels, hidden_units, dropout: the network's sizes.
+        conv1_channels, conv2_channels, hidden_units, dropout: the network's sizes (every
+            network takes the same four: two stage widths, a dense width, a dropout rate).
     """
 
     def __init__(
         self,
+        net: NetworkName = DEFAULT_NETWORK,
         dataset_info: Optional[dict[str, Any]] = None,
         lr: float = 2e-3,
         lr_decay: float = 0.7,
@@ -58,8 +62,11 @@ class DigitClassifier(L.LightningModule):
         num_classes = len(dataset_info["classes"])
         # Channels-last weights make every convolution run on channels-last activations, the
         # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
-        net = DigitCNN(num_classes, conv1_channels, conv2_channels, hidden_units, dropout)
-        self.net = net.to(memory_format=torch.channels_last)
+        network = build_network(
+            net, num_classes,
+            conv1_channels=conv1_channels, conv2_channels=conv2_channels, hidden_units=hidden_units, dropout=dropout,
+        )
+        self.net = network.to(memory_format=torch.channels_last)
         # One digit's pixels, which Lightning's model summary runs through the network to show
         # each layer's output size and FLOPs.
         self.example_input_array = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)

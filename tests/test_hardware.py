@@ -31,7 +31,7 @@ def test_gpu_uses_bf16_only_where_it_is_supported(monkeypatch):
 FAULTS_PER_STEP = textwrap.dedent("""
     import resource, sys, torch, torch.nn.functional as F
     from mnist_lit.hardware import reuse_freed_memory
-    from mnist_lit.network import DigitCNN
+    from mnist_lit.networks import DigitCNN
     if sys.argv[1] == "reuse":
         reuse_freed_memory()
     net = DigitCNN(10)

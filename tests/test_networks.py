@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from mnist_lit.networks import BatchNormCNN, DigitCNN, network_from_hparams
+
+
+def test_maps_images_to_one_logit_per_class():
+    net = DigitCNN(10)
+    assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_has_the_keras_example_layer_sizes():
+    # conv 1*32*9+32, conv 32*64*9+64, dense 64*5*5*128+128, dense 128*10+10
+    expected = (9 * 32 + 32) + (32 * 64 * 9 + 64) + (1600 * 128 + 128) + (128 * 10 + 10)
+    assert sum(p.numel() for p in DigitCNN(10).parameters()) == expected
+
+
+def test_dropout_only_acts_in_training_mode():
+    net = DigitCNN(10, dropout=0.5)
+    x = torch.randn(4, 1, 28, 28)
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    net.train()
+    torch.manual_seed(0)
+    assert not torch.equal(net(x), net(x))
+
+
+def test_computes_the_keras_order_relu_then_pool():
+    # The network pools before its ReLUs for speed; the function must stay the Keras one.
+    import torch.nn.functional as F
+
+    net = DigitCNN(10).eval()
+    conv1, conv2 = net.features[0], net.features[3]
+    dense1, dense2 = net.classifier[1], net.classifier[4]
+    x = torch.randn(5, 1, 28, 28)
+    h = F.max_pool2d(F.relu(conv1(x)), 2)
+    h = F.max_pool2d(F.relu(conv2(h)), 2)
+    expected = dense2(F.relu(dense1(h.flatten(1))))
+    torch.testing.assert_close(net(x), expected)
+
+
+def test_the_batchnorm_network_maps_pictures_to_logits_and_normalizes_batches():
+    net = BatchNormCNN(47)
+    assert net(torch.randn(3, 1, 28, 28)).shape == (3, 47)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 7
+    before = norms[0].running_mean.clone()
+    net.eval()
+    net(torch.randn(8, 1, 28, 28) + 3)
+    assert torch.equal(norms[0].running_mean, before)  # evaluation does not move the statistics
+    net.train()
+    net(torch.randn(8, 1, 28, 28) + 3)
+    assert not torch.equal(norms[0].running_mean, before)
+
+
+@pytest.mark.parametrize("hparams, expected", [
+    ({}, DigitCNN),  # a checkpoint from before networks were a choice
+    ({"net": "keras_cnn", "hidden_units": 32}, DigitCNN),
+    ({"net": "batchnorm_cnn", "conv1_channels": 8}, BatchNormCNN),
+])
+def test_a_checkpoints_hyperparameters_name_its_network(hparams, expected):
+    net = network_from_hparams(hparams, num_classes=10)
+    assert type(net) is expected
+    if "hidden_units" in hparams:
+        assert net.classifier[1].out_features == 32
+    if "conv1_channels" in hparams:
+        assert net.features[0][0].out_channels == 8
