@@ -36,9 +36,9 @@ def main() -> None:
                   label=f"{name}: best {100 * max(accuracy):.2f}% in {len(accuracy)} epochs")
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation accuracy (%), 5,000 held-out training digits")
-    axes.set_ylim(98.0, 100.0)
+    axes.set_ylim(97.5, 100.0)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper left")
     figure.savefig(args.output, dpi=100)
     print(f"Wrote {args.output}")
 

@@ -85,6 +85,9 @@ CASES = {
     "negative learning rate": (["fit", "--model.lr", "-0.1"], r"Need lr > 0"),
     "batch size 0": (["fit", "--data.batch_size", "0"], r"batch_size must be a positive integer, got 0"),
     "validation split too large": (["fit", "--data.val_size", "60000"], r"val_size must be between 1 and 59999"),
+    "unknown network": (["fit", "--model.net", "resnet"], r'Parser key "model.net":.*keras_cnn.*batchnorm_cnn.*Got value: resnet'),
+    "unknown data set": (["fit", "--data.dataset", "cifar10"], r'Parser key "data.dataset":.*fashion_mnist.*Got value: cifar10'),
+    "augmentation too strong": (["fit", "--data.augment_shift", "0.9"], r"Need augment_degrees >= 0, 0 <= augment_shift < 0.5"),
     "validation split of the whole tiny set": (["fit", "--data.val_size", "100"], r"val_size must be between 1 and 99 for 100 training images"),
     "YAML that does not parse": (["fit", "--config", "{broken}"], r"broken.yaml: Problems parsing config"),
     # Data

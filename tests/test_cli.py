@@ -34,7 +34,10 @@ def test_options_are_reachable_from_the_command_line(capsys):
     config = print_config(
         capsys, "--model.lr", "0.01", "--data.batch_size", "64", "--trainer.max_epochs", "2",
         "--trainer.accelerator", "cpu", "--early_stopping.patience", "7", "--seed_everything", "3",
+        "--model.net", "batchnorm_cnn", "--data.dataset", "kmnist", "--data.augment_degrees", "12",
     )
+    assert config["model"]["net"] == "batchnorm_cnn" and config["data"]["dataset"] == "kmnist"
+    assert config["data"]["augment_degrees"] == 12
     assert config["model"]["lr"] == 0.01
     assert config["data"]["batch_size"] == 64
     assert config["trainer"]["max_epochs"] == 2
