@@ -123,10 +123,10 @@ class MNISTDataModule(L.LightningDataModule):
     """An MNIST-format data set: its training pictures split into train/validation, and its test pictures.
 
     Args:
-        dataset: which set (datasets.py): mnist, fashion_mnist, kmnist, emnist_balanced,
-            emnist_letters, emnist_digits or qmnist.
         data_dir: the data root, holding ``MNIST/raw/``, ``FashionMNIST/raw/``... as torchvision
             lays them out; null means $MNIST_LIT_DATA_DIR, else ``./data``.
+        dataset: which set (datasets.py): mnist, fashion_mnist, kmnist, emnist_balanced,
+            emnist_letters, emnist_digits or qmnist.
         batch_size: training batch size.
         eval_batch_size: batch size for validation and test, which need no gradients. Larger
             is not faster on a CPU: at 1,000 the first layer's activations (43 MB in bf16) are
@@ -143,8 +143,8 @@ class MNISTDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        dataset: DatasetName = DEFAULT_DATASET,
         data_dir: Optional[str] = None,
+        dataset: DatasetName = DEFAULT_DATASET,
         batch_size: int = 128,
         eval_batch_size: int = 500,
         val_size: int = 5000,

@@ -22,10 +22,6 @@ class DigitClassifier(L.LightningModule):
     """Trains a network of networks.py with Adam and a per-epoch exponential learning-rate decay.
 
     Args:
-        net: which network: "keras_cnn" (the Keras example's, the default) or "batchnorm_cnn".
-        dataset_info: the record of the data set it learns (``DataSet.record()``: name, class names,
-            mean/std...), kept in the checkpoint. Linked from --data.dataset on the command line;
-            None means MNIST (checkpoints written before sets were recorded are MNIST's).
         lr: Adam's learning rate in the first epoch.
         lr_decay: factor applied to the learning rate after every epoch (Keras'
             LearningRateScheduler with ``lr * lr_decay**epoch``); 1.0 keeps it constant.
@@ -35,12 +31,14 @@ class DigitClassifier(L.LightningModule):
         weight_decay: Adam's L2 penalty.
         conv1_channels, conv2_channels, hidden_units, dropout: the network's sizes (every
             network takes the same four: two stage widths, a dense width, a dropout rate).
+        net: which network: "keras_cnn" (the Keras example's, the default) or "batchnorm_cnn".
+        dataset_info: the record of the data set it learns (``DataSet.record()``: name, class names,
+            mean/std...), kept in the checkpoint. Linked from --data.dataset on the command line;
+            None means MNIST (checkpoints written before sets were recorded are MNIST's).
     """
 
     def __init__(
         self,
-        net: NetworkName = DEFAULT_NETWORK,
-        dataset_info: Optional[dict[str, Any]] = None,
         lr: float = 2e-3,
         lr_decay: float = 0.7,
         lr_schedule: Literal["exponential", "one_cycle"] = "exponential",
@@ -49,6 +47,8 @@ class DigitClassifier(L.LightningModule):
         conv2_channels: int = 64,
         hidden_units: int = 128,
         dropout: float = 0.5,
+        net: NetworkName = DEFAULT_NETWORK,
+        dataset_info: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
         if lr <= 0 or not 0 < lr_decay <= 1 or weight_decay < 0 or not 0 <= dropout < 1:
