@@ -7,6 +7,7 @@ for MNIST), so batches are cut there with no copy per step. Normalization happen
 device that runs the model, with the set's own mean and std.
 """
 
+import math
 import os
 from pathlib import Path
 from typing import Literal, Optional
@@ -54,7 +55,7 @@ def check_idx_file(path: Path) -> int:
     expected_shape = dims[1:] == [28, 28] if images else len(dims) in (1, 2)
     if magic[:2] != b"\0\0" or item_size is None or not 1 <= ndim <= 3 or not expected_shape:
         raise UserError(f"{path} is not an MNIST-format {kind} file (wrong header); {REPLACE}")
-    expected = 4 + 4 * ndim + item_size * int(torch.tensor(dims).prod())
+    expected = 4 + 4 * ndim + item_size * math.prod(dims)
     if path.stat().st_size != expected:
         raise UserError(
             f"{path} is truncated or damaged ({path.stat().st_size:,} bytes, its header says {expected:,}); {REPLACE}"

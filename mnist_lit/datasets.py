@@ -18,6 +18,8 @@ from typing import Any, Literal, Optional
 import torch
 
 DIGITS = tuple(string.digits)
+# The mean and standard deviation of MNIST's training pixels, scaled to [0, 1].
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def _emnist(split: str, classes: tuple[str, ...], **facts) -> DataSet:
 DATASETS: dict[str, DataSet] = {
     spec.name: spec
     for spec in (
-        DataSet("mnist", "MNIST", DIGITS, 0.1307, 0.3081, _idx_files("")),
+        DataSet("mnist", "MNIST", DIGITS, MNIST_MEAN, MNIST_STD, _idx_files("")),
         DataSet(
             "fashion_mnist", "FashionMNIST",
             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
@@ -88,12 +90,12 @@ DATASETS: dict[str, DataSet] = {
         # Kuzushiji-MNIST: cursive Japanese hiragana, named by their modern reading.
         DataSet("kmnist", "KMNIST", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), 0.1918, 0.3483, _idx_files("")),
         # The 47 classes that stay apart when upper and lower case look alike (c/C, o/O... merged).
-        _emnist("balanced", tuple(string.digits + string.ascii_uppercase + "abdefghnqrt"), mean=0.1307, std=0.3081, train_size=112_800),
-        _emnist("letters", tuple(string.ascii_lowercase), mean=0.1307, std=0.3081, label_offset=1, train_size=124_800),
-        _emnist("digits", DIGITS, mean=0.1307, std=0.3081, train_size=240_000),
+        _emnist("balanced", tuple(string.digits + string.ascii_uppercase + "abdefghnqrt"), mean=MNIST_MEAN, std=MNIST_STD, train_size=112_800),
+        _emnist("letters", tuple(string.ascii_lowercase), mean=MNIST_MEAN, std=MNIST_STD, label_offset=1, train_size=124_800),
+        _emnist("digits", DIGITS, mean=MNIST_MEAN, std=MNIST_STD, train_size=240_000),
         # QMNIST's test file holds 60,000 digits; its first 10,000 ("test10k") are MNIST's test set.
         DataSet(
-            "qmnist", "QMNIST", DIGITS, 0.1307, 0.3081,
+            "qmnist", "QMNIST", DIGITS, MNIST_MEAN, MNIST_STD,
             _idx_files("qmnist-", test="test", labels="labels-idx2-int"), test_options={"what": "test10k"},
         ),
     )

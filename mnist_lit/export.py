@@ -66,11 +66,11 @@ def sidecar(predictor: Predictor, model_format: str) -> dict:
             "meaning": "logits in the order of labels; softmax gives probabilities",
         },
         "normalization": {
-            "formula": f"(pixels / 255 - mean) / std, pixels 0-255, {dataset.get('polarity', 'light on dark')}",
+            "formula": f"(pixels / 255 - mean) / std, pixels 0-255, {dataset['polarity']}",
             "mean": dataset["mean"],
             "std": dataset["std"],
         },
-        "preprocessing": PREPROCESSING[dataset.get("pictures", "handwriting")],
+        "preprocessing": PREPROCESSING[dataset["pictures"]],
         "labels": predictor.classes,
         "checkpoint": str(predictor.checkpoint),
         "mnist_lit_version": __version__,

@@ -46,7 +46,7 @@ class Predictor:
 
     def load_picture(self, path: str | Path) -> torch.Tensor:
         """The picture at ``path`` as a (1, 28, 28) input, preprocessed like the data set's own pictures."""
-        pixels = load_picture(path, self.dataset.get("pictures", "handwriting"))
+        pixels = load_picture(path, self.dataset["pictures"])
         return self.normalize(torch.from_numpy(pixels)).unsqueeze(0)
 
     @torch.inference_mode()

@@ -111,6 +111,6 @@ def build_network(name: str, num_classes: int, **sizes) -> nn.Module:
 
 def network_from_hparams(hparams: dict, num_classes: int) -> nn.Module:
     """The network a checkpoint's hyperparameters describe; checkpoints without ``net`` are the Keras network's."""
-    network = NETWORKS[hparams.get("net", DEFAULT_NETWORK)]
-    sizes = {name: hparams[name] for name in signature(network).parameters if name in hparams and name != "num_classes"}
-    return network(num_classes, **sizes)
+    name = hparams.get("net", DEFAULT_NETWORK)
+    sizes = {key: hparams[key] for key in signature(NETWORKS[name]).parameters if key in hparams and key != "num_classes"}
+    return build_network(name, num_classes, **sizes)

@@ -53,7 +53,7 @@ def predict(predictor: Predictor, paths: Iterable[Path], batch_size: int = 256) 
 
     At most ``batch_size`` pictures are in memory at a time.
     """
-    paths = iter(paths)
+    paths, classes = iter(paths), predictor.classes
     while batch := list(islice(paths, batch_size)):
         results, images, readable = [], [], []
         for path in batch:
@@ -64,9 +64,9 @@ def predict(predictor: Predictor, paths: Iterable[Path], batch_size: int = 256) 
             except UserError as error:
                 results.append({"path": str(path), "error": str(error)})
         if images:
-            top = predictor.probabilities(torch.stack(images)).topk(min(TOP, len(predictor.classes)), dim=1)
+            top = predictor.probabilities(torch.stack(images)).topk(min(TOP, len(classes)), dim=1)
             for row, values, indices in zip(readable, top.values.tolist(), top.indices.tolist()):
-                ranked = [{"class": c, "label": predictor.classes[c], "p": p} for c, p in zip(indices, values)]
+                ranked = [{"class": c, "label": classes[c], "p": p} for c, p in zip(indices, values)]
                 results[row].update({"class": indices[0], "label": ranked[0]["label"], "confidence": values[0], "top": ranked})
         yield from results
 

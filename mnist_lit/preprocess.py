@@ -31,6 +31,7 @@ DIGIT_BOX = 20
 NOISE_FRACTION = 0.25
 # A picture whose ink differs from its background by less than this (of 255) is blank.
 MIN_CONTRAST = 32
+BLANK = "the image is blank (nothing stands out from the background)"
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -57,25 +58,40 @@ def open_image(path: str | Path) -> Image.Image:
         raise UserError(f"{path}: unreadable image ({error}).") from None
 
 
-def mnist_style(image: Image.Image) -> np.ndarray:
-    """A picture of one handwritten character, any size and polarity -> (28, 28) uint8, light on black."""
+def grey_pixels(image: Image.Image) -> np.ndarray:
+    """The picture's greyscale values as float32, 0-255."""
     pixels = np.asarray(image.convert("L"), dtype=np.float32)
     if pixels.size == 0:
         raise ValueError("the image is empty")
+    return pixels
+
+
+def cropped(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``values`` cut to the bounding box of the True cells of ``keep``."""
+    rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
+    return values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def fitted_size(shape: tuple[int, int], longer_side: int) -> tuple[int, int]:
+    """(width, height) of a picture of ``shape`` scaled so that its longer side is ``longer_side``."""
+    height, width = shape
+    scale = longer_side / max(height, width)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def mnist_style(image: Image.Image) -> np.ndarray:
+    """A picture of one handwritten character, any size and polarity -> (28, 28) uint8, light on black."""
+    pixels = grey_pixels(image)
     # The border is mostly background: a light border means dark ink, so invert.
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if np.median(border) > 127:
         pixels, border = 255 - pixels, 255 - border
     ink = np.clip(pixels - np.median(border), 0, None)
     if ink.max() < MIN_CONTRAST:
-        raise ValueError("the image is blank (nothing stands out from the background)")
+        raise ValueError(BLANK)
 
-    strokes = ink > NOISE_FRACTION * ink.max()
-    rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
-    digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    height, width = digit.shape
-    scale = DIGIT_BOX / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    digit = cropped(ink, ink > NOISE_FRACTION * ink.max())
+    size = fitted_size(digit.shape, DIGIT_BOX)
     digit = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.LANCZOS))  # float32 -> mode "F"
     digit = np.clip(digit, 0, None)
     digit *= 255 / digit.max()
@@ -99,22 +115,18 @@ TRIM_TOLERANCE = 0.05 * 255
 
 def fashion_style(image: Image.Image) -> np.ndarray:
     """A photo of one piece of clothing, any size -> (28, 28) uint8, light object on black."""
-    pixels = np.asarray(image.convert("L"), dtype=np.float32)
-    if pixels.size == 0:
-        raise ValueError("the image is empty")
+    pixels = grey_pixels(image)
     corners = np.array([pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]])
     background = float(np.median(corners))
-    foreground = np.abs(pixels - background) > TRIM_TOLERANCE
-    if foreground.sum() == 0 or np.abs(pixels - background).max() < MIN_CONTRAST:
-        raise ValueError("the image is blank (nothing stands out from the background)")
-    rows, cols = np.flatnonzero(foreground.any(axis=1)), np.flatnonzero(foreground.any(axis=0))
-    item = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    distance = np.abs(pixels - background)
+    # MIN_CONTRAST is above the trimming tolerance, so a picture that passes has something to keep.
+    if distance.max() < MIN_CONTRAST:
+        raise ValueError(BLANK)
+    item = cropped(pixels, distance > TRIM_TOLERANCE)
     # Catalogue photos are shot on white: negate them. A dark background needs no negation.
     item = np.clip(background - item if background > 127 else item - background, 0, 255)
 
-    height, width = item.shape
-    scale = FRAME / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = fitted_size(item.shape, FRAME)
     item_image = Image.fromarray(item.round().astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
     # The paper's Gaussian sharpening of radius and sigma 1.0.
     item_image = item_image.filter(ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0))

@@ -111,3 +111,17 @@ def checkpoint(tmp_path) -> Path:
     """An untrained DigitClassifier's checkpoint, for tests about files and messages, not accuracy."""
     torch.manual_seed(0)
     return save_checkpoint(tmp_path / "model.ckpt", DigitClassifier(hidden_units=32))
+
+
+def onnx_gap(onnx_file: Path, checkpoint: Path, pixels: torch.Tensor) -> float:
+    """The largest difference between the logits of an exported ONNX file and of the checkpoint's
+    network, on (N, 1, 28, 28) uint8 pixels normalized as the checkpoint says."""
+    import onnxruntime
+
+    from mnist_lit.inference import load_predictor
+
+    predictor = load_predictor(checkpoint)
+    images = predictor.normalize(pixels)
+    session = onnxruntime.InferenceSession(str(onnx_file))
+    with torch.inference_mode():
+        return float(np.abs(session.run(None, {"images": images.numpy()})[0] - predictor.net(images).numpy()).max())

@@ -4,15 +4,11 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
-import onnxruntime
 import pytest
-import torch
 from torchvision.datasets import MNIST
 
-from conftest import digit_picture, run_cli
+from conftest import digit_picture, onnx_gap, run_cli
 from mnist_lit.checkpoint_files import read_checkpoint
-from mnist_lit.inference import load_predictor
 
 pytestmark = pytest.mark.e2e
 
@@ -42,8 +38,5 @@ def test_its_checkpoint_predicts_and_exports_with_the_same_numbers(run, real_mni
     assert re.fullmatch(r".*seven\.png: 7 \(.*\)\n", out)
     run_cli(run, real_mnist, "export", "--format", "onnx")
     assert json.loads((run / "mnist_cnn.json").read_text())["network"] == "batchnorm_cnn"
-    predictor = load_predictor(next((run / "checkpoints" / "version_0").glob("epoch=*.ckpt")))
-    images = predictor.normalize(MNIST(real_mnist, train=False).data[:256].unsqueeze(1))
-    session = onnxruntime.InferenceSession(str(run / "mnist_cnn.onnx"))
-    with torch.inference_mode():
-        assert np.abs(session.run(None, {"images": images.numpy()})[0] - predictor.net(images).numpy()).max() < 1e-4
+    best = next((run / "checkpoints" / "version_0").glob("epoch=*.ckpt"))
+    assert onnx_gap(run / "mnist_cnn.onnx", best, MNIST(real_mnist, train=False).data[:256].unsqueeze(1)) < 1e-4
