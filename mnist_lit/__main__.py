@@ -4,7 +4,7 @@ import sys
 from importlib import import_module
 
 # Commands that read files and need no Lightning: they start without importing it (inference.py).
-THIN_COMMANDS = {"predict": "mnist_lit.predict", "export": "mnist_lit.export"}
+THIN_COMMANDS = {"predict": "mnist_lit.predict", "export": "mnist_lit.export", "serve": "mnist_lit.serve"}
 
 
 def run() -> None:

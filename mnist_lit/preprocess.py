@@ -16,6 +16,7 @@ on them; this module redoes those steps. Pixels only: inference.py normalizes th
     pixels = load_picture("seven.png")          # (28, 28) uint8, light on black
 """
 
+import io
 import warnings
 from pathlib import Path
 
@@ -34,16 +35,34 @@ MIN_CONTRAST = 32
 BLANK = "the image is blank (nothing stands out from the background)"
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """The image at ``path`` as 8-bit greyscale: the first frame of a GIF, transparency over white."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file.")
+class ImageTooLarge(UserError):
+    """A picture with more pixels than Pillow will decode: a decompression bomb, or a mistake."""
+
+
+class BlankPicture(UserError):
+    """A picture with nothing to recognize in it."""
+
+
+class NotAnImage(UserError):
+    """Bytes that no image format Pillow knows can read."""
+
+
+def open_image(source: str | Path | bytes, name: str = "upload") -> Image.Image:
+    """A picture file, or its bytes, as 8-bit greyscale: the first frame of a GIF, transparency over white.
+
+    Errors name the path, or ``name`` for bytes.
+    """
+    if isinstance(source, bytes):
+        file = io.BytesIO(source)
+    else:
+        file = name = Path(source)
+        if not name.is_file():
+            raise UserError(f"{name}: no such file.")
     try:
         # Pillow warns from 89 to 179 million pixels and refuses beyond; refuse both.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(file) as image:
                 image.seek(0)
                 image.load()
                 if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -51,11 +70,11 @@ def open_image(path: str | Path) -> Image.Image:
                     return Image.alpha_composite(white, image.convert("RGBA")).convert("L")
                 return image.convert("L")
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise UserError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels).") from None
+        raise ImageTooLarge(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels).") from None
     except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image Pillow can read (PNG, JPEG, BMP, GIF...).") from None
+        raise NotAnImage(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF...).") from None
     except OSError as error:  # truncated or corrupt image data
-        raise UserError(f"{path}: unreadable image ({error}).") from None
+        raise UserError(f"{name}: unreadable image ({error}).") from None
 
 
 def grey_pixels(image: Image.Image) -> np.ndarray:
@@ -139,10 +158,10 @@ def fashion_style(image: Image.Image) -> np.ndarray:
 STYLES = {"handwriting": mnist_style, "clothing": fashion_style}
 
 
-def load_picture(path: str | Path, pictures: str = "handwriting") -> np.ndarray:
-    """The picture at ``path`` as (28, 28) uint8 pixels, made like the pictures of a data set of ``pictures``."""
-    image = open_image(path)
+def load_picture(source: str | Path | bytes, pictures: str = "handwriting", name: str = "upload") -> np.ndarray:
+    """A picture file, or its bytes, as (28, 28) uint8 pixels, made like the pictures of a data set of ``pictures``."""
+    image = open_image(source, name)
     try:
         return STYLES[pictures](image)
     except ValueError as error:
-        raise UserError(f"{path}: {error}.") from None
+        raise BlankPicture(f"{name if isinstance(source, bytes) else source}: {error}.") from None

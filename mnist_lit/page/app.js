@@ -1,0 +1,175 @@
+// The drawing page: strokes on a canvas -> PNG -> POST /predict -> the guess, a bar per class, the 28x28 input.
+"use strict";
+
+const pad = document.getElementById("pad");
+const ink = pad.getContext("2d");
+const preview = document.getElementById("preview").getContext("2d");
+const guess = document.getElementById("guess");
+const confidence = document.getElementById("confidence");
+const bars = document.getElementById("bars");
+const status = document.getElementById("status");
+const upload = document.getElementById("upload");
+
+const STROKE = 20;       // pixels of the 280-pixel canvas: MNIST's strokes, scaled
+const THROTTLE_MS = 120; // while drawing, at most one guess this often
+let classes = [];
+let emptyText = "draw a digit";
+let strokes = 0;         // strokes since the last Clear: none means nothing to guess
+let drawing = null;      // the last point of the stroke in progress
+let generation = 0;      // bumped by Clear and upload, so that older answers are dropped
+let timer = null, inFlight = false, dirty = false;
+
+function blank() {
+  ink.fillStyle = "#000";
+  ink.fillRect(0, 0, pad.width, pad.height);
+}
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
+}
+
+function line(from, to) {
+  ink.strokeStyle = "#fff";
+  ink.lineWidth = STROKE;
+  ink.lineCap = ink.lineJoin = "round";
+  ink.beginPath();
+  ink.moveTo(...from);
+  ink.lineTo(...to);
+  ink.stroke();
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  if (event.pointerType === "mouse" && event.button !== 0) return;
+  pad.setPointerCapture(event.pointerId);
+  drawing = point(event);
+  line(drawing, drawing);
+  strokes += 1;
+  schedule();
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  const next = point(event);
+  line(drawing, next);
+  drawing = next;
+  schedule();
+});
+for (const type of ["pointerup", "pointercancel"]) {
+  pad.addEventListener(type, () => { drawing = null; schedule(); });
+}
+
+// Throttled, with at most one request in flight: a change made meanwhile is sent when the answer arrives.
+function schedule() {
+  dirty = true;
+  if (!timer && !inFlight) timer = setTimeout(flush, THROTTLE_MS);
+}
+
+function flush() {
+  timer = null;
+  if (!dirty || inFlight) return;
+  dirty = false;
+  if (!strokes) return showEmpty();
+  pad.toBlob((png) => send(png, "image/png"), "image/png");
+}
+
+async function send(picture, type) {
+  const sent = generation;
+  inFlight = true;
+  try {
+    const response = await fetch("/predict", { method: "POST", headers: { "Content-Type": type }, body: picture });
+    const answer = await response.json();
+    if (sent !== generation) return;
+    if (response.ok) show(answer);
+    else showError(answer.detail || `the server answered ${response.status}`);
+  } catch (error) {
+    if (sent === generation) showError("no answer from the server: is it still running?");
+  } finally {
+    inFlight = false;
+    if (dirty) schedule();
+  }
+}
+
+function setBars(probabilities) {
+  const best = probabilities.indexOf(Math.max(...probabilities));
+  bars.querySelectorAll("li").forEach((row, i) => {
+    const p = probabilities[i];
+    row.dataset.p = p;
+    row.classList.toggle("top", p > 0 && i === best);
+    row.querySelector(".bar span").style.width = `${(100 * p).toFixed(1)}%`;
+    row.querySelector(".bar").setAttribute("aria-valuenow", (100 * p).toFixed(1));
+    row.querySelector(".p").textContent = `${(100 * p).toFixed(1)}%`;
+  });
+}
+
+function show(answer) {
+  guess.dataset.state = "guess";
+  guess.textContent = answer.label;
+  confidence.textContent = `${(100 * answer.probability).toFixed(1)}% sure`;
+  status.textContent = "";
+  setBars(answer.probabilities);
+  const pixels = preview.createImageData(28, 28);
+  answer.input.flat().forEach((value, i) => {
+    pixels.data.set([value, value, value, 255], 4 * i);
+  });
+  preview.putImageData(pixels, 0, 0);
+}
+
+function showNothing(state, text) {
+  guess.dataset.state = state;
+  guess.textContent = text;
+  confidence.textContent = "";
+  setBars(classes.map(() => 0));
+  preview.clearRect(0, 0, 28, 28);
+}
+
+function showEmpty() {
+  status.textContent = "";
+  showNothing("empty", emptyText);
+}
+
+function showError(message) {
+  showNothing("error", "no guess");
+  status.textContent = message;
+}
+
+function clear() {
+  generation += 1;
+  strokes = 0;
+  dirty = false;
+  blank();
+  showEmpty();
+}
+
+document.getElementById("clear").addEventListener("click", clear);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") clear();
+});
+
+upload.addEventListener("change", () => {
+  const file = upload.files[0];
+  if (!file) return;
+  clear();
+  status.textContent = `${file.name}:`;
+  send(file, file.type || "application/octet-stream").then(() => { if (guess.dataset.state === "guess") status.textContent = `guess for ${file.name}`; });
+  upload.value = "";  // choosing the same file again is a change too
+});
+
+async function describeModel() {
+  const info = (await (await fetch("/info")).json()).model;
+  classes = info.classes;
+  const digits = classes.every((name, i) => String(name) === String(i));
+  emptyText = info.pictures === "clothing" ? "draw or upload a piece of clothing" : digits ? "draw a digit" : "draw a character";
+  document.getElementById("model").textContent =
+    `${info.dataset} · ${info.network} · ${info.checkpoint} · mnist-lit ${info.mnist_lit_version}`;
+  bars.replaceChildren(...classes.map((name) => {
+    const row = document.createElement("li");
+    row.innerHTML = '<span class="label"></span><div class="bar" role="meter" aria-valuemin="0" aria-valuemax="100"><span></span></div><span class="p"></span>';
+    row.querySelector(".label").textContent = name;
+    row.querySelector(".bar").setAttribute("aria-label", name);
+    return row;
+  }));
+  showEmpty();
+}
+
+blank();
+describeModel().catch(() => showError("could not read the model's description from /info."));

@@ -1,0 +1,233 @@
+"""`python -m mnist_lit serve`: a trained model behind HTTP, with a page to draw on, on LitServe.
+
+    python -m mnist_lit serve                                  # best checkpoint of the latest run
+    curl --data-binary @seven.png http://127.0.0.1:8000/predict
+    open http://127.0.0.1:8000/                                # draw a digit
+
+Three kinds of process, as LitServe arranges them: this one reads the checkpoint once to check it
+and to learn its data set; HTTP processes take uploads; inference workers (``--workers``, started
+fresh, not forked) each load the network and answer batches of requests.
+
+An upload is read, checked and preprocessed in the HTTP process, before it is queued for a worker
+(``PictureUploads``). Two reasons: LitServe's endpoint parses only JSON and form bodies, while a
+picture is most often sent as the raw body; and a worker answers a batch as a whole, so one
+unreadable picture would fail every request batched with it. Only 784 pixels reach a worker.
+"""
+
+import argparse
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import litserve as ls
+import torch
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mnist_lit import __version__
+from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
+from mnist_lit.errors import UserError
+from mnist_lit.inference import load_predictor
+from mnist_lit.preprocess import BlankPicture, ImageTooLarge, NotAnImage, load_picture
+
+PREDICT = "/predict"
+PAGE = "/ui/"
+PAGE_FILES = Path(__file__).parent / "page"
+# LitServe's own check: it binds only these (0.0.0.0 and :: listen on every network interface).
+HOSTS = ["127.0.0.1", "0.0.0.0", "::"]
+
+
+class PictureAPI(ls.LitAPI):
+    """Batches of 28x28 pixels -> class probabilities, in an inference worker."""
+
+    def __init__(self, checkpoint: Path, threads: int, max_batch_size: int, batch_timeout: float):
+        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
+        self.checkpoint, self.threads = checkpoint, threads
+
+    def setup(self, device: str) -> None:
+        # Workers share the machine's cores: without this each would start a thread per core.
+        torch.set_num_threads(self.threads)
+        self.predictor = load_predictor(self.checkpoint)
+        self.device = device
+        self.predictor.net.to(device)
+
+    def decode_request(self, request: dict, context: dict) -> torch.Tensor:
+        context["input"] = request["pixels"]
+        return torch.tensor(request["pixels"], dtype=torch.uint8)
+
+    def batch(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(inputs)
+
+    def predict(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(28, 28) or, batched, (N, 28, 28) uint8 pixels -> (num_classes) or (N, num_classes) probabilities."""
+        images = self.predictor.normalize(pixels.to(self.device)).reshape(-1, 1, *pixels.shape[-2:])
+        probabilities = self.predictor.probabilities(images).cpu()
+        return probabilities if pixels.dim() == 3 else probabilities[0]
+
+    def encode_response(self, probabilities: torch.Tensor, context: dict) -> dict[str, Any]:
+        best = int(probabilities.argmax())
+        return {
+            "class": best,
+            "label": self.predictor.classes[best],
+            "probability": float(probabilities[best]),
+            "probabilities": probabilities.tolist(),
+            "input": context["input"],
+        }
+
+
+class RequestError(Exception):
+    """An upload the server refuses: an HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+
+
+class PictureUploads:
+    """ASGI middleware: a picture POSTed to /predict, as the body or as a multipart file, becomes its pixels.
+
+    Refused uploads are answered here with ``{"detail": "..."}`` and a 4xx status; accepted ones go on
+    to LitServe's endpoint as JSON ``{"pixels": 28 rows of 28 values}``. Also sends ``/`` to the page.
+    """
+
+    def __init__(self, app: ASGIApp, pictures: str, max_upload_mb: float):
+        self.app, self.pictures = app, pictures
+        self.max_upload_mb = max_upload_mb
+        self.max_bytes = int(max_upload_mb * 2**20)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+            return await RedirectResponse(PAGE)(scope, receive, send)
+        if scope["type"] != "http" or scope["path"] != PREDICT or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        try:
+            data = await self.picture_bytes(scope, receive)
+            pixels = await run_in_threadpool(load_picture, data, self.pictures)
+        except RequestError as error:
+            return await JSONResponse({"detail": str(error)}, error.status)(scope, receive, send)
+        except UserError as error:
+            statuses = {ImageTooLarge: 413, NotAnImage: 415, BlankPicture: 422}
+            return await JSONResponse({"detail": str(error)}, statuses.get(type(error), 400))(scope, receive, send)
+
+        body = json.dumps({"pixels": pixels.tolist()}).encode()
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        delivered = False
+
+        async def receive_pixels() -> dict:
+            nonlocal delivered
+            if delivered:
+                return await receive()  # a disconnect, if the client goes away
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app({**scope, "headers": headers}, receive_pixels, send)
+
+    async def picture_bytes(self, scope: Scope, receive: Receive) -> bytes:
+        """The uploaded file: the whole body, or the first file of a multipart form."""
+        too_large = RequestError(413, f"upload over {self.max_upload_mb:g} MB (the server's --max_upload_mb).")
+        headers = Request(scope).headers
+        if int(headers.get("content-length") or 0) > self.max_bytes:
+            raise too_large
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError(400, "the client went away before sending the picture.")
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                raise too_large
+            if not message.get("more_body", False):
+                break
+        if headers.get("content-type", "").startswith("multipart/form-data"):
+            body = await self.form_file(scope, bytes(body))
+        if not body:
+            raise RequestError(400, "empty upload: send a picture (PNG, JPEG...) as the body or as a multipart file.")
+        return bytes(body)
+
+    @staticmethod
+    async def form_file(scope: Scope, body: bytes) -> bytes:
+        async def receive_body() -> dict:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            async with Request(scope, receive_body).form(max_files=1, max_fields=10) as form:
+                files = [value for value in form.values() if isinstance(value, UploadFile)]
+                if not files:
+                    raise RequestError(400, "the multipart form has no file: send the picture as a file field.")
+                return await files[0].read()
+        except HTTPException as error:  # how Starlette reports a malformed form
+            raise RequestError(400, f"unreadable multipart form ({error.detail}).") from None
+
+
+def build_server(args: argparse.Namespace) -> ls.LitServer:
+    """The LitServer of the checkpoint at ``args.ckpt_path``, checked here, before any worker starts."""
+    checkpoint = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
+    predictor = load_predictor(checkpoint)
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    api = PictureAPI(checkpoint, threads, args.max_batch_size, args.batch_timeout)
+    metadata = {
+        "dataset": predictor.dataset["name"],
+        "pictures": predictor.dataset["pictures"],
+        "classes": predictor.classes,
+        "network": predictor.network,
+        "checkpoint": str(checkpoint),
+        "mnist_lit_version": __version__,
+    }
+    server = ls.LitServer(
+        api,
+        accelerator=args.accelerator,
+        workers_per_device=args.workers,
+        model_metadata=metadata,
+        middlewares=[(PictureUploads, {"pictures": predictor.dataset["pictures"], "max_upload_mb": args.max_upload_mb})],
+    )
+    server.app.mount(PAGE, StaticFiles(directory=PAGE_FILES, html=True), name="page")
+    return server
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One line now, rather than uvicorn's log line after the workers have loaded, when the port is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise UserError(f"cannot listen on {host} port {port} ({error.strerror}): pass another --port.") from None
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_lit serve",
+        description="Serve a trained model: POST /predict takes a picture, GET / is a page to draw on.",
+    )
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--host", default="127.0.0.1", choices=HOSTS, help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port, 1024 to 65535 (default: 8000)")
+    parser.add_argument("--workers", type=int, default=1, help="inference worker processes per device (default: 1)")
+    parser.add_argument("--max_batch_size", type=int, default=8, help="requests answered together by a worker (default: 8; 1 turns batching off)")
+    parser.add_argument("--batch_timeout", type=float, default=0.002, help="seconds a worker waits to fill a batch (default: 0.002)")
+    parser.add_argument("--max_upload_mb", type=float, default=5.0, help="largest picture accepted, in MB (default: 5)")
+    parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"], help="where the workers run the network (default: auto)")
+    args = parser.parse_args(argv)
+    if not 1024 <= args.port <= 65535:
+        raise UserError(f"--port must be from 1024 to 65535, got {args.port}.")
+    for option in ("workers", "max_batch_size"):
+        if getattr(args, option) < 1:
+            raise UserError(f"--{option} must be at least 1, got {getattr(args, option)}.")
+    if args.batch_timeout < 0 or args.max_upload_mb <= 0:
+        raise UserError("--batch_timeout must be 0 or more and --max_upload_mb more than 0.")
+
+    check_port_free(args.host, args.port)
+    server = build_server(args)
+    address = f"http://{'localhost' if args.host != '127.0.0.1' else args.host}:{args.port}"
+    print(f"Serving {server.model_metadata['checkpoint']} ({server.model_metadata['dataset']}) at {address}/ once its "
+          f"{args.workers} worker(s) have loaded it; POST a picture to {address}{PREDICT}. Ctrl+C stops.", flush=True)
+    server.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
+    return 0

@@ -1,0 +1,184 @@
+"""`serve` as an HTTP client sees it: real servers on 127.0.0.1, started as the README says."""
+
+import io
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import torch
+from PIL import Image, ImageDraw
+
+from conftest import digit_picture, save_checkpoint
+from mnist_lit.datasets import dataset_record
+from mnist_lit.inference import load_predictor
+from mnist_lit.model import DigitClassifier
+from mnist_lit.predict import predict
+from mnist_lit.preprocess import load_picture
+from server_process import free_port, healthy, running_server
+
+MAX_UPLOAD_MB = 0.25
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("serve") / "model.ckpt", DigitClassifier(hidden_units=32))
+
+
+@pytest.fixture(scope="module")
+def server(model_file) -> str:
+    with running_server(model_file, "--max_upload_mb", str(MAX_UPLOAD_MB)) as url:
+        yield url
+
+
+def png_bytes(image: Image.Image, format: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def scribble(seed: int) -> bytes:
+    """A distinct dark drawing on white for each seed."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("L", (96, 96), 255)
+    ImageDraw.Draw(image).line([tuple(p) for p in rng.integers(10, 86, size=(4, 2))], fill=0, width=8)
+    return png_bytes(image)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header announces ``width`` x ``height`` pixels: a decompression bomb's first bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_picture_as_body_or_multipart_is_read_like_predict_reads_the_file(server, model_file, tmp_path):
+    path = digit_picture(tmp_path / "seven.png")
+    raw = requests.post(f"{server}/predict", data=path.read_bytes(), headers={"Content-Type": "image/png"}).json()
+    with path.open("rb") as file:
+        form = requests.post(f"{server}/predict", files={"picture": ("seven.png", file, "image/png")}).json()
+    [offline] = predict(load_predictor(model_file), [path])
+
+    assert raw == form
+    assert raw["input"] == load_picture(path).tolist()
+    assert (raw["class"], raw["label"]) == (offline["class"], offline["label"])
+    assert raw["probability"] == pytest.approx(offline["confidence"], abs=1e-6)
+    assert len(raw["probabilities"]) == 10 and sum(raw["probabilities"]) == pytest.approx(1, abs=1e-5)
+    assert max(raw["probabilities"]) == raw["probability"]
+
+
+def test_health_and_info_describe_the_model(server, model_file):
+    assert requests.get(f"{server}/health").text == "ok"
+    model = requests.get(f"{server}/info").json()["model"]
+    assert model["dataset"] == "mnist" and model["classes"] == [str(digit) for digit in range(10)]
+    assert model["checkpoint"] == str(model_file) and model["network"] == "keras_cnn"
+    assert model["mnist_lit_version"]
+
+
+def test_the_page_and_its_assets_come_from_the_package(server):
+    front = requests.get(f"{server}/", allow_redirects=False)
+    assert front.status_code == 307 and front.headers["location"] == "/ui/"
+    page = requests.get(f"{server}/")
+    assert page.ok and '<canvas id="pad"' in page.text and 'name="viewport"' in page.text
+    for asset in ("app.js", "style.css"):
+        response = requests.get(f"{server}/ui/{asset}")
+        assert response.ok and response.text
+        # Offline use: nothing is fetched from another site.
+        assert "http://" not in response.text and "https://" not in response.text
+    assert "http://" not in page.text and "https://" not in page.text
+
+
+CASES = {  # name: (body, headers, status, words in the message)
+    "empty body": (b"", {"Content-Type": "image/png"}, 400, "empty upload"),
+    "not a picture": (b"hello, world", {"Content-Type": "text/plain"}, 415, "not an image"),
+    "JSON": (b'{"pixels": [[0]]}', {"Content-Type": "application/json"}, 415, "not an image"),
+    "truncated PNG": (scribble(0)[:120], {"Content-Type": "image/png"}, 400, "unreadable"),
+    "decompression bomb": (png_claiming(20_000, 20_000), {"Content-Type": "image/png"}, 413, "too large"),
+    "blank picture": (png_bytes(Image.new("L", (64, 64), 230)), {"Content-Type": "image/png"}, 422, "blank"),
+    "over the size limit": (b"\xff" * int(2 * MAX_UPLOAD_MB * 2**20), {"Content-Type": "image/png"}, 413, "--max_upload_mb"),
+    "form without a file": (b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--\r\n",
+                            {"Content-Type": "multipart/form-data; boundary=b"}, 400, "no file"),
+    "broken form": (b"--b\r\nnonsense", {"Content-Type": "multipart/form-data; boundary=b"}, 400, "multipart"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_a_4xx_with_one_line_and_the_server_stays_up(server, case):
+    body, headers, status, words = CASES[case]
+    response = requests.post(f"{server}/predict", data=body, headers=headers)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert words in detail and "\n" not in detail
+    assert healthy(server)
+    assert requests.post(f"{server}/predict", data=scribble(1)).ok
+
+
+def test_an_oversized_upload_without_a_length_is_refused_while_it_arrives(server):
+    chunks = (b"\0" * 65536 for _ in range(int(4 * MAX_UPLOAD_MB * 16)))  # sent chunked: no Content-Length
+    response = requests.post(f"{server}/predict", data=chunks)
+    assert response.status_code == 413 and "--max_upload_mb" in response.json()["detail"]
+
+
+def test_other_methods_and_paths_are_4xx(server):
+    assert requests.get(f"{server}/predict").status_code == 405
+    assert requests.get(f"{server}/../../etc/passwd").status_code == 404
+    assert requests.get(f"{server}/ui/../serve.py").status_code == 404
+
+
+def test_concurrent_clients_each_get_the_answer_to_their_own_picture(model_file):
+    pictures = [scribble(seed) for seed in range(320)]
+    predictor = load_predictor(model_file)
+    expected = predictor.probabilities(torch.stack([predictor.load_picture(p) for p in pictures]))
+
+    def ask(index: int) -> list[float]:
+        response = requests.post(f"{url}/predict", data=pictures[index], timeout=60)
+        response.raise_for_status()
+        return response.json()["probabilities"]
+
+    with running_server(model_file, "--workers", "2", "--max_batch_size", "8") as url:
+        with requests.Session(), ThreadPoolExecutor(max_workers=16) as clients:
+            answers = list(clients.map(ask, range(len(pictures))))
+        assert healthy(url)
+    assert torch.tensor(answers) == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_fashion_checkpoint_serves_clothing_labels(tmp_path):
+    model = save_checkpoint(tmp_path / "fashion.ckpt", DigitClassifier(hidden_units=32, dataset_info=dataset_record("fashion_mnist")))
+    photo = Image.new("L", (120, 120), 255)
+    ImageDraw.Draw(photo).rectangle((30, 20, 90, 100), fill=40)  # a dark garment on a white background
+    with running_server(model) as url:
+        classes = requests.get(f"{url}/info").json()["model"]["classes"]
+        answer = requests.post(f"{url}/predict", data=png_bytes(photo, "JPEG")).json()
+    assert classes == dataset_record("fashion_mnist")["classes"] and "Sneaker" in classes
+    assert answer["label"] == classes[answer["class"]]
+    assert answer["input"] == load_picture(png_bytes(photo, "JPEG"), "clothing").tolist()
+
+
+def serve_error(*args: str) -> str:
+    """The output of a `serve` that must fail at start-up: one `error:` line."""
+    result = subprocess.run([sys.executable, "-m", "mnist_lit", "serve", *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines and "error: " in lines[-1], result.stderr  # argparse's "prog: error: ..." or ours
+    return lines[-1]
+
+
+def test_start_up_problems_are_one_line_before_any_worker_starts(tmp_path, model_file):
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    assert "notes.ckpt" in serve_error("--ckpt_path", str(tmp_path / "notes.ckpt"))
+    assert "--port" in serve_error("--ckpt_path", str(model_file), "--port", "80")
+    assert "--host" in serve_error("--ckpt_path", str(model_file), "--host", "example.com")
+    assert "--workers" in serve_error("--ckpt_path", str(model_file), "--workers", "0")
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", free_port()))
+        other_program.listen()
+        taken = other_program.getsockname()[1]
+        assert "--port" in serve_error("--ckpt_path", str(model_file), "--port", str(taken))
