@@ -9,6 +9,7 @@ const confidence = document.getElementById("confidence");
 const bars = document.getElementById("bars");
 const status = document.getElementById("status");
 const upload = document.getElementById("upload");
+const results = document.getElementById("results");
 
 const STROKE = 20;       // pixels of the 280-pixel canvas: MNIST's strokes, scaled
 const THROTTLE_MS = 120; // while drawing, at most one guess this often
@@ -62,19 +63,31 @@ for (const type of ["pointerup", "pointercancel"]) {
 function schedule() {
   dirty = true;
   if (!timer && !inFlight) timer = setTimeout(flush, THROTTLE_MS);
+  setBusy();
 }
 
 function flush() {
   timer = null;
-  if (!dirty || inFlight) return;
-  dirty = false;
-  if (!strokes) return showEmpty();
-  pad.toBlob((png) => send(png, "image/png"), "image/png");
+  if (dirty && !inFlight) {
+    dirty = false;
+    if (strokes) {
+      inFlight = true;  // from now: toBlob is asynchronous too
+      pad.toBlob((png) => send(png, "image/png"), "image/png");
+    }
+    else showEmpty();
+  }
+  setBusy();
+}
+
+// Whether the guess shown may still change: for screen readers, and for tests to wait on.
+function setBusy() {
+  results.setAttribute("aria-busy", String(inFlight || dirty || timer !== null));
 }
 
 async function send(picture, type) {
   const sent = generation;
   inFlight = true;
+  setBusy();
   try {
     const response = await fetch("/predict", { method: "POST", headers: { "Content-Type": type }, body: picture });
     const answer = await response.json();
@@ -86,6 +99,7 @@ async function send(picture, type) {
   } finally {
     inFlight = false;
     if (dirty) schedule();
+    setBusy();
   }
 }
 
@@ -138,6 +152,7 @@ function clear() {
   dirty = false;
   blank();
   showEmpty();
+  setBusy();
 }
 
 document.getElementById("clear").addEventListener("click", clear);

@@ -1,0 +1,46 @@
+"""Headless Chromium driven through Selenium, and the strokes of digits drawn on the page; shared by the
+page test and the screenshot script. Debian's packages: `apt-get install chromium chromium-driver`."""
+
+import shutil
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.actions import interaction
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.actions.pointer_input import PointerInput
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PAD = 280  # the drawing canvas's own pixels; strokes below are in them
+
+# Polylines as a hand draws them: a 7 with a bar and a slanted stem, a 0 as one closed loop.
+SEVEN = [[(70, 60), (130, 58), (210, 60), (180, 120), (150, 180), (125, 235)]]
+ZERO = [[(140, 45), (95, 65), (75, 140), (95, 215), (140, 235), (185, 215), (205, 140), (185, 65), (140, 45), (120, 55)]]
+
+
+def chromium_installed() -> bool:
+    return shutil.which(CHROMIUM) is not None and shutil.which(CHROMEDRIVER) is not None
+
+
+def chromium(width: int = 900, height: int = 1000) -> webdriver.Chrome:
+    """Debian's Chromium, headless, through Debian's chromedriver (given by path: Selenium downloads nothing)."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+
+
+def draw(driver: webdriver.Chrome, strokes: list[list[tuple[int, int]]], pointer: str = "mouse") -> None:
+    """Draw ``strokes`` on the page's canvas with pointer events from a mouse or a finger ("touch")."""
+    pad = driver.find_element("id", "pad")
+    scale = pad.size["width"] / PAD  # the canvas may be shown smaller than its own pixels (a phone)
+    kind = interaction.POINTER_TOUCH if pointer == "touch" else interaction.POINTER_MOUSE
+    actions = ActionBuilder(driver, mouse=PointerInput(kind, pointer), duration=15)
+    for stroke in strokes:
+        # Offsets are from the canvas's centre.
+        points = [((x - PAD / 2) * scale, (y - PAD / 2) * scale) for x, y in stroke]
+        actions.pointer_action.move_to(pad, *points[0]).pointer_down()
+        for point in points[1:]:
+            actions.pointer_action.move_to(pad, *point)
+        actions.pointer_action.pointer_up()
+    actions.perform()

@@ -1,0 +1,135 @@
+"""The drawing page in a real browser (headless Chromium), against a server of a model trained on MNIST."""
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import SEVEN, ZERO, chromium, chromium_installed, draw
+from conftest import run_cli
+from mnist_lit.data import load_split
+from mnist_lit.datasets import DATASETS
+from mnist_lit.inference import load_predictor
+from server_process import running_server
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not chromium_installed(), reason="needs Debian's chromium and chromium-driver (apt-get install)"),
+]
+QUICK = Path(__file__).parents[1] / "configs" / "quick.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, real_mnist) -> Path:
+    workdir = tmp_path_factory.mktemp("page")
+    run_cli(workdir, real_mnist, "fit", "--config", str(QUICK))
+    return workdir / "checkpoints" / "version_0" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def page(trained):
+    with running_server(trained) as url:
+        driver = chromium()
+        try:
+            driver.get(url)
+            yield driver
+        finally:
+            driver.quit()
+
+
+def wait_for(driver, condition, timeout: float = 30):
+    return WebDriverWait(driver, timeout).until(lambda d: condition())
+
+
+def guess(driver) -> tuple[str, str]:
+    """The state and text of the guess, once no answer that could change it is awaited."""
+    element = driver.find_element(By.ID, "guess")
+    if driver.find_element(By.ID, "results").get_attribute("aria-busy") != "false":
+        return "busy", ""
+    return element.get_attribute("data-state"), element.text
+
+
+def bars(driver) -> list[float]:
+    rows = driver.find_elements(By.CSS_SELECTOR, "#bars li")
+    return [float(row.get_attribute("data-p") or 0) for row in rows]
+
+
+def top_bar(driver) -> int | None:
+    rows = driver.find_elements(By.CSS_SELECTOR, "#bars li")
+    tops = [i for i, row in enumerate(rows) if "top" in row.get_attribute("class").split()]
+    return tops[0] if len(tops) == 1 else None
+
+
+def assert_empty(driver) -> None:
+    assert guess(driver) == ("empty", "draw a digit")
+    assert bars(driver) == [0.0] * 10 and top_bar(driver) is None
+
+
+def test_drawn_digits_are_guessed_with_their_bar_highest_and_clear_empties_the_page(page):
+    wait_for(page, lambda: len(bars(page)) == 10 and guess(page)[0] == "empty")
+    assert_empty(page)
+
+    draw(page, SEVEN, pointer="mouse")
+    wait_for(page, lambda: guess(page) == ("guess", "7"))
+    assert top_bar(page) == 7 and bars(page)[7] == max(bars(page)) > 0.5
+    preview = page.execute_script("return Array.from(document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data)")
+    assert max(preview[0::4]) == 255  # the 28x28 input is shown
+
+    page.find_element(By.ID, "clear").click()
+    wait_for(page, lambda: guess(page)[0] == "empty")
+    assert_empty(page)
+
+    draw(page, ZERO, pointer="touch")
+    wait_for(page, lambda: guess(page) == ("guess", "0"))
+    assert top_bar(page) == 0 and bars(page)[0] == max(bars(page))
+
+    page.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)  # the keyboard's Clear
+    wait_for(page, lambda: guess(page)[0] == "empty")
+    assert_empty(page)
+
+
+def test_an_uploaded_picture_file_is_guessed(page, trained, real_mnist, tmp_path):
+    # A real test digit the model reads right, enlarged and printed dark on white like a scan.
+    images, labels = load_split(DATASETS["mnist"], real_mnist, train=False)
+    predictor = load_predictor(trained)
+    for index in range(len(labels)):
+        path = tmp_path / f"scan{index}.png"
+        Image.fromarray(255 - images[index].numpy()).resize((140, 140)).save(path)
+        label = int(labels[index])
+        if label not in (0, 7) and int(predictor.probabilities(predictor.load_picture(path)[None]).argmax()) == label:
+            break
+
+    page.find_element(By.ID, "upload").send_keys(str(path))
+    wait_for(page, lambda: guess(page) == ("guess", str(label)))
+    assert top_bar(page) == label
+    assert path.name in page.find_element(By.ID, "status").text
+
+
+def test_the_controls_are_reached_with_the_keyboard(page):
+    page.find_element(By.TAG_NAME, "h1").click()
+    reached = []
+    for _ in range(6):
+        ActionChains(page).send_keys(Keys.TAB).perform()
+        reached.append(page.switch_to.active_element.get_attribute("id"))
+    assert "clear" in reached and "upload" in reached
+
+    draw(page, SEVEN)
+    wait_for(page, lambda: guess(page) == ("guess", "7"))
+    page.find_element(By.ID, "clear").send_keys(Keys.ENTER)  # a focused button works from the keyboard
+    wait_for(page, lambda: guess(page)[0] == "empty")
+
+
+def test_a_phone_sized_window_shows_everything_without_scrolling_sideways(page):
+    page.set_window_size(390, 844)
+    try:
+        page.find_element(By.ID, "clear").click()
+        overflow = page.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0
+        draw(page, SEVEN, pointer="touch")
+        wait_for(page, lambda: guess(page) == ("guess", "7"))
+    finally:
+        page.set_window_size(900, 1000)
