@@ -186,6 +186,7 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
         accelerator=args.accelerator,
         workers_per_device=args.workers,
         model_metadata=metadata,
+        fast_queue=True,
         middlewares=[(PictureUploads, {"pictures": predictor.dataset["pictures"], "max_upload_mb": args.max_upload_mb})],
     )
     server.app.mount(PAGE, StaticFiles(directory=PAGE_FILES, html=True), name="page")

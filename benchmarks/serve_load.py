@@ -1,0 +1,138 @@
+"""Requests per second and latency of `python -m mnist_lit serve` under 16 concurrent clients.
+
+    python benchmarks/serve_load.py --ckpt_path checkpoints/version_0/last.ckpt
+
+Starts a server for each setting (1 and 2 workers, batching off and on), sends every client's
+requests one after another (real MNIST test digits as 280x280 PNGs, like the page's canvas), and
+prints a Markdown table: requests/s, p50/p95 latency, and the server's memory (PSS of all its
+processes) after the run. The clients run on the same machine and take CPU from the server.
+"""
+
+import argparse
+import http.client
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the server process helper the tests use
+
+from server_process import running_server  # noqa: E402
+
+from mnist_lit.data import load_split  # noqa: E402
+from mnist_lit.datasets import DATASETS  # noqa: E402
+
+SETTINGS = [  # (workers, max_batch_size)
+    (1, 1),
+    (1, 8),
+    (2, 1),
+    (2, 8),
+]
+
+
+def pictures(data_dir: Path, count: int) -> list[bytes]:
+    images, _ = load_split(DATASETS["mnist"], data_dir, train=False)
+    encoded = []
+    for image in images[:count]:
+        buffer = io.BytesIO()
+        Image.fromarray(image.numpy()).resize((280, 280)).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    return encoded
+
+
+def server_memory_mb(port: int) -> float:
+    """Proportional set size of the server on ``port`` and every process of its session, in MB."""
+    def processes() -> dict[int, tuple[list[bytes], int]]:
+        found = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                session = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+            except OSError:
+                continue
+            found[int(pid)] = (command, session)
+        return found
+
+    table = processes()
+    [leader] = [pid for pid, (command, session) in table.items() if str(port).encode() in command and session == pid]
+    total_kb = 0
+    for pid, (_, session) in table.items():
+        if session == leader:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            total_kb += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    return total_kb / 1024
+
+
+def client(url: str, bodies: list[bytes]) -> list[float]:
+    """One client sending ``bodies`` one after another on one connection: each request's latency, in seconds."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port))
+    latencies = []
+    for body in bodies:
+        sent = time.perf_counter()
+        connection.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"the server answered {response.status}")
+        latencies.append(time.perf_counter() - sent)
+    connection.close()
+    return latencies
+
+
+def load(url: str, bodies: list[bytes], clients: int) -> tuple[float, list[float]]:
+    """(seconds for all requests, each request's latency in seconds).
+
+    http.client rather than requests: the clients share this process's interpreter, and the lighter
+    they are, the more of the machine the server gets.
+    """
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        runs = list(pool.map(client, [url] * clients, [bodies[k::clients] for k in range(clients)]))
+    return time.perf_counter() - start, [t for run in runs for t in run]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt_path", type=Path, required=True)
+    parser.add_argument("--data_dir", type=Path, default=Path(os.environ.get("MNIST_LIT_DATA_DIR", "data")))
+    parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--output", type=Path, help="also write the rows as JSON")
+    args = parser.parse_args()
+
+    bodies = pictures(args.data_dir, args.requests)
+    rows = []
+    print("| workers | batching | requests/s | p50 ms | p95 ms | server memory (PSS) |")
+    print("|---|---|---|---|---|---|")
+    for workers, batch in SETTINGS:
+        options = ["--workers", str(workers), "--max_batch_size", str(batch)]
+        with running_server(args.ckpt_path, *options) as url:
+            load(url, bodies[: 4 * args.clients], args.clients)  # warm-up: first calls, threads, connections
+            seconds, latencies = load(url, bodies, args.clients)
+            memory = server_memory_mb(int(url.rsplit(":", 1)[1]))
+        quantiles = statistics.quantiles(latencies, n=20)
+        row = {
+            "workers": workers,
+            "max_batch_size": batch,
+            "requests_per_s": len(latencies) / seconds,
+            "p50_ms": 1000 * statistics.median(latencies),
+            "p95_ms": 1000 * quantiles[18],
+            "memory_mb": memory,
+        }
+        rows.append(row)
+        batching = f"up to {batch}" if batch > 1 else "off"
+        print(f"| {workers} | {batching} | {row['requests_per_s']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {memory:.0f} MB |", flush=True)
+    if args.output:
+        args.output.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
