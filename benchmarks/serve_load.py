@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the server process helper the tests use
 
-from server_process import running_server  # noqa: E402
+from server_process import server_process, session_processes  # noqa: E402
 
 from mnist_lit.data import load_split  # noqa: E402
 from mnist_lit.datasets import DATASETS  # noqa: E402
@@ -47,26 +47,12 @@ def pictures(data_dir: Path, count: int) -> list[bytes]:
     return encoded
 
 
-def server_memory_mb(port: int) -> float:
-    """Proportional set size of the server on ``port`` and every process of its session, in MB."""
-    def processes() -> dict[int, tuple[list[bytes], int]]:
-        found = {}
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                session = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
-            except OSError:
-                continue
-            found[int(pid)] = (command, session)
-        return found
-
-    table = processes()
-    [leader] = [pid for pid, (command, session) in table.items() if str(port).encode() in command and session == pid]
+def memory_mb(session: int) -> float:
+    """Proportional set size of every process of a server's session, in MB: shared pages counted once."""
     total_kb = 0
-    for pid, (_, session) in table.items():
-        if session == leader:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            total_kb += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
+    for pid in session_processes(session):
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        total_kb += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
     return total_kb / 1024
 
 
@@ -114,10 +100,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for workers, batch in SETTINGS:
         options = ["--workers", str(workers), "--max_batch_size", str(batch)]
-        with running_server(args.ckpt_path, *options) as url:
+        with server_process(args.ckpt_path, *options) as (process, url):
             load(url, bodies[: 4 * args.clients], args.clients)  # warm-up: first calls, threads, connections
             seconds, latencies = load(url, bodies, args.clients)
-            memory = server_memory_mb(int(url.rsplit(":", 1)[1]))
+            memory = memory_mb(process.pid)
         quantiles = statistics.quantiles(latencies, n=20)
         row = {
             "workers": workers,

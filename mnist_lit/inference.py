@@ -38,7 +38,8 @@ class Predictor:
 
     @property
     def classes(self) -> list[str]:
-        return list(self.dataset["classes"])
+        # Checkpoints trained through the CLI may hold MNIST's digit names as numbers.
+        return [str(name) for name in self.dataset["classes"]]
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 pixels -> the float input the network was trained on."""

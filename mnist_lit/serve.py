@@ -17,6 +17,7 @@ unreadable picture would fail every request batched with it. Only 784 pixels rea
 import argparse
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,25 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
     return server
 
 
+def stop_all_on_sigterm() -> None:
+    """Make SIGTERM to this process (`kill`, systemd, docker stop) stop the whole server, as Ctrl+C does.
+
+    SIGTERM reaches only this process, whose default is to die at once and leave the HTTP and worker
+    processes running and holding the port. Raised as KeyboardInterrupt, it runs the shutdown that
+    LitServe runs on Ctrl+C, which stops them.
+    """
+    main_process = os.getpid()
+
+    def interrupt_all(signum: int, frame: object) -> None:
+        if os.getpid() != main_process:  # an HTTP process forked from this one: SIGTERM's default
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt_all)
+
+
 def check_port_free(host: str, port: int) -> None:
     """One line now, rather than uvicorn's log line after the workers have loaded, when the port is taken."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
@@ -227,6 +247,7 @@ def main(argv: list[str]) -> int:
 
     check_port_free(args.host, args.port)
     server = build_server(args)
+    stop_all_on_sigterm()
     address = f"http://{'localhost' if args.host != '127.0.0.1' else args.host}:{args.port}"
     print(f"Serving {server.model_metadata['checkpoint']} ({server.model_metadata['dataset']}) at {address}/ once its "
           f"{args.workers} worker(s) have loaded it; POST a picture to {address}{PREDICT}. Ctrl+C stops.", flush=True)

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,24 +24,47 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(checkpoint: Path, *options: str, log: Path | None = None) -> Iterator[str]:
-    """The base URL of a server of ``checkpoint`` on 127.0.0.1, once /health says it is ready; stopped after."""
+def server_process(checkpoint: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A server of ``checkpoint`` on 127.0.0.1 and its base URL, once /health says it is ready; stopped after."""
     port = free_port()
-    output = open(log or os.devnull, "w")
     command = [sys.executable, "-m", "mnist_lit", "serve", "--ckpt_path", str(checkpoint), "--port", str(port), *options]
-    # Its own session: stopping it reaches the HTTP and worker processes it starts.
-    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    # Its own session: a stop reaches the HTTP and worker processes it starts, and they can be found.
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a pipe nobody reads would block the server
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not healthy(url):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {' '.join(command)}" + (f"; see {log}" if log else ""))
+                stop(process)
+                log.seek(0)
+                raise RuntimeError(f"the server did not start: {' '.join(command)}\n{log.read()[-3000:]}")
             time.sleep(0.1)  # polling the observable condition, /health
-        yield url
+        yield process, url
     finally:
         stop(process)
-        output.close()
+        log.close()
+
+
+@contextmanager
+def running_server(checkpoint: Path, *options: str) -> Iterator[str]:
+    """The base URL of a server of ``checkpoint`` on 127.0.0.1, once it is ready; stopped after."""
+    with server_process(checkpoint, *options) as (_, url):
+        yield url
+
+
+def session_processes(session: int) -> list[int]:
+    """The processes of a session: a server started above and every process it started."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(pid))
+    return found
 
 
 def healthy(url: str) -> bool:

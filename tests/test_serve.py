@@ -1,10 +1,13 @@
 """`serve` as an HTTP client sees it: real servers on 127.0.0.1, started as the README says."""
 
 import io
+import os
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +24,7 @@ from mnist_lit.inference import load_predictor
 from mnist_lit.model import DigitClassifier
 from mnist_lit.predict import predict
 from mnist_lit.preprocess import load_picture
-from server_process import free_port, healthy, running_server
+from server_process import free_port, healthy, running_server, server_process, session_processes
 
 MAX_UPLOAD_MB = 0.25
 
@@ -182,3 +185,16 @@ def test_start_up_problems_are_one_line_before_any_worker_starts(tmp_path, model
         other_program.listen()
         taken = other_program.getsockname()[1]
         assert "--port" in serve_error("--ckpt_path", str(model_file), "--port", str(taken))
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl+C", "kill"])
+def test_stopping_the_server_stops_all_its_processes(model_file, signal_number):
+    with server_process(model_file, "--workers", "2") as (process, url):
+        assert len(session_processes(process.pid)) >= 4  # this, HTTP processes, workers, LitServe's manager
+        # Ctrl+C in a terminal reaches every process of the group; `kill` only the one.
+        (os.killpg if signal_number == signal.SIGINT else os.kill)(process.pid, signal_number)
+        assert process.wait(timeout=60) in (0, 1, -signal_number)
+        deadline = time.monotonic() + 30
+        while session_processes(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling the observable condition: no process of the server left
+        assert session_processes(process.pid) == []
