@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with running_server(args.ckpt_path) as url:
-        driver = chromium(width=760, height=640)
+        driver = chromium(width=760, height=700)
         try:
             driver.get(url)
             settled = "return document.getElementById('results').getAttribute('aria-busy') === 'false'"

@@ -5,6 +5,8 @@ from importlib import import_module
 
 # Commands that read files and need no Lightning: they start without importing it (inference.py).
 THIN_COMMANDS = {"predict": "mnist_lit.predict", "export": "mnist_lit.export", "serve": "mnist_lit.serve"}
+# The optional dependencies (pyproject.toml) a command imports from its first line.
+EXTRAS = {"serve": "serve"}
 
 
 def run() -> None:
@@ -12,7 +14,16 @@ def run() -> None:
     if command in THIN_COMMANDS:
         from mnist_lit.errors import run_command
 
-        raise SystemExit(run_command(import_module(THIN_COMMANDS[command]).main, sys.argv[2:]))
+        try:
+            module = import_module(THIN_COMMANDS[command])
+        except ModuleNotFoundError as error:
+            if command not in EXTRAS:
+                raise
+            raise SystemExit(
+                f"error: {command} needs {error.name}, which is not installed: pip install -e '.[{EXTRAS[command]}]' "
+                f"in the repository (pip install 'mnist-lit[{EXTRAS[command]}]' elsewhere)."
+            ) from None
+        raise SystemExit(run_command(module.main, sys.argv[2:]))
     from mnist_lit.cli import LIGHTNING_SUBCOMMANDS, main
     from mnist_lit.hardware import reuse_freed_memory
 

@@ -5,6 +5,7 @@
     python -m mnist_lit fit --print_config       # every option, as YAML
     python -m mnist_lit predict digit.png        # read digits from pictures (predict.py)
     python -m mnist_lit export --format onnx     # the network for other programs (export.py)
+    python -m mnist_lit serve                    # HTTP and a page to draw on (serve.py)
 
 All defaults live in code (the __init__ signatures plus the values set here), so `fit` with no
 arguments works from any directory and from an installed wheel; configs/default.yaml mirrors them.
@@ -178,7 +179,8 @@ def main(args: Optional[list[str]] = None) -> None:
             parser_kwargs={
                 "prog": "python -m mnist_lit",
                 "description": "Train, test and inspect a CNN on MNIST or another MNIST-format data set (--data.dataset). "
-                "Also `predict` (classes of picture files) and `export` (ONNX, TorchScript); add --help to either.",
+                "Also `predict` (classes of picture files), `export` (ONNX, TorchScript) and `serve` (HTTP and a page "
+                "to draw on); add --help to any.",
                 # Raise instead of printing the 100-line usage text before the one line that matters.
                 "exit_on_error": False,
             },

@@ -187,7 +187,7 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
         accelerator=args.accelerator,
         workers_per_device=args.workers,
         model_metadata=metadata,
-        fast_queue=True,
+        disable_openapi_url=True,  # /predict takes raw bodies, which its generated schema cannot describe
         middlewares=[(PictureUploads, {"pictures": predictor.dataset["pictures"], "max_upload_mb": args.max_upload_mb})],
     )
     server.app.mount(PAGE, StaticFiles(directory=PAGE_FILES, html=True), name="page")
@@ -232,8 +232,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1", choices=HOSTS, help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port, 1024 to 65535 (default: 8000)")
     parser.add_argument("--workers", type=int, default=1, help="inference worker processes per device (default: 1)")
-    parser.add_argument("--max_batch_size", type=int, default=8, help="requests answered together by a worker (default: 8; 1 turns batching off)")
-    parser.add_argument("--batch_timeout", type=float, default=0.002, help="seconds a worker waits to fill a batch (default: 0.002)")
+    parser.add_argument("--max_batch_size", type=int, default=1, help="up to this many waiting requests go through the network together (default: 1, no batching)")
+    parser.add_argument("--batch_timeout", type=float, default=0.002, help="seconds a worker waits to fill a batch when batching (default: 0.002)")
     parser.add_argument("--max_upload_mb", type=float, default=5.0, help="largest picture accepted, in MB (default: 5)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"], help="where the workers run the network (default: auto)")
     args = parser.parse_args(argv)

@@ -95,9 +95,9 @@ def test_only_training_and_evaluation_tune_the_allocator(monkeypatch, command, t
     assert calls == (["tuned", "ran"] if tuned else ["ran"])
 
 
-@pytest.mark.parametrize("command", ["predict", "export"])
+@pytest.mark.parametrize("command", ["predict", "export", "serve"])
 def test_thin_commands_start_without_lightning(command):
-    # Lightning and torchmetrics take seconds to import; predict and export do not need them.
+    # Lightning and torchmetrics take seconds to import; predict, export and serve do not need them.
     script = (
         "import runpy, sys, contextlib\n"
         f"sys.argv = ['mnist-lit', '{command}', '--help']\n"
@@ -109,3 +109,18 @@ def test_thin_commands_start_without_lightning(command):
     assert result.returncode == 0, result.stderr
     assert "usage: python -m mnist_lit " + command in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_serve_without_its_extra_says_how_to_install_it():
+    script = (
+        "import runpy, sys\n"
+        "sys.modules['litserve'] = None  # as if not installed\n"
+        "sys.argv = ['mnist-lit', 'serve']\n"
+        "runpy.run_module('mnist_lit', run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: serve needs litserve, which is not installed: pip install -e '.[serve]' in the repository "
+        "(pip install 'mnist-lit[serve]' elsewhere)."
+    )

@@ -134,6 +134,7 @@ def test_other_methods_and_paths_are_4xx(server):
     assert requests.get(f"{server}/predict").status_code == 405
     assert requests.get(f"{server}/../../etc/passwd").status_code == 404
     assert requests.get(f"{server}/ui/../serve.py").status_code == 404
+    assert requests.get(f"{server}/docs").status_code == 404  # no generated API page that fetches from a CDN
 
 
 def test_concurrent_clients_each_get_the_answer_to_their_own_picture(model_file):
