@@ -2,7 +2,7 @@
 
     python -m mnist_lit serve                                  # best checkpoint of the latest run
     curl --data-binary @seven.png http://127.0.0.1:8000/predict
-    open http://127.0.0.1:8000/                                # draw a digit
+    # then open http://127.0.0.1:8000/ in a browser and draw a digit
 
 Three kinds of process, as LitServe arranges them: this one reads the checkpoint once to check it
 and to learn its data set; HTTP processes take uploads; inference workers (``--workers``, started
@@ -135,7 +135,8 @@ class PictureUploads:
         """The uploaded file: the whole body, or the first file of a multipart form."""
         too_large = RequestError(413, f"upload over {self.max_upload_mb:g} MB (the server's --max_upload_mb).")
         headers = Request(scope).headers
-        if int(headers.get("content-length") or 0) > self.max_bytes:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
             raise too_large
         body = bytearray()
         while True:
@@ -194,7 +195,7 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
     return server
 
 
-def stop_all_on_sigterm() -> None:
+def sigterm_as_ctrl_c() -> None:
     """Make SIGTERM to this process (`kill`, systemd, docker stop) stop the whole server, as Ctrl+C does.
 
     SIGTERM reaches only this process, whose default is to die at once and leave the HTTP and worker
@@ -203,14 +204,14 @@ def stop_all_on_sigterm() -> None:
     """
     main_process = os.getpid()
 
-    def interrupt_all(signum: int, frame: object) -> None:
+    def interrupt(signum: int, frame: object) -> None:
         if os.getpid() != main_process:  # an HTTP process forked from this one: SIGTERM's default
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
             return
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt_all)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -247,7 +248,7 @@ def main(argv: list[str]) -> int:
 
     check_port_free(args.host, args.port)
     server = build_server(args)
-    stop_all_on_sigterm()
+    sigterm_as_ctrl_c()
     address = f"http://{'localhost' if args.host != '127.0.0.1' else args.host}:{args.port}"
     print(f"Serving {server.model_metadata['checkpoint']} ({server.model_metadata['dataset']}) at {address}/ once its "
           f"{args.workers} worker(s) have loaded it; POST a picture to {address}{PREDICT}. Ctrl+C stops.", flush=True)

@@ -18,7 +18,7 @@ let emptyText = "draw a digit";
 let strokes = 0;         // strokes since the last Clear: none means nothing to guess
 let drawing = null;      // the last point of the stroke in progress
 let generation = 0;      // bumped by Clear and upload, so that older answers are dropped
-let timer = null, inFlight = false, dirty = false;
+let timer = null, inFlight = 0, dirty = false;  // inFlight: requests sent and not yet answered
 
 function blank() {
   ink.fillStyle = "#000";
@@ -71,8 +71,8 @@ function flush() {
   if (dirty && !inFlight) {
     dirty = false;
     if (strokes) {
-      inFlight = true;  // from now: toBlob is asynchronous too
-      pad.toBlob((png) => send(png, "image/png"), "image/png");
+      inFlight += 1;  // from now: toBlob is asynchronous too
+      pad.toBlob((png) => { inFlight -= 1; send(png, "image/png"); }, "image/png");
     }
     else showEmpty();
   }
@@ -81,12 +81,12 @@ function flush() {
 
 // Whether the guess shown may still change: for screen readers, and for tests to wait on.
 function setBusy() {
-  results.setAttribute("aria-busy", String(inFlight || dirty || timer !== null));
+  results.setAttribute("aria-busy", String(inFlight > 0 || dirty || timer !== null));
 }
 
 async function send(picture, type) {
   const sent = generation;
-  inFlight = true;
+  inFlight += 1;
   setBusy();
   try {
     const response = await fetch("/predict", { method: "POST", headers: { "Content-Type": type }, body: picture });
@@ -97,7 +97,7 @@ async function send(picture, type) {
   } catch (error) {
     if (sent === generation) showError("no answer from the server: is it still running?");
   } finally {
-    inFlight = false;
+    inFlight -= 1;
     if (dirty) schedule();
     setBusy();
   }
@@ -164,7 +164,7 @@ upload.addEventListener("change", () => {
   const file = upload.files[0];
   if (!file) return;
   clear();
-  status.textContent = `${file.name}:`;
+  status.textContent = `reading ${file.name}…`;
   send(file, file.type || "application/octet-stream").then(() => { if (guess.dataset.state === "guess") status.textContent = `guess for ${file.name}`; });
   upload.value = "";  // choosing the same file again is a change too
 });
