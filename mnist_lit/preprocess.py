@@ -47,10 +47,11 @@ class NotAnImage(UserError):
     """Bytes that no image format Pillow knows can read."""
 
 
-def open_image(source: str | Path | bytes, name: str = "upload") -> Image.Image:
+def open_image(source: str | Path | bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:
     """A picture file, or its bytes, as 8-bit greyscale: the first frame of a GIF, transparency over white.
 
-    Errors name the path, or ``name`` for bytes.
+    Errors name the path, or ``name`` for bytes. A picture of more than ``max_pixels`` (or of more
+    than Pillow accepts) is refused from its header, before it is decoded.
     """
     if isinstance(source, bytes):
         file = io.BytesIO(source)
@@ -63,6 +64,8 @@ def open_image(source: str | Path | bytes, name: str = "upload") -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(file) as image:
+                if max_pixels is not None and image.width * image.height > max_pixels:
+                    raise ImageTooLarge(f"{name}: image too large ({image.width}x{image.height}, over {max_pixels:,} pixels).")
                 image.seek(0)
                 image.load()
                 if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -158,9 +161,11 @@ def fashion_style(image: Image.Image) -> np.ndarray:
 STYLES = {"handwriting": mnist_style, "clothing": fashion_style}
 
 
-def load_picture(source: str | Path | bytes, pictures: str = "handwriting", name: str = "upload") -> np.ndarray:
+def load_picture(
+    source: str | Path | bytes, pictures: str = "handwriting", name: str = "upload", max_pixels: int | None = None
+) -> np.ndarray:
     """A picture file, or its bytes, as (28, 28) uint8 pixels, made like the pictures of a data set of ``pictures``."""
-    image = open_image(source, name)
+    image = open_image(source, name, max_pixels)
     try:
         return STYLES[pictures](image)
     except ValueError as error:

@@ -27,6 +27,7 @@ from mnist_lit.preprocess import load_picture
 from server_process import free_port, healthy, running_server, server_process, session_processes
 
 MAX_UPLOAD_MB = 0.25
+MAX_MEGAPIXELS = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def model_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_file) -> str:
-    with running_server(model_file, "--max_upload_mb", str(MAX_UPLOAD_MB)) as url:
+    with running_server(model_file, "--max_upload_mb", str(MAX_UPLOAD_MB), "--max_megapixels", str(MAX_MEGAPIXELS)) as url:
         yield url
 
 
@@ -105,6 +106,7 @@ CASES = {  # name: (body, headers, status, words in the message)
     "JSON": (b'{"pixels": [[0]]}', {"Content-Type": "application/json"}, 415, "not an image"),
     "truncated PNG": (scribble(0)[:120], {"Content-Type": "image/png"}, 400, "unreadable"),
     "decompression bomb": (png_claiming(20_000, 20_000), {"Content-Type": "image/png"}, 413, "too large"),
+    "over the pixel limit": (png_bytes(Image.new("L", (1200, 1000), 255)), {"Content-Type": "image/png"}, 413, "--max_megapixels"),
     "blank picture": (png_bytes(Image.new("L", (64, 64), 230)), {"Content-Type": "image/png"}, 422, "blank"),
     "over the size limit": (b"\xff" * int(2 * MAX_UPLOAD_MB * 2**20), {"Content-Type": "image/png"}, 413, "--max_upload_mb"),
     "form without a file": (b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--\r\n",
