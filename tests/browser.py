@@ -15,6 +15,8 @@ PAD = 280  # the drawing canvas's own pixels; strokes below are in them
 # Polylines as a hand draws them: a 7 with a bar and a slanted stem, a 0 as one closed loop.
 SEVEN = [[(70, 60), (130, 58), (210, 60), (180, 120), (150, 180), (125, 235)]]
 ZERO = [[(140, 45), (95, 65), (75, 140), (95, 215), (140, 235), (185, 215), (205, 140), (185, 65), (140, 45), (120, 55)]]
+# A 7 drawn small in a corner, as people do: it reaches the network scaled and centred like MNIST's.
+SMALL_SEVEN = [[(25, 25), (75, 24), (120, 26), (95, 80), (70, 140)]]
 
 
 def chromium_installed() -> bool:

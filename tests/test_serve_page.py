@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import SEVEN, ZERO, chromium, chromium_installed, draw
+from browser import SEVEN, SMALL_SEVEN, ZERO, chromium, chromium_installed, draw
 from conftest import run_cli
 from mnist_lit.data import load_split
 from mnist_lit.datasets import DATASETS
@@ -90,6 +90,16 @@ def test_drawn_digits_are_guessed_with_their_bar_highest_and_clear_empties_the_p
     page.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)  # the keyboard's Clear
     wait_for(page, lambda: guess(page)[0] == "empty")
     assert_empty(page)
+
+
+def test_a_small_digit_in_a_corner_is_read_as_mnist_would_show_it(page):
+    page.find_element(By.ID, "clear").click()
+    draw(page, SMALL_SEVEN)
+    wait_for(page, lambda: guess(page) == ("guess", "7"))
+    preview = page.execute_script("return Array.from(document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data)")
+    lit = [i // 4 for i in range(0, len(preview), 4) if preview[i] > 0]
+    rows, cols = {i // 28 for i in lit}, {i % 28 for i in lit}
+    assert max(rows) - min(rows) + 1 == 20 and 13 <= (min(cols) + max(cols)) / 2 <= 15  # 20 pixels tall, centred
 
 
 def test_an_uploaded_picture_file_is_guessed(page, trained, real_mnist, tmp_path):
