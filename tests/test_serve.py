@@ -180,6 +180,8 @@ def serve_error(*args: str) -> str:
 def test_start_up_problems_are_one_line_before_any_worker_starts(tmp_path, model_file):
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
     assert "notes.ckpt" in serve_error("--ckpt_path", str(tmp_path / "notes.ckpt"))
+    torch.save({"state_dict": {"layer.weight": torch.zeros(3)}}, tmp_path / "other.ckpt")  # another program's
+    assert "not a checkpoint of mnist-lit" in serve_error("--ckpt_path", str(tmp_path / "other.ckpt"))
     assert "--port" in serve_error("--ckpt_path", str(model_file), "--port", "80")
     assert "--host" in serve_error("--ckpt_path", str(model_file), "--host", "example.com")
     assert "--workers" in serve_error("--ckpt_path", str(model_file), "--workers", "0")
