@@ -5,7 +5,9 @@
 Starts a server for each setting (1 and 2 workers, batching off and on), sends every client's
 requests one after another (real MNIST test digits as 280x280 PNGs, like the page's canvas), and
 prints a Markdown table: requests/s, p50/p95 latency, and the server's memory (PSS of all its
-processes) after the run. The clients run on the same machine and take CPU from the server.
+processes) after the run. Then follows the default server's memory through a burst of huge
+pictures and three rounds of the same requests. The clients run on the same machine and take
+CPU from the server.
 """
 
 import argparse
@@ -15,11 +17,12 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the server process helper the tests use
@@ -51,9 +54,45 @@ def memory_mb(session: int) -> float:
     """Proportional set size of every process of a server's session, in MB: shared pages counted once."""
     total_kb = 0
     for pid in session_processes(session):
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:  # exited meanwhile
+            continue
         total_kb += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:"))
     return total_kb / 1024
+
+
+def huge_picture() -> bytes:
+    """A 7 on a 4000x4000 sheet (16 megapixels, the default limit): 47 kB as a PNG, 220 MB to preprocess."""
+    sheet = Image.new("L", (4000, 4000), 255)
+    ImageDraw.Draw(sheet).line([(700, 500), (3300, 500), (1700, 3500)], fill=0, width=300)
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def memory_over_time(checkpoint: Path, bodies: list[bytes], clients: int) -> None:
+    """The default server's memory: idle, during and after a burst of huge pictures, then after rounds of small ones."""
+    with server_process(checkpoint) as (process, url):
+        print(f"\nserver memory (PSS), default options: {memory_mb(process.pid):.0f} MB idle", flush=True)
+        peak, done = 0.0, threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, memory_mb(process.pid))
+                done.wait(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        seconds, _ = load(url, [huge_picture()] * 2 * clients, clients)
+        done.set()
+        watcher.join()
+        print(f"{2 * clients} pictures of 16 megapixels from {clients} clients ({seconds:.1f} s): peak {peak:.0f} MB, "
+              f"then {memory_mb(process.pid):.0f} MB", flush=True)
+        for rounds in range(1, 4):
+            load(url, bodies, clients)
+            print(f"after {rounds * len(bodies)} more requests: {memory_mb(process.pid):.0f} MB", flush=True)
 
 
 def client(url: str, bodies: list[bytes]) -> list[float]:
@@ -118,6 +157,7 @@ def main() -> None:
         print(f"| {workers} | {batching} | {row['requests_per_s']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {memory:.0f} MB |", flush=True)
     if args.output:
         args.output.write_text(json.dumps(rows, indent=2) + "\n")
+    memory_over_time(args.ckpt_path, bodies, args.clients)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ class PictureUploads:
             return await RedirectResponse(PAGE)(scope, receive, send)
         if scope["type"] != "http" or scope["path"] != PREDICT or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        # A large picture takes memory and a core while it is preprocessed (about 200 MB and 0.6 s at
+        # A large picture takes memory and a core while it is preprocessed (about 220 MB and 0.6 s at
         # 16 megapixels): at most one per core at a time, however many arrive.
         self.preprocessing = self.preprocessing or anyio.CapacityLimiter(os.cpu_count() or 1)
         try:

@@ -30,7 +30,11 @@ def server_process(checkpoint: Path, *options: str) -> Iterator[tuple[subprocess
     command = [sys.executable, "-m", "mnist_lit", "serve", "--ckpt_path", str(checkpoint), "--port", str(port), *options]
     # Its own session: a stop reaches the HTTP and worker processes it starts, and they can be found.
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a pipe nobody reads would block the server
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        # A shell starts background jobs with Ctrl+C ignored, and children inherit that; stop() sends it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
