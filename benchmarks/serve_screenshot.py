@@ -14,7 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the server and browser helpers the tests use
 
-from browser import SEVEN, chromium, draw  # noqa: E402
+from browser import SEVEN, bars, chromium, draw, guess  # noqa: E402
 from server_process import running_server  # noqa: E402
 
 
@@ -28,11 +28,9 @@ def main() -> None:
         driver = chromium(width=760, height=700)
         try:
             driver.get(url)
-            settled = "return document.getElementById('results').getAttribute('aria-busy') === 'false'"
-            guessed = "return document.getElementById('guess').dataset.state === 'guess'"
-            WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.querySelectorAll('#bars li').length > 0"))
+            WebDriverWait(driver, 30).until(lambda d: bars(d) and guess(d)[0] == "empty")
             draw(driver, SEVEN)
-            WebDriverWait(driver, 30).until(lambda d: d.execute_script(guessed) and d.execute_script(settled))
+            WebDriverWait(driver, 30).until(lambda d: guess(d)[0] == "guess")
             driver.save_screenshot(str(args.output))
         finally:
             driver.quit()

@@ -5,8 +5,8 @@ from importlib import import_module
 
 # Commands that read files and need no Lightning: they start without importing it (inference.py).
 THIN_COMMANDS = {"predict": "mnist_lit.predict", "export": "mnist_lit.export", "serve": "mnist_lit.serve"}
-# The optional dependencies (pyproject.toml) a command imports from its first line.
-EXTRAS = {"serve": "serve"}
+# Commands that import an optional dependency from their first line: the extra of pyproject.toml named after them.
+NEED_EXTRAS = {"serve"}
 
 
 def run() -> None:
@@ -17,11 +17,11 @@ def run() -> None:
         try:
             module = import_module(THIN_COMMANDS[command])
         except ModuleNotFoundError as error:
-            if command not in EXTRAS:
+            if command not in NEED_EXTRAS:
                 raise
             raise SystemExit(
-                f"error: {command} needs {error.name}, which is not installed: pip install -e '.[{EXTRAS[command]}]' "
-                f"in the repository (pip install 'mnist-lit[{EXTRAS[command]}]' elsewhere)."
+                f"error: {command} needs {error.name}, which is not installed: pip install -e '.[{command}]' "
+                f"in the repository (pip install 'mnist-lit[{command}]' elsewhere)."
             ) from None
         raise SystemExit(run_command(module.main, sys.argv[2:]))
     from mnist_lit.cli import LIGHTNING_SUBCOMMANDS, main

@@ -45,9 +45,9 @@ class Predictor:
         """uint8 pixels -> the float input the network was trained on."""
         return normalize(pixels, self.dataset["mean"], self.dataset["std"])
 
-    def load_picture(self, path: str | Path) -> torch.Tensor:
-        """The picture at ``path`` as a (1, 28, 28) input, preprocessed like the data set's own pictures."""
-        pixels = load_picture(path, self.dataset["pictures"])
+    def load_picture(self, source: str | Path | bytes) -> torch.Tensor:
+        """A picture file, or its bytes, as a (1, 28, 28) input, preprocessed like the data set's own pictures."""
+        pixels = load_picture(source, self.dataset["pictures"])
         return self.normalize(torch.from_numpy(pixels)).unsqueeze(0)
 
     @torch.inference_mode()

@@ -5,6 +5,7 @@ import shutil
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.actions import interaction
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.actions.pointer_input import PointerInput
@@ -46,3 +47,25 @@ def draw(driver: webdriver.Chrome, strokes: list[list[tuple[int, int]]], pointer
             actions.pointer_action.move_to(pad, *point)
         actions.pointer_action.pointer_up()
     actions.perform()
+
+
+def guess(driver: webdriver.Chrome) -> tuple[str, str]:
+    """The state and text of the guess, once no answer that could change it is awaited."""
+    element = driver.find_element(By.ID, "guess")
+    if driver.find_element(By.ID, "results").get_attribute("aria-busy") != "false":
+        return "busy", ""
+    return element.get_attribute("data-state"), element.text
+
+
+def bars(driver: webdriver.Chrome) -> list[float]:
+    """The probability each class's bar shows, in the order of the classes."""
+    rows = driver.find_elements(By.CSS_SELECTOR, "#bars li")
+    return [float(row.get_attribute("data-p") or 0) for row in rows]
+
+
+def preview(driver: webdriver.Chrome) -> list[int]:
+    """The 28x28 preview's grey values, row by row."""
+    rgba = driver.execute_script(
+        "return Array.from(document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data)"
+    )
+    return rgba[0::4]

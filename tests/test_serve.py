@@ -150,7 +150,7 @@ def test_concurrent_clients_each_get_the_answer_to_their_own_picture(model_file)
         return response.json()["probabilities"]
 
     with running_server(model_file, "--workers", "2", "--max_batch_size", "8") as url:
-        with requests.Session(), ThreadPoolExecutor(max_workers=16) as clients:
+        with ThreadPoolExecutor(max_workers=16) as clients:
             answers = list(clients.map(ask, range(len(pictures))))
         assert healthy(url)
     assert torch.tensor(answers) == pytest.approx(expected, abs=1e-5)

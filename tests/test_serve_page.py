@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import SEVEN, SMALL_SEVEN, ZERO, chromium, chromium_installed, draw
+from browser import SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview
 from conftest import run_cli
 from mnist_lit.data import load_split
 from mnist_lit.datasets import DATASETS
@@ -45,19 +45,6 @@ def wait_for(driver, condition, timeout: float = 30):
     return WebDriverWait(driver, timeout).until(lambda d: condition())
 
 
-def guess(driver) -> tuple[str, str]:
-    """The state and text of the guess, once no answer that could change it is awaited."""
-    element = driver.find_element(By.ID, "guess")
-    if driver.find_element(By.ID, "results").get_attribute("aria-busy") != "false":
-        return "busy", ""
-    return element.get_attribute("data-state"), element.text
-
-
-def bars(driver) -> list[float]:
-    rows = driver.find_elements(By.CSS_SELECTOR, "#bars li")
-    return [float(row.get_attribute("data-p") or 0) for row in rows]
-
-
 def top_bar(driver) -> int | None:
     rows = driver.find_elements(By.CSS_SELECTOR, "#bars li")
     tops = [i for i, row in enumerate(rows) if "top" in row.get_attribute("class").split()]
@@ -76,8 +63,7 @@ def test_drawn_digits_are_guessed_with_their_bar_highest_and_clear_empties_the_p
     draw(page, SEVEN, pointer="mouse")
     wait_for(page, lambda: guess(page) == ("guess", "7"))
     assert top_bar(page) == 7 and bars(page)[7] == max(bars(page)) > 0.5
-    preview = page.execute_script("return Array.from(document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data)")
-    assert max(preview[0::4]) == 255  # the 28x28 input is shown
+    assert max(preview(page)) == 255  # the 28x28 input is shown
 
     page.find_element(By.ID, "clear").click()
     wait_for(page, lambda: guess(page)[0] == "empty")
@@ -96,8 +82,7 @@ def test_a_small_digit_in_a_corner_is_read_as_mnist_would_show_it(page):
     page.find_element(By.ID, "clear").click()
     draw(page, SMALL_SEVEN)
     wait_for(page, lambda: guess(page) == ("guess", "7"))
-    preview = page.execute_script("return Array.from(document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data)")
-    lit = [i // 4 for i in range(0, len(preview), 4) if preview[i] > 0]
+    lit = [i for i, value in enumerate(preview(page)) if value > 0]
     rows, cols = {i // 28 for i in lit}, {i % 28 for i in lit}
     assert max(rows) - min(rows) + 1 == 20 and 13 <= (min(cols) + max(cols)) / 2 <= 15  # 20 pixels tall, centred
 
