@@ -43,11 +43,11 @@ from lightning.fabric.utilities.throughput import measure_flops
 
 from mnist_lit.checkpoint_files import resolve_checkpoint
 from mnist_lit.cli import main as mnist_lit_main
-from mnist_lit.data import MNISTDataModule
+from mnist_lit.data import ImageDataModule
 from mnist_lit.datasets import DATASETS, normalize
 from mnist_lit.errors import UserError
 from mnist_lit.hardware import fast_precision, reuse_freed_memory
-from mnist_lit.model import DigitClassifier
+from mnist_lit.model import ImageClassifier
 from mnist_lit.networks import DigitCNN, build_network
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ class EpochClock(L.Callback):
 
 
 def load_training_digits(data_dir: str | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    data = MNISTDataModule(data_dir, download=False)
+    data = ImageDataModule(data_dir, download=False)
     data.setup("fit")
     return data.train_set.images.to(device), data.train_set.labels.to(device)
 
@@ -165,7 +165,7 @@ def minimal_lightning_epoch_seconds(data_dir: str | None, accelerator: str, prec
                         limit_val_batches=1, num_sanity_val_steps=0)  # one batch: EpochClock times up to validation
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(MinimalClassifier(), datamodule=MNISTDataModule(data_dir, download=False))
+        trainer.fit(MinimalClassifier(), datamodule=ImageDataModule(data_dir, download=False))
     return clock.train_seconds[0]
 
 
@@ -216,10 +216,10 @@ def end_to_end(args: list[str], data_dir: str | None, accelerator: str, workdir:
 
 
 def test_accuracy(checkpoint: Path, data_dir: str | None, accelerator: str) -> float:
-    model = DigitClassifier.load_from_checkpoint(checkpoint, weights_only=True)
+    model = ImageClassifier.load_from_checkpoint(checkpoint, weights_only=True)
     trainer = L.Trainer(accelerator=accelerator, precision=fast_precision(accelerator), logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    [metrics] = trainer.test(model, MNISTDataModule(data_dir, download=False), verbose=False)
+    [metrics] = trainer.test(model, ImageDataModule(data_dir, download=False), verbose=False)
     return metrics["test/acc"]
 
 

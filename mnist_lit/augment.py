@@ -2,14 +2,15 @@
 
 One batched affine warp on the device that trains (kornia.augmentation), with a different
 random matrix for every picture; a per-sample PIL path would cost more than the network on a
-CPU. Never flips: a mirrored 2 is not a 2, nor is a mirrored letter. The data module applies it
+CPU. Never flips unless asked (``random_flip``, for photos of things that have no handedness): a
+mirrored 2 is not a 2, nor is a mirrored letter. The data module applies it
 to training batches only, on pixels before normalization, so the space a picture is moved out
 of fills with background. Its randomness comes from torch's generator, which `seed_everything`
 seeds like everything else.
 """
 
 import torch
-from kornia.augmentation import RandomAffine
+from kornia.augmentation import RandomAffine, RandomHorizontalFlip
 
 
 def random_affine(degrees: float, shift: float, scale: float) -> RandomAffine:
@@ -23,6 +24,14 @@ def random_affine(degrees: float, shift: float, scale: float) -> RandomAffine:
     )
 
 
-def augment(pixels: torch.Tensor, affine: RandomAffine) -> torch.Tensor:
-    """(N, 1, 28, 28) pixels (uint8 or float, 0-255) -> float pixels, each picture moved at random."""
-    return affine(pixels.float())
+def random_flip() -> RandomHorizontalFlip:
+    """A left-right mirror of half the pictures, chosen at random."""
+    return RandomHorizontalFlip(p=0.5)
+
+
+def augment(pixels: torch.Tensor, *transforms: torch.nn.Module) -> torch.Tensor:
+    """(N, C, H, W) pixels (uint8 or float, 0-255) -> float pixels, each picture moved at random by each transform."""
+    moved = pixels.float()
+    for transform in transforms:
+        moved = transform(moved)
+    return moved

@@ -25,13 +25,13 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from mnist_lit import export, predict
 from mnist_lit.checkpoint_files import resolve_checkpoint, run_name
 from mnist_lit.checkpoints import RunCheckpoint
-from mnist_lit.data import MNISTDataModule
-from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, dataset_record
+from mnist_lit.data import ImageDataModule
+from mnist_lit.datasets import DATASETS, DataSet
 from mnist_lit.errors import UserError, run_command
 from mnist_lit.inference import load_predictor
 from mnist_lit.files import cannot_write
 from mnist_lit.hardware import fast_precision
-from mnist_lit.model import DigitClassifier
+from mnist_lit.model import ImageClassifier
 from mnist_lit.progress import ProgressBar
 from mnist_lit.report import EvaluationReport
 
@@ -98,8 +98,8 @@ class MNISTLitCLI(LightningCLI):
         parser.add_lightning_class_args(ProgressBar, "progress_bar")
         parser.add_lightning_class_args(EvaluationReport, "report")
         parser.set_defaults(CALLBACK_DEFAULTS)
-        # The model learns the data module's set: its classes, normalization and pictures, recorded in the checkpoint.
-        parser.link_arguments("data.dataset", "model.dataset_info", compute_fn=dataset_record)
+        # The model learns the data module's set (its classes, pictures and normalization) when training
+        # starts, and records it in the checkpoint (model.py: configure_model).
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         super().parse_arguments(parser, args)
@@ -114,6 +114,9 @@ class MNISTLitCLI(LightningCLI):
             # A checkpoint of another model fails here, in one line.
             trained_on = load_predictor(Path(config.ckpt_path)).dataset
             config.data.dataset = data_set_for(trained_on, config.data.dataset)
+            if trained_on.path is not None:  # pictures of one's own are read as the model learned them
+                config.data.image_size, config.data.channels = trained_on.size, trained_on.channels
+                config.data.resize = trained_on.resize
         # Lightning then loads the checkpoint again: with torch's safe loader too, whatever torch's default.
         if config.get("weights_only", False) is None:
             config.weights_only = True
@@ -145,21 +148,25 @@ class MNISTLitCLI(LightningCLI):
 LIGHTNING_SUBCOMMANDS = tuple(MNISTLitCLI.subcommands())  # fit, validate, test
 
 
-def data_set_for(trained_on: dict, configured: str) -> str:
-    """The data set to evaluate (or resume) a checkpoint on: the one it learned, unless
-    --data.dataset names another set with the same classes (MNIST's model on QMNIST, say)."""
-    if configured == trained_on["name"] or (
-        configured in DATASETS and list(DATASETS[configured].classes) == list(trained_on["classes"])
-    ):
-        return configured
-    if trained_on["name"] not in DATASETS:
-        raise UserError(f"The checkpoint learned a data set mnist-lit does not know ({trained_on['name']!r}).")
-    if configured != DEFAULT_DATASET:  # asked for explicitly, and its classes differ
+def data_set_for(trained_on: DataSet, configured: Optional[str]) -> str:
+    """The data set to evaluate (or resume) a checkpoint on: the one it learned, unless --data.dataset
+    names another with the same classes (MNIST's model on QMNIST, a folder model on another folder;
+    a folder's classes are compared once it is read)."""
+    if configured is None:
+        if trained_on.path is None and trained_on.name not in DATASETS:
+            raise UserError(f"The checkpoint learned a data set mnist-lit does not know ({trained_on.name!r}).")
+        if trained_on.path is not None and not Path(trained_on.path).exists():
+            raise UserError(
+                f"The checkpoint learned the pictures in {trained_on.path}, which no longer exists; pass the set's "
+                "new place, or another with the same classes, with --data.dataset PATH."
+            )
+        return trained_on.path or trained_on.name
+    if configured in DATASETS and list(DATASETS[configured].classes) != list(trained_on.classes):
         raise UserError(
-            f"The checkpoint learned {trained_on['name']} ({len(trained_on['classes'])} classes) and cannot be evaluated "
-            f"on {configured}; leave out --data.dataset, or pass one with the same classes."
+            f"The checkpoint learned {trained_on.name} ({trained_on.num_classes} classes) and cannot be evaluated "
+            f"on {configured}; leave out --data.dataset, or pass a set with the same classes."
         )
-    return trained_on["name"]
+    return configured
 
 
 def main(args: Optional[list[str]] = None) -> None:
@@ -169,8 +176,8 @@ def main(args: Optional[list[str]] = None) -> None:
         if argv[:1] and argv[0] in COMMANDS_BESIDE_LIGHTNING:
             raise SystemExit(run_command(COMMANDS_BESIDE_LIGHTNING[argv[0]], argv[1:]))
         MNISTLitCLI(
-            DigitClassifier,
-            MNISTDataModule,
+            ImageClassifier,
+            ImageDataModule,
             seed_everything_default=42,
             trainer_defaults=TRAINER_DEFAULTS,
             auto_configure_optimizers=False,  # the model's configure_optimizers is the one place for that
@@ -178,9 +185,9 @@ def main(args: Optional[list[str]] = None) -> None:
             save_config_kwargs={"overwrite": True},
             parser_kwargs={
                 "prog": "python -m mnist_lit",
-                "description": "Train, test and inspect a CNN on MNIST or another MNIST-format data set (--data.dataset). "
-                "Also `predict` (classes of picture files), `export` (ONNX, TorchScript) and `serve` (HTTP and a page "
-                "to draw on); add --help to any.",
+                "description": "Train, test and inspect a CNN on MNIST, another built-in set or a folder of your own "
+                "pictures (--data.dataset). Also `predict` (classes of picture files), `export` (ONNX, TorchScript) and "
+                "`serve` (HTTP and a page to draw or upload on); add --help to any.",
                 # Raise instead of printing the 100-line usage text before the one line that matters.
                 "exit_on_error": False,
             },

@@ -1,29 +1,44 @@
-"""Any MNIST-format data set (datasets.py) as a LightningDataModule that keeps every image in memory.
+"""A data set (datasets.py) as a LightningDataModule that keeps every picture in memory.
 
-torchvision parses the files (and downloads them when asked); after that the pictures live in
-two tensors and batches are cut from them by indexing. The usual per-sample PIL path costs
-more than the network itself on a small CPU. On a GPU the tensors live in GPU memory (55 MB
-for MNIST), so batches are cut there with no copy per step. Normalization happens on the
-device that runs the model, with the set's own mean and std.
+sources.py turns the files into uint8 tensors: torchvision's sets, or a folder or CSV file of
+one's own pictures, decoded once and cached. After that batches are cut from the tensors by
+indexing; the usual per-sample PIL path costs more than the network itself on a small CPU. On a
+GPU the tensors live in GPU memory (55 MB for MNIST), so batches are cut there with no copy per
+step. Batches hold uint8 pixels: the model normalizes them with its set's mean and std.
 """
 
-import math
-import os
+import sys
 from pathlib import Path
 from typing import Literal, Optional
 
 import lightning as L
 import torch
-import torchvision.datasets
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from rich.console import Console
+from rich.table import Table
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from mnist_lit.augment import augment, random_affine
-from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, DataSet, normalize
+from mnist_lit.augment import augment, random_affine, random_flip
+from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, DataSet, pixel_stats
 from mnist_lit.errors import UserError
+from mnist_lit.networks import SMALLEST_SIDE
+from mnist_lit.sources import (
+    DATA_DIR_ENV,
+    REPLACE,
+    check_builtin_files,
+    has_files,
+    is_own_set,
+    load_builtin,
+    raw_folder,
+    read_folder_set,
+    resolve_data_dir,
+    warn_skipped,
+)
 
-DATA_DIR_ENV = "MNIST_LIT_DATA_DIR"
-DatasetName = Literal[tuple(DATASETS)]  # the choices of --data.dataset, from the table
+# A class with more than this many times the pictures of another gets a warning.
+IMBALANCE = 5
+LARGEST_SIDE = 128
 
 
 def check_val_size(val_size: int, n: int) -> None:
@@ -38,65 +53,22 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
     return order[val_size:], order[:val_size]
 
 
-REPLACE = "replace it with the data set's original file (or delete it to download it again)."
-# IDX element types mnist-lit reads: unsigned bytes (pictures, most labels) and int32 (QMNIST's labels).
-IDX_ITEM_SIZES = {0x08: 1, 0x0C: 4}
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded split of the indices of ``labels`` with ``fraction`` of every class (at least one picture of
+    each class that has two) held out for validation."""
+    generator = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for label in labels.unique().tolist():
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        held = min(max(round(fraction * len(members)), 1), len(members) - 1)
+        val.append(members[:held])
+        train.append(members[held:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
 
 
-def check_idx_file(path: Path) -> int:
-    """The number of pictures or labels in an IDX file, after checking its header and length."""
-    images = "images" in path.name
-    kind = "images" if images else "labels"
-    with open(path, "rb") as file:
-        magic = file.read(4)
-        ndim = magic[3] if len(magic) == 4 else 0
-        dims = [int.from_bytes(file.read(4), "big") for _ in range(ndim if ndim <= 3 else 0)]
-    item_size = IDX_ITEM_SIZES.get(magic[2]) if len(magic) == 4 else None
-    expected_shape = dims[1:] == [28, 28] if images else len(dims) in (1, 2)
-    if magic[:2] != b"\0\0" or item_size is None or not 1 <= ndim <= 3 or not expected_shape:
-        raise UserError(f"{path} is not an MNIST-format {kind} file (wrong header); {REPLACE}")
-    expected = 4 + 4 * ndim + item_size * math.prod(dims)
-    if path.stat().st_size != expected:
-        raise UserError(
-            f"{path} is truncated or damaged ({path.stat().st_size:,} bytes, its header says {expected:,}); {REPLACE}"
-        )
-    return dims[0]
-
-
-def raw_folder(data_dir: Path, spec: DataSet) -> Path:
-    """Where torchvision keeps (and downloads) the set's files: <data_dir>/<class name>/raw."""
-    return data_dir / spec.torchvision_class / "raw"
-
-
-def has_files(data_dir: Path, spec: DataSet = DATASETS[DEFAULT_DATASET]) -> bool:
-    """Whether ``data_dir`` holds the set's four files in torchvision's layout."""
-    return all((raw_folder(data_dir, spec) / name).is_file() for name in spec.raw_files)
-
-
-def resolve_data_dir(data_dir: Optional[str]) -> Path:
-    """The data root (holding MNIST/raw/, FashionMNIST/raw/...): the option, else $MNIST_LIT_DATA_DIR, else ./data."""
-    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data")
-
-
-def load_split(spec: DataSet, data_dir: Path, train: bool, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """A split as pictures (N, 28, 28) uint8, upright, and labels (N,) int64 counted from 0.
-
-    torchvision reads the files; the set's quirks are undone here: EMNIST's transposed pictures,
-    EMNIST letters' labels that start at 1, QMNIST's eight label columns (the first is the class,
-    as torchvision's ``compat`` reads it).
-    """
-    options = {**spec.options, **({} if train else spec.test_options)}
-    data = getattr(torchvision.datasets, spec.torchvision_class)(data_dir, train=train, download=download, **options)
-    images, labels = data.data, data.targets
-    if labels.ndim == 2:
-        labels = labels[:, 0]
-    if spec.transposed:
-        images = images.transpose(1, 2)
-    return images.contiguous(), labels.long() - spec.label_offset
-
-
-class InMemoryDigits(Dataset):
-    """Images (N, 1, 28, 28) uint8 and labels (N,) int64 that hand out whole batches."""
+class InMemoryPictures(Dataset):
+    """Pictures (N, C, H, W) uint8 and labels (N,) int64 that hand out whole batches."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self.images = images
@@ -116,36 +88,52 @@ class InMemoryDigits(Dataset):
 
 
 def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """collate_fn for InMemoryDigits, whose batches arrive already stacked."""
+    """collate_fn for InMemoryPictures, whose batches arrive already stacked."""
     return batch
 
 
-class MNISTDataModule(L.LightningDataModule):
-    """An MNIST-format data set: its training pictures split into train/validation, and its test pictures.
+class ImageDataModule(L.LightningDataModule):
+    """A data set's pictures split into training, validation and test parts, held in memory.
 
     Args:
-        data_dir: the data root, holding ``MNIST/raw/``, ``FashionMNIST/raw/``... as torchvision
-            lays them out; null means $MNIST_LIT_DATA_DIR, else ``./data``.
-        dataset: which set (datasets.py): mnist, fashion_mnist, kmnist, emnist_balanced,
-            emnist_letters, emnist_digits or qmnist.
+        data_dir: the data root of the built-in sets, holding ``MNIST/raw/``, ``FashionMNIST/raw/``...
+            as torchvision lays them out; null means $MNIST_LIT_DATA_DIR, else ``./data``.
+        dataset: a built-in set (mnist, fashion_mnist, kmnist, emnist_balanced, emnist_letters,
+            emnist_digits, qmnist, cifar10), or the path of a folder of class folders (or of one with
+            train/ and test/, and optionally val/, each holding class folders), or of a CSV file with
+            a path and a label column. Null means mnist, or the checkpoint's set for `test`.
         batch_size: training batch size.
         eval_batch_size: batch size for validation and test, which need no gradients. Larger
             is not faster on a CPU: at 1,000 the first layer's activations (43 MB in bf16) are
             too large for the allocator to reuse (hardware.py), so each batch faults in 21,000
             fresh pages and validation takes 30% longer.
-        val_size: how many training pictures are held out for validation.
+        val_size: how many training pictures of a built-in set are held out for validation.
+        val_fraction: the share of each class of a folder or CSV set held out for validation
+            (stratified), unless the folder has its own val/.
         split_seed: seed of the train/validation split, fixed so runs compare on the same pictures.
-        download: fetch the files from the internet when they are missing.
+        download: fetch a built-in set's files from the internet when they are missing.
+        image_size: the square side a folder or CSV set's pictures are fitted into; null picks the
+            median longer side, rounded to a multiple of 4, from 28 to 64.
+        channels: 1 (greyscale) or 3 (colour) for a folder or CSV set; null picks 1 when every
+            training picture is grey, else 3.
+        resize: "pad" fits the whole picture into the square and pads with its border colour;
+            "crop" keeps the centre square.
+        balance: for sets whose classes have unequal numbers of pictures: "sampler" draws training
+            pictures so that every class is seen as often, "loss" weighs each class's loss by the
+            inverse of its share, "none" (the default) trains on the pictures as they are.
+        path_column, label_column: the CSV columns that hold each picture's path (relative to the
+            CSV file) and class.
         augment_degrees, augment_shift, augment_scale: training augmentation (augment.py): each
             training picture rotated by up to this many degrees, shifted by up to this fraction
             of its side and zoomed in or out by up to this fraction; all 0 (the default) is off.
+        augment_flip: also mirror half the training pictures left to right (never for digits or letters).
             Validation and test pictures are never augmented.
     """
 
     def __init__(
         self,
         data_dir: Optional[str] = None,
-        dataset: DatasetName = DEFAULT_DATASET,
+        dataset: Optional[str] = None,
         batch_size: int = 128,
         eval_batch_size: int = 500,
         val_size: int = 5000,
@@ -154,10 +142,23 @@ class MNISTDataModule(L.LightningDataModule):
         augment_degrees: float = 0.0,
         augment_shift: float = 0.0,
         augment_scale: float = 0.0,
+        val_fraction: float = 0.1,
+        image_size: Optional[int] = None,
+        channels: Optional[Literal[1, 3]] = None,
+        resize: Literal["pad", "crop"] = "pad",
+        balance: Literal["none", "sampler", "loss"] = "none",
+        augment_flip: bool = False,
+        path_column: str = "path",
+        label_column: str = "label",
     ) -> None:
         super().__init__()
-        if dataset not in DATASETS:
-            raise UserError(f"Unknown data set {dataset!r}; --data.dataset takes one of {', '.join(DATASETS)}.")
+        dataset = dataset or DEFAULT_DATASET
+        self.own_set = dataset not in DATASETS and is_own_set(dataset)
+        if not self.own_set and dataset not in DATASETS:
+            raise UserError(
+                f"Unknown data set {dataset!r}; --data.dataset takes one of {', '.join(DATASETS)}, "
+                "or the path of a folder of class folders or of a CSV file."
+            )
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise UserError(f"{name} must be a positive integer, got {value}.")
@@ -166,66 +167,159 @@ class MNISTDataModule(L.LightningDataModule):
                 "Need augment_degrees >= 0, 0 <= augment_shift < 0.5 and 0 <= augment_scale < 1; got "
                 f"{augment_degrees}, {augment_shift} and {augment_scale}."
             )
-        self.spec = DATASETS[dataset]
-        self.affine = random_affine(augment_degrees, augment_shift, augment_scale) if (
+        if not 0 < val_fraction < 1:
+            raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
+        if image_size is not None and not SMALLEST_SIDE <= image_size <= LARGEST_SIDE:
+            raise UserError(f"image_size must be from {SMALLEST_SIDE} to {LARGEST_SIDE}, got {image_size}.")
+        if not self.own_set and (image_size is not None or channels is not None):
+            spec = DATASETS[dataset]
+            if (image_size or spec.size) != spec.size or (channels or spec.channels) != spec.channels:
+                raise UserError(
+                    f"{dataset} has {spec.channels}-channel pictures of {spec.size}x{spec.size}; --data.image_size and "
+                    "--data.channels apply to folder and CSV sets."
+                )
+        self.augmentations = [random_affine(augment_degrees, augment_shift, augment_scale)] if (
             augment_degrees or augment_shift or augment_scale
-        ) else None
-        # Checked again against the files themselves in prepare_data; this catches it before anything runs.
-        check_val_size(val_size, self.spec.train_size)
+        ) else []
+        if augment_flip:
+            self.augmentations.append(random_flip())
         self.save_hyperparameters()
+        self.hparams.dataset = dataset
         self.data_dir = resolve_data_dir(data_dir)
-        self.classes = list(self.spec.classes)  # what the report calls each class
-        self.train_set: Optional[InMemoryDigits] = None
-        self.val_set: Optional[InMemoryDigits] = None
-        self.test_set: Optional[InMemoryDigits] = None
+        if self.own_set:
+            self.path = Path(dataset).expanduser().resolve()
+            self.dataset: Optional[DataSet] = None  # known once the pictures are read (setup)
+            self.classes: list[str] = []
+        else:
+            self.path = None
+            self.dataset = DATASETS[dataset]
+            self.classes = list(self.dataset.classes)  # what the report calls each class
+            # Checked again against the files themselves in prepare_data; this catches it before anything runs.
+            check_val_size(val_size, self.dataset.files.train_size)
+        self.train_set: Optional[InMemoryPictures] = None
+        self.val_set: Optional[InMemoryPictures] = None
+        self.test_set: Optional[InMemoryPictures] = None
+        self.loss_weights: Optional[torch.Tensor] = None
+
+    # --- built-in sets -------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        spec, raw = self.spec, raw_folder(self.data_dir, self.spec)
+        if self.own_set:
+            return  # read in setup, on each process, from the cache after the first
+        spec, raw = self.dataset, raw_folder(self.data_dir, self.dataset)
         if has_files(self.data_dir, spec):
             # Here, before Lightning creates the run's folders: a damaged file must leave nothing behind.
-            counts = []
-            for images, labels in zip(spec.raw_files[::2], spec.raw_files[1::2]):
-                counts.append(check_idx_file(raw / images))
-                if counts[-1] != check_idx_file(raw / labels):
-                    raise UserError(f"{raw / images} and {raw / labels} hold different numbers of pictures; {REPLACE}")
-            check_val_size(self.hparams.val_size, counts[0])
+            count = check_builtin_files(spec, self.data_dir)
+            if count is not None:
+                check_val_size(self.hparams.val_size, count)
             return
+        files = spec.files
         missing_help = (
-            f"{spec.torchvision_class} files not found: put {', '.join(spec.raw_files)} in {raw}/, "
-            f"or point at a folder holding {spec.torchvision_class}/raw/ with --data.data_dir DIR or {DATA_DIR_ENV}=DIR."
+            f"{files.torchvision_class} files not found: put {', '.join(files.raw_files)} in {raw}/, "
+            f"or point at a folder holding {raw.relative_to(self.data_dir)}/ with --data.data_dir DIR or {DATA_DIR_ENV}=DIR."
         )
         if not self.hparams.download:
             raise UserError(missing_help)
         try:
             for train in (True, False):
-                load_split(spec, self.data_dir, train, download=True)
+                load_builtin(spec, self.data_dir, train, download=True)
         except (RuntimeError, OSError) as error:  # torchvision collects every mirror's URLError into one
-            raise UserError(f"Could not download {spec.torchvision_class} ({_last_line(error)}). {missing_help}") from None
+            raise UserError(f"Could not download {files.torchvision_class} ({_last_line(error)}). {missing_help}") from None
+
+    def _load_builtin(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            images, labels = load_builtin(self.dataset, self.data_dir, train)
+        except RuntimeError:
+            self.prepare_data()  # setup without prepare_data (plain Python use): same message
+            images, labels = load_builtin(self.dataset, self.data_dir, train)
+        if len(labels) and not 0 <= labels.min() <= labels.max() < self.dataset.num_classes:
+            split = "training" if train else "test"
+            raise UserError(
+                f"The {split} labels in {raw_folder(self.data_dir, self.dataset)} are not all classes "
+                f"0-{self.dataset.num_classes - 1} of {self.dataset.name}; {REPLACE}"
+            )
+        return images, labels
+
+    # --- every set -----------------------------------------------------------------------------
 
     def setup(self, stage: Optional[str] = None) -> None:
         # Idempotent: Lightning may call setup once per stage, and the split must not change.
-        if stage in ("fit", "validate", None) and self.train_set is None:
-            images, labels = self._load(train=True)
-            train_idx, val_idx = split_indices(len(labels), self.hparams.val_size, self.hparams.split_seed)
-            self.train_set = InMemoryDigits(images[train_idx], labels[train_idx])
-            self.val_set = InMemoryDigits(images[val_idx], labels[val_idx])
-        if stage in ("test", "predict", None) and self.test_set is None:
-            self.test_set = InMemoryDigits(*self._load(train=False))
-
-    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        try:
-            images, labels = load_split(self.spec, self.data_dir, train)
-        except RuntimeError:
-            self.prepare_data()  # setup without prepare_data (plain Python use): same message
-            images, labels = load_split(self.spec, self.data_dir, train)
-        if len(labels) and not 0 <= labels.min() <= labels.max() < self.spec.num_classes:
-            split = "training" if train else "test"
-            raise UserError(
-                f"The {split} labels in {raw_folder(self.data_dir, self.spec)} are not all classes "
-                f"0-{self.spec.num_classes - 1} of {self.spec.name}; {REPLACE}"
-            )
+        fitting = stage in ("fit", "validate", None) and self.train_set is None
+        testing = stage in ("test", "predict", None) and self.test_set is None
+        if not (fitting or testing):
+            return
+        if self.own_set:
+            self._setup_own_set(fitting, testing)
+        else:
+            if fitting:
+                images, labels = self._load_builtin(train=True)
+                train_idx, val_idx = split_indices(len(labels), self.hparams.val_size, self.hparams.split_seed)
+                self.train_set = InMemoryPictures(images[train_idx], labels[train_idx])
+                self.val_set = InMemoryPictures(images[val_idx], labels[val_idx])
+            if testing:
+                self.test_set = InMemoryPictures(*self._load_builtin(train=False))
         device = self._storage_device()
-        return images.unsqueeze(1).to(device), labels.to(device)
+        for part in (self.train_set, self.val_set, self.test_set):
+            if part is not None:
+                part.images, part.labels = part.images.to(device), part.labels.to(device)
+        if fitting and self.hparams.balance != "none":
+            counts = torch.bincount(self.train_set.labels.cpu(), minlength=len(self.classes)).float()
+            if self.hparams.balance == "loss":
+                self.loss_weights = counts.sum() / (len(counts) * counts.clamp(min=1))
+
+    def _setup_own_set(self, fitting: bool, testing: bool) -> None:
+        options = self.hparams
+        read = read_folder_set(self.path, options.image_size, options.channels, options.resize, options.path_column, options.label_column)
+        warn_skipped(read.skipped)
+        self.classes = list(read.classes)
+        parts = dict(read.parts)
+        if "all" in parts and fitting:
+            images, labels = parts.pop("all")
+            train_idx, val_idx = stratified_split(labels, options.val_fraction, options.split_seed)
+            parts["train"], parts["val"] = (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+        elif "all" in parts:  # a folder given to `test` to evaluate on: every picture of it
+            parts["test"] = parts.pop("all")
+        elif "val" not in parts and fitting:
+            images, labels = parts["train"]
+            train_idx, val_idx = stratified_split(labels, options.val_fraction, options.split_seed)
+            parts["train"], parts["val"] = (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+        if fitting:
+            mean, std = pixel_stats(parts["train"][0])
+            self.train_set, self.val_set = InMemoryPictures(*parts["train"]), InMemoryPictures(*parts["val"])
+            self.print_counts(parts)
+        else:  # those of the pictures it evaluates on (the model normalizes with its training set's own)
+            mean, std = pixel_stats(parts["test"][0]) if "test" in parts else ((0.0,), (1.0,))
+        if testing:
+            if "test" not in parts:
+                raise UserError(
+                    f"{self.path} has no test part (a test/ folder beside train/); pass --data.dataset PATH of a "
+                    "folder with the same classes to evaluate on."
+                )
+            self.test_set = InMemoryPictures(*parts["test"])
+        self.dataset = DataSet(
+            name=self.path.stem, classes=read.classes, mean=mean, std=std, channels=read.channels, size=read.size,
+            pictures="photos", polarity="photos", path=str(self.path), resize=options.resize,
+        )
+
+    @rank_zero_only
+    def print_counts(self, parts: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Pictures per class and part, and a warning when the classes are far from even."""
+        table = Table(title=f"{self.path.name}: pictures per class ({len(parts['train'][0]):,} for training)")
+        table.add_column("class")
+        names = [part for part in ("train", "val", "test") if part in parts]
+        for part in names:
+            table.add_column(part, justify="right")
+        counts = {part: torch.bincount(parts[part][1], minlength=len(self.classes)).tolist() for part in names}
+        for index, name in enumerate(self.classes):
+            table.add_row(name, *(f"{counts[part][index]:,}" for part in names))
+        Console(file=sys.stdout).print(table)
+        train = counts["train"]
+        if max(train) > IMBALANCE * max(min(train), 1) and self.hparams.balance == "none":
+            largest, smallest = self.classes[train.index(max(train))], self.classes[train.index(min(train))]
+            rank_zero_warn(
+                f"the classes are imbalanced: {largest} has {max(train):,} training pictures, {smallest} {min(train):,}; "
+                "consider --data.balance sampler or --data.balance loss."
+            )
 
     def _storage_device(self) -> torch.device:
         """The training GPU when there is one, else the CPU."""
@@ -235,7 +329,13 @@ class MNISTDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         # drop_last keeps every step the same shape; the remainder differs each epoch anyway.
-        return self._loader(self.train_set, self.hparams.batch_size, shuffle=True, drop_last=True)
+        drop_last = len(self.train_set) > self.hparams.batch_size
+        if self.hparams.balance == "sampler":
+            labels = self.train_set.labels.cpu()
+            weights = 1.0 / torch.bincount(labels, minlength=len(self.classes)).clamp(min=1).double()
+            sampler = WeightedRandomSampler(weights[labels], num_samples=len(labels), replacement=True)
+            return DataLoader(self.train_set, self.hparams.batch_size, sampler=sampler, drop_last=drop_last, collate_fn=keep_batch)
+        return self._loader(self.train_set, self.hparams.batch_size, shuffle=True, drop_last=drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.hparams.eval_batch_size)
@@ -246,9 +346,9 @@ class MNISTDataModule(L.LightningDataModule):
     def _loader(self, dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
         sampler = None
         if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
-            # Lightning's DistributedSampler repeats digits until every process has as many, and
+            # Lightning's DistributedSampler repeats pictures until every process has as many, and
             # the repeats would be counted twice in validation and test metrics. This sampler
-            # gives each process every world_size-th digit, once (Lightning's own, for predict).
+            # gives each process every world_size-th picture, once (Lightning's own, for predict).
             sampler = UnrepeatedDistributedSampler(dataset, self.trainer.world_size, self.trainer.global_rank, shuffle=False)
         # No worker processes: the data is already in memory, and workers would copy it.
         return DataLoader(
@@ -256,15 +356,18 @@ class MNISTDataModule(L.LightningDataModule):
         )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        mean, std = self.spec.mean, self.spec.std
-        if isinstance(batch, torch.Tensor):  # images alone: the model's example_input_array, for its summary
-            return normalize(batch, mean, std)
+        if isinstance(batch, torch.Tensor):  # pictures alone: the model's example_input_array, for its summary
+            return batch
         images, labels = batch
-        if self.affine is not None and self.trainer is not None and self.trainer.training:
-            images = augment(images, self.affine)
-        return normalize(images, mean, std), labels
+        if self.augmentations and self.trainer is not None and self.trainer.training:
+            images = augment(images, *self.augmentations)
+        return images, labels
 
 
 def _last_line(error: Exception) -> str:
     lines = [line for line in str(error).splitlines() if line.strip()]
     return lines[-1].strip() if lines else type(error).__name__
+
+
+MNISTDataModule = ImageDataModule  # its name before 0.3.0: configs that name it keep working
+__all__ = ["DATA_DIR_ENV", "ImageDataModule", "MNISTDataModule", "has_files", "load_builtin", "raw_folder", "resolve_data_dir"]

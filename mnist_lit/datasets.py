@@ -1,136 +1,212 @@
-"""The MNIST-format data sets mnist-lit trains on: one entry each, and everything known about them.
+"""What a data set is to mnist-lit: one ``DataSet`` object, and the table of the sets torchvision reads.
 
-Every set is 28x28 greyscale pictures, light on dark, in the IDX files torchvision reads and
-downloads; the entry says which torchvision class reads it, what its classes are called, how its
-pixels are distributed and which picture preprocessing suits it (preprocess.py). Checkpoints
-record the entry of the set they were trained on (``DataSet.record``), so `test`, `predict`,
-`export` and `serve` need no option to know it. Plain Python and torch: the thin commands import
-this without Lightning or torchvision.
+A set is described by its name (or the folder or CSV file it comes from), its class names, the
+shape of its pictures (channels, square side), the mean and standard deviation of each channel
+of its training pixels, and the kind of pictures it holds, which picks how outside pictures are
+preprocessed (preprocess.py). Checkpoints keep that description (``DataSet.record`` and
+``DataSet.from_record``, the one way in and out), so `test`, `predict`, `export` and `serve`
+need no data option. Reading files lives in sources.py. Plain Python and torch: the thin
+commands import this without Lightning or torchvision.
 
-    python -m mnist_lit.datasets      # mean and std of every set whose training files are here
+    python -m mnist_lit.datasets      # mean and std of every built-in set whose training files are here
 """
 
 import string
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Optional
 
 import torch
 
 DIGITS = tuple(string.digits)
 # The mean and standard deviation of MNIST's training pixels, scaled to [0, 1].
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+Pictures = Literal["handwriting", "clothing", "photos"]
+
+
+@dataclass(frozen=True)
+class TorchvisionFiles:
+    """How torchvision reads a built-in set: its class, file names and quirks."""
+
+    torchvision_class: str
+    raw_files: tuple[str, ...]  # what must be in <data root>/<torchvision_class>/raw/ (IDX sets)
+    options: dict[str, Any] = field(default_factory=dict)
+    test_options: dict[str, Any] = field(default_factory=dict)  # torchvision arguments for the test split
+    label_offset: int = 0  # subtracted from the stored labels (EMNIST letters store 1-26)
+    transposed: bool = False  # EMNIST stores every picture transposed
+    train_size: int = 60_000  # checked against the files once they are read
+    folder: Optional[str] = None  # where the files are, when not <torchvision_class>/raw/ (CIFAR-10)
 
 
 @dataclass(frozen=True)
 class DataSet:
-    """One MNIST-format data set.
+    """One data set: a built-in one (``files`` says how torchvision reads it) or a folder or CSV file (``path``).
 
-    ``mean`` and ``std`` are those of its training pixels scaled to [0, 1] (``pixel_stats``).
-    ``pictures`` picks the preprocessing of outside pictures: "handwriting" (MNIST's own steps)
-    or "clothing" (Fashion-MNIST's). ``test_options`` are torchvision arguments for the test split.
+    ``mean`` and ``std`` hold one value per channel, of the training pixels scaled to [0, 1].
+    ``pictures`` picks the preprocessing of outside pictures: "handwriting" (MNIST's own steps),
+    "clothing" (Fashion-MNIST's) or "photos" (fitted into the square, ``resize`` "pad" or "crop").
     """
 
     name: str
-    torchvision_class: str
     classes: tuple[str, ...]
-    mean: float
-    std: float
-    raw_files: tuple[str, str, str, str]  # train images, train labels, test images, test labels
-    pictures: Literal["handwriting", "clothing"] = "handwriting"
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channels: int = 1
+    size: int = 28
+    pictures: Pictures = "handwriting"
     polarity: str = "light on dark"
-    options: dict[str, Any] = field(default_factory=dict)
-    test_options: dict[str, Any] = field(default_factory=dict)
-    label_offset: int = 0  # subtracted from the stored labels (EMNIST letters store 1-26)
-    transposed: bool = False  # EMNIST stores every picture transposed
-    train_size: int = 60_000  # checked against the files once they are read
+    path: Optional[str] = None  # the folder or CSV file of a set of one's own pictures, absolute
+    resize: Literal["pad", "crop"] = "pad"
+    files: Optional[TorchvisionFiles] = None
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def record(self) -> dict[str, Any]:
-        """What a checkpoint keeps of this set: enough to read, normalize and name its pictures."""
+        """What a checkpoint keeps of this set: enough to find, read, normalize and name its pictures."""
         return {
             "name": self.name,
             "classes": list(self.classes),
-            "mean": self.mean,
-            "std": self.std,
-            "polarity": self.polarity,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "channels": self.channels,
+            "size": self.size,
             "pictures": self.pictures,
+            "polarity": self.polarity,
+            "path": self.path,
+            "resize": self.resize,
         }
 
+    @classmethod
+    def from_record(cls, record: Optional[dict[str, Any]]) -> "DataSet":
+        """The set a checkpoint recorded; checkpoints of 0.1.0 (no record) are MNIST's, those of 0.2.0
+        (one mean and std, no shape) are 28x28 greyscale."""
+        if not record:
+            return DATASETS[DEFAULT_DATASET]
+        known = DATASETS.get(record["name"]) if record.get("path") is None else None
+        as_tuple = lambda value: tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+        return DataSet(
+            name=record["name"],
+            # jsonargparse may have read MNIST's class names "0".."9" as numbers.
+            classes=tuple(str(name) for name in record["classes"]),
+            mean=as_tuple(record["mean"]),
+            std=as_tuple(record["std"]),
+            channels=int(record.get("channels", 1)),
+            size=int(record.get("size", 28)),
+            pictures=record.get("pictures", "handwriting"),
+            polarity=record.get("polarity", "light on dark"),
+            path=record.get("path"),
+            resize=record.get("resize", "pad"),
+            files=known.files if known is not None else None,
+        )
 
-def _idx_files(prefix: str, train: str = "train", test: str = "t10k", labels: str = "labels-idx1-ubyte"):
+    def with_stats(self, mean: tuple[float, ...], std: tuple[float, ...]) -> "DataSet":
+        return replace(self, mean=tuple(mean), std=tuple(std))
+
+
+def _idx_files(prefix: str, train: str = "train", test: str = "t10k", labels: str = "labels-idx1-ubyte") -> tuple[str, ...]:
     return (f"{prefix}{train}-images-idx3-ubyte", f"{prefix}{train}-{labels}", f"{prefix}{test}-images-idx3-ubyte", f"{prefix}{test}-{labels}")
 
 
-def _emnist(split: str, classes: tuple[str, ...], **facts) -> DataSet:
-    return DataSet(
-        name=f"emnist_{split}", torchvision_class="EMNIST", classes=classes,
-        raw_files=_idx_files(f"emnist-{split}-", test="test"), options={"split": split}, transposed=True, **facts,
+def _emnist(split: str, classes: tuple[str, ...], train_size: int, label_offset: int = 0) -> DataSet:
+    files = TorchvisionFiles(
+        "EMNIST", _idx_files(f"emnist-{split}-", test="test"), options={"split": split},
+        label_offset=label_offset, transposed=True, train_size=train_size,
     )
+    return DataSet(f"emnist_{split}", classes, MNIST_MEAN, MNIST_STD, files=files)
 
 
 # mean/std of MNIST and Fashion-MNIST: `python -m mnist_lit.datasets` on the official training
-# files (2026-11-25); tests/test_datasets.py checks every entry whose files are present. KMNIST,
-# EMNIST and QMNIST had no copy where this table was written: KMNIST's are the values its users
-# publish, EMNIST's and QMNIST's are MNIST's (QMNIST re-creates MNIST's pictures; EMNIST's digits
-# are made the same way). Any consistent values train equally well: the checkpoint records the
-# ones used, and prediction uses those.
+# files (2026-11-25); tests/test_datasets.py checks every entry whose files it finds. KMNIST's are
+# the values its users publish, EMNIST's and QMNIST's are MNIST's (QMNIST re-creates MNIST's
+# pictures; EMNIST's digits are made the same way), CIFAR-10's are the values its users publish.
+# Any consistent values train equally well: the checkpoint records the ones used, and prediction
+# uses those.
 DATASETS: dict[str, DataSet] = {
     spec.name: spec
     for spec in (
-        DataSet("mnist", "MNIST", DIGITS, MNIST_MEAN, MNIST_STD, _idx_files("")),
+        DataSet("mnist", DIGITS, MNIST_MEAN, MNIST_STD, files=TorchvisionFiles("MNIST", _idx_files(""))),
         DataSet(
-            "fashion_mnist", "FashionMNIST",
+            "fashion_mnist",
             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-            0.2860, 0.3530, _idx_files(""), pictures="clothing",
+            (0.2860,), (0.3530,), pictures="clothing", files=TorchvisionFiles("FashionMNIST", _idx_files("")),
         ),
         # Kuzushiji-MNIST: cursive Japanese hiragana, named by their modern reading.
-        DataSet("kmnist", "KMNIST", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), 0.1918, 0.3483, _idx_files("")),
+        DataSet(
+            "kmnist", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), (0.1918,), (0.3483,),
+            files=TorchvisionFiles("KMNIST", _idx_files("")),
+        ),
         # The 47 classes that stay apart when upper and lower case look alike (c/C, o/O... merged).
-        _emnist("balanced", tuple(string.digits + string.ascii_uppercase + "abdefghnqrt"), mean=MNIST_MEAN, std=MNIST_STD, train_size=112_800),
-        _emnist("letters", tuple(string.ascii_lowercase), mean=MNIST_MEAN, std=MNIST_STD, label_offset=1, train_size=124_800),
-        _emnist("digits", DIGITS, mean=MNIST_MEAN, std=MNIST_STD, train_size=240_000),
+        _emnist("balanced", tuple(string.digits + string.ascii_uppercase + "abdefghnqrt"), train_size=112_800),
+        _emnist("letters", tuple(string.ascii_lowercase), train_size=124_800, label_offset=1),
+        _emnist("digits", DIGITS, train_size=240_000),
         # QMNIST's test file holds 60,000 digits; its first 10,000 ("test10k") are MNIST's test set.
         DataSet(
-            "qmnist", "QMNIST", DIGITS, MNIST_MEAN, MNIST_STD,
-            _idx_files("qmnist-", test="test", labels="labels-idx2-int"), test_options={"what": "test10k"},
+            "qmnist", DIGITS, MNIST_MEAN, MNIST_STD,
+            files=TorchvisionFiles("QMNIST", _idx_files("qmnist-", test="test", labels="labels-idx2-int"), test_options={"what": "test10k"}),
+        ),
+        # 32x32 colour photos of ten kinds of object, in the Python pickles torchvision reads.
+        DataSet(
+            "cifar10",
+            ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+            (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), channels=3, size=32, pictures="photos",
+            polarity="photos", resize="crop",
+            files=TorchvisionFiles(
+                "CIFAR10", tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta"),
+                train_size=50_000, folder="cifar-10-batches-py",
+            ),
         ),
     )
 }
 DEFAULT_DATASET = "mnist"
 
 
-def dataset_record(name: str) -> dict[str, Any]:
-    """The checkpoint record of the set called ``name`` (LightningCLI links it into the model)."""
-    return DATASETS[name].record()
-
-
-def normalize(pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 pixels (any shape) -> float32 standardized with the set's training mean and std."""
+def normalize(pixels: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (or 0-255 float) pixels (..., C, H, W), or (H, W) for one channel, -> float32 standardized per
+    channel. ``mean`` and ``std``: a value per channel, as a sequence or a tensor (a model's buffers)."""
+    shape = (-1, 1, 1) if pixels.dim() >= 3 else (-1,)
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=pixels.device).reshape(shape)
+    std = torch.as_tensor(std, dtype=torch.float32, device=pixels.device).reshape(shape)
     return (pixels.float() / 255.0 - mean) / std
 
 
-def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
-    """The mean and standard deviation of uint8 pixels scaled to [0, 1], rounded to 4 places."""
-    pixels = images.double() / 255.0
-    return round(pixels.mean().item(), 4), round(pixels.std().item(), 4)
+def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of (N, C, H, W) uint8 pixels scaled to [0, 1], rounded to 4 places.
+
+    (N, H, W) counts as one channel. Computed a channel and a slice at a time: 50,000 colour
+    pictures of 64x64 would take 5 GB as float64 at once.
+    """
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    means, stds = [], []
+    for channel in range(images.shape[1]):
+        total = total_sq = 0.0
+        count = 0
+        for start in range(0, len(images), 4096):
+            values = images[start : start + 4096, channel].double() / 255.0
+            total += values.sum().item()
+            total_sq += values.square().sum().item()
+            count += values.numel()
+        mean = total / max(count, 1)
+        variance = max(total_sq / max(count, 1) - mean * mean, 0.0) * count / max(count - 1, 1)
+        means.append(round(mean, 4))
+        stds.append(round(max(variance**0.5, 1e-4), 4))  # a constant channel must not divide by 0
+    return tuple(means), tuple(stds)
 
 
 def main(data_dir: Optional[str] = None) -> None:
-    from mnist_lit.data import load_split, raw_folder, resolve_data_dir
+    from mnist_lit.sources import load_builtin, raw_folder, resolve_data_dir
 
     root = resolve_data_dir(data_dir)
     for spec in DATASETS.values():
         try:
-            images, _ = load_split(spec, root, train=True)
+            images, _ = load_builtin(spec, root, train=True)
         except RuntimeError:  # torchvision's "Dataset not found": reported and skipped
             print(f"{spec.name}: no training files in {raw_folder(root, spec)}/")
             continue
         mean, std = pixel_stats(images)
-        print(f"{spec.name}: mean {mean:.4f}, std {std:.4f} over {len(images):,} training pictures (table: {spec.mean}, {spec.std})")
+        print(f"{spec.name}: mean {mean}, std {std} over {len(images):,} training pictures (table: {spec.mean}, {spec.std})")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     python -m mnist_lit export --format onnx                     # best checkpoint -> mnist_cnn.onnx
     python -m mnist_lit export --ckpt_path last --format torchscript --output digits.pt
 
-The exported model takes a batch of normalized (N, 1, 28, 28) float32 images, any N, and
-returns (N, number of classes) logits. Beside it, a JSON sidecar (same name, .json) records how
+The exported model takes a batch of normalized (N, channels, size, size) float32 images, any N
+(the shape of the checkpoint's data set: (N, 1, 28, 28) for MNIST), and returns (N, number of
+classes) logits. Beside it, a JSON sidecar (same name, .json) records how
 to get there from pixels: the data set, its normalization constants and picture preprocessing,
 the class labels and the input and output names, all from the checkpoint (inference.py).
 """
@@ -27,10 +28,10 @@ SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 
-def export(net: torch.nn.Module, model_format: str, output: Path) -> None:
-    """Write ``net`` (eval mode, fp32) to ``output`` as ONNX or TorchScript, whole or not at all."""
+def export(net: torch.nn.Module, model_format: str, output: Path, input_shape: tuple[int, int, int] = (1, 28, 28)) -> None:
+    """Write ``net`` (eval mode, fp32) for (N, *input_shape) inputs to ``output`` as ONNX or TorchScript, whole or not at all."""
     net = net.eval().float()
-    example = torch.zeros(2, 1, 28, 28)
+    example = torch.zeros(2, *input_shape)
     with replaced_atomically(output) as temporary:
         if model_format == "onnx":
             batch = torch.export.Dim("batch")
@@ -49,28 +50,33 @@ def export(net: torch.nn.Module, model_format: str, output: Path) -> None:
 PREPROCESSING = {
     "handwriting": "mnist_lit.preprocess.mnist_style: crop, longer side 20 px, centre of mass on pixel (14, 14)",
     "clothing": "mnist_lit.preprocess.fashion_style: trim, longer side 28 px, sharpen, centre, negate",
+    "photos": "mnist_lit.preprocess.photo_style: EXIF orientation, transparency over white, RGB, fitted into the square",
 }
 
 
 def sidecar(predictor: Predictor, model_format: str) -> dict:
     """What a program needs besides the model file to use it on pixels."""
     dataset = predictor.dataset
+    resize = {"pad": "the longer side fitted, the rest padded with the border colour", "crop": "the centre square"}
     return {
         "format": model_format,
         "network": predictor.network,
-        "dataset": dataset["name"],
-        "input": {"name": INPUT_NAME, "shape": ["batch", 1, 28, 28], "dtype": "float32"},
+        "dataset": dataset.name,
+        "input": {"name": INPUT_NAME, "shape": ["batch", *predictor.input_shape], "dtype": "float32"},
         "output": {
             "name": OUTPUT_NAME,
             "shape": ["batch", len(predictor.classes)],
             "meaning": "logits in the order of labels; softmax gives probabilities",
         },
         "normalization": {
-            "formula": f"(pixels / 255 - mean) / std, pixels 0-255, {dataset['polarity']}",
-            "mean": dataset["mean"],
-            "std": dataset["std"],
+            "formula": f"(pixels / 255 - mean) / std per channel, pixels 0-255, {dataset.polarity}",
+            "mean": list(dataset.mean),
+            "std": list(dataset.std),
         },
-        "preprocessing": PREPROCESSING[dataset["pictures"]],
+        "preprocessing": PREPROCESSING[dataset.pictures] + (
+            f" ({dataset.size}x{dataset.size}, {resize[dataset.resize]}; {'RGB' if dataset.channels == 3 else 'greyscale'})"
+            if dataset.pictures == "photos" else ""
+        ),
         "labels": predictor.classes,
         "checkpoint": str(predictor.checkpoint),
         "mnist_lit_version": __version__,
@@ -88,10 +94,10 @@ def main(argv: list[str]) -> int:
     if args.format == "onnx" and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript")):
         raise UserError("ONNX export needs the onnx and onnxscript packages: pip install 'mnist-lit[onnx]'.")
     predictor = load_predictor(resolve_checkpoint(args.ckpt_path, args.checkpoint_dir))
-    output = args.output or Path(f"{predictor.dataset['name']}_cnn{SUFFIXES[args.format]}")
+    output = args.output or Path(f"{predictor.dataset.name}_cnn{SUFFIXES[args.format]}")
     info = output.with_suffix(".json")
     try:
-        export(predictor.net, args.format, output)
+        export(predictor.net, args.format, output, predictor.input_shape)
         with replaced_atomically(info) as temporary:
             temporary.write_text(json.dumps(sidecar(predictor, args.format), indent=2) + "\n")
     except OSError as error:

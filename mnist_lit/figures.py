@@ -53,11 +53,14 @@ def confusion_matrix_figure(confusion: torch.Tensor, title: str, classes: list[s
     return figure
 
 
-def mistakes_figure(mistakes: dict[str, torch.Tensor], shown: int, classes: list[str], columns: int = 8) -> Figure:
+def mistakes_figure(
+    mistakes: dict[str, torch.Tensor], shown: int, classes: list[str], columns: int = 8, light_on_dark: bool = True
+) -> Figure:
     """A grid of the ``shown`` most confident mistakes, each titled "true → predicted" with the confidence.
 
-    ``mistakes`` is ``ConfidentMistakes.compute()``: images, targets, preds and confidences,
-    most confident first.
+    ``mistakes`` is ``ConfidentMistakes.compute()``: pictures (N, C, H, W), targets, preds and
+    confidences, most confident first. Greyscale pictures stored ``light_on_dark`` (MNIST's) are
+    shown dark on white, as drawings and catalogue photos are usually seen.
     """
     total = len(mistakes["targets"])
     count = min(shown, total)
@@ -68,8 +71,11 @@ def mistakes_figure(mistakes: dict[str, torch.Tensor], shown: int, classes: list
         axes.set_axis_off()
         if index >= count:
             continue
-        # Dark on white, as drawings and catalogue photos are usually seen; the model sees the inverse.
-        axes.imshow(mistakes["images"][index].squeeze(0).float().numpy(), cmap="gray_r")
+        picture = mistakes["images"][index].float()
+        if len(picture) == 3:
+            axes.imshow((picture.permute(1, 2, 0) / 255).clamp(0, 1).numpy())
+        else:
+            axes.imshow(picture[0].numpy(), cmap="gray_r" if light_on_dark else "gray", vmin=0, vmax=255)
         true, predicted = classes[mistakes["targets"][index].item()], classes[mistakes["preds"][index].item()]
         axes.set_title(f"{true} → {predicted}\n{mistakes['confidences'][index].item():.1%}", fontsize=8)
     if count == 0:

@@ -1,24 +1,23 @@
 """From a checkpoint to class probabilities with torch alone: what `predict`, `export` and a server share.
 
 A checkpoint written by `fit` holds the network's weights and, among its hyperparameters, the
-network's name and sizes and the record of the data set it learned (datasets.py: class names, mean/std,
-the kind of pictures). That is all inference needs, so this module reads it directly instead of
+network's name and sizes and the record of the data set it learned (datasets.py: class names,
+channels, picture size, mean/std, the kind of pictures). That is all inference needs, so this module reads it directly instead of
 rebuilding the LightningModule: Lightning and torchmetrics take seconds to import, which a
 command that reads one picture should not pay.
 
     predictor = load_predictor(Path("checkpoints/version_0/last.ckpt"))
-    images = torch.stack([predictor.load_picture("seven.png")])
+    images = torch.stack([predictor.load_picture("seven.png")])       # (1, channels, size, size)
     probabilities = predictor.probabilities(images)        # (1, num_classes)
 """
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from mnist_lit.checkpoint_files import read_checkpoint
-from mnist_lit.datasets import DEFAULT_DATASET, dataset_record, normalize
+from mnist_lit.datasets import DataSet, normalize
 from mnist_lit.errors import UserError
 from mnist_lit.networks import DEFAULT_NETWORK, network_from_hparams
 from mnist_lit.preprocess import load_picture
@@ -32,27 +31,36 @@ class Predictor:
     """A trained network in eval mode on the CPU, with what it needs to read pictures and name classes."""
 
     net: torch.nn.Module
-    dataset: dict[str, Any]  # the data set's record: name, classes, mean, std, polarity, pictures
+    dataset: DataSet
     checkpoint: Path
     network: str = DEFAULT_NETWORK  # its name in networks.py
 
     @property
     def classes(self) -> list[str]:
-        # Checkpoints trained through the CLI may hold MNIST's digit names as numbers.
-        return [str(name) for name in self.dataset["classes"]]
+        return list(self.dataset.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, size, size) of one input picture."""
+        return (self.dataset.channels, self.dataset.size, self.dataset.size)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 pixels -> the float input the network was trained on."""
-        return normalize(pixels, self.dataset["mean"], self.dataset["std"])
+        return normalize(pixels, self.dataset.mean, self.dataset.std)
+
+    def pixels(self, source: str | Path | bytes, name: str = "upload", max_pixels: int | None = None) -> torch.Tensor:
+        """A picture file, or its bytes, as (channels, size, size) uint8 pixels made like the data set's own pictures."""
+        dataset = self.dataset
+        pixels = load_picture(source, dataset.pictures, name, max_pixels, dataset.size, dataset.channels, dataset.resize)
+        return torch.from_numpy(pixels).reshape(self.input_shape)
 
     def load_picture(self, source: str | Path | bytes) -> torch.Tensor:
-        """A picture file, or its bytes, as a (1, 28, 28) input, preprocessed like the data set's own pictures."""
-        pixels = load_picture(source, self.dataset["pictures"])
-        return self.normalize(torch.from_numpy(pixels)).unsqueeze(0)
+        """A picture file, or its bytes, as a normalized (channels, size, size) input."""
+        return self.normalize(self.pixels(source))
 
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalized (N, 1, 28, 28) inputs -> (N, num_classes) class probabilities."""
+        """Normalized (N, channels, size, size) inputs -> (N, num_classes) class probabilities."""
         return self.net(images).float().softmax(dim=1)
 
 
@@ -60,20 +68,22 @@ def load_predictor(path: Path) -> Predictor:
     """The predictor of a checkpoint written by `fit`; one clear line for any other file."""
     checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") or {}
-    # Checkpoints written before data sets were recorded are all MNIST's.
-    dataset = hparams.get("dataset_info") or dataset_record(DEFAULT_DATASET)
+    try:
+        dataset = DataSet.from_record(hparams.get("dataset_info"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{path} records its data set in a form mnist-lit cannot read ({type(error).__name__}: {error}).") from None
     weights = {
         name[len(NETWORK_PREFIX) :]: value
         for name, value in checkpoint["state_dict"].items()
         if name.startswith(NETWORK_PREFIX)
     }
     try:
-        net = network_from_hparams(hparams, num_classes=len(dataset["classes"]))
+        net = network_from_hparams(hparams, dataset.num_classes, dataset.channels, dataset.size)
         net.load_state_dict(weights)
     except (TypeError, KeyError, RuntimeError) as error:
         reasons = {RuntimeError: "its weights do not fit the network", KeyError: f"it has no {error}"}
         reason = reasons.get(type(error), f"{type(error).__name__}: {error}")
         raise UserError(
-            f"{path} is not a checkpoint of mnist-lit's DigitClassifier ({reason}); pass a .ckpt written by `fit`."
+            f"{path} is not a checkpoint of mnist-lit's ImageClassifier ({reason}); pass a .ckpt written by `fit`."
         ) from None
     return Predictor(net.eval(), dataset, path, hparams.get("net", DEFAULT_NETWORK))

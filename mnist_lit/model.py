@@ -1,8 +1,10 @@
 """The LightningModule: loss, optimizer, learning-rate schedule, summary metrics and logging.
 
-The network itself is a plain nn.Module chosen by name (networks.py); this module only trains and
-evaluates it. The evaluation report (report.py) is a callback fed with the logits that the steps
-return.
+The network itself is a plain nn.Module chosen by name (networks.py), built for the data set the
+model learns (datasets.py): its classes, channels and picture size. The model takes uint8 pixels
+and normalizes them with that set's per-channel mean and std, so a checkpoint alone says how its
+input is made. The evaluation report (report.py) is a callback fed with the logits that the
+steps return.
 """
 
 from typing import Any, Literal, Optional
@@ -12,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 
-from mnist_lit.datasets import DEFAULT_DATASET, dataset_record
+from mnist_lit.datasets import DataSet, normalize
 from mnist_lit.errors import UserError
 from mnist_lit.metrics import summary_metrics
 from mnist_lit.networks import DEFAULT_NETWORK, NetworkName, build_network
 
 
-class DigitClassifier(L.LightningModule):
+class ImageClassifier(L.LightningModule):
     """Trains a network of networks.py with Adam and a per-epoch exponential learning-rate decay.
 
     Args:
@@ -30,11 +32,12 @@ class DigitClassifier(L.LightningModule):
             first quarter of training, then anneal towards zero, step by step (for short runs).
         weight_decay: Adam's L2 penalty.
         conv1_channels, conv2_channels, hidden_units, dropout: the network's sizes (every
-            network takes the same four: two stage widths, a dense width, a dropout rate).
+            network takes the same four: two stage widths, a dense width, a dropout rate);
+            null keeps the chosen network's own default.
         net: which network: "keras_cnn" (the Keras example's, the default) or "batchnorm_cnn".
         dataset_info: the record of the data set it learns (``DataSet.record()``: name, class names,
-            mean/std...), kept in the checkpoint. Linked from --data.dataset on the command line;
-            None means MNIST (checkpoints written before sets were recorded are MNIST's).
+            channels, size, mean/std...), kept in the checkpoint. Null (the default) takes it from
+            the data module when training starts; a checkpoint's own is used to test or resume it.
     """
 
     def __init__(
@@ -43,44 +46,66 @@ class DigitClassifier(L.LightningModule):
         lr_decay: float = 0.7,
         lr_schedule: Literal["exponential", "one_cycle"] = "exponential",
         weight_decay: float = 0.0,
-        conv1_channels: int = 32,
-        conv2_channels: int = 64,
-        hidden_units: int = 128,
-        dropout: float = 0.5,
+        conv1_channels: Optional[int] = None,
+        conv2_channels: Optional[int] = None,
+        hidden_units: Optional[int] = None,
+        dropout: Optional[float] = None,
         net: NetworkName = DEFAULT_NETWORK,
         dataset_info: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
-        if lr <= 0 or not 0 < lr_decay <= 1 or weight_decay < 0 or not 0 <= dropout < 1:
+        if lr <= 0 or not 0 < lr_decay <= 1 or weight_decay < 0 or not 0 <= (dropout or 0) < 1:
             raise UserError(
                 f"Need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0 and 0 <= dropout < 1; "
                 f"got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, dropout={dropout}."
             )
         self.save_hyperparameters()
-        if dataset_info is None:
-            self.hparams.dataset_info = dataset_info = dataset_record(DEFAULT_DATASET)
-        num_classes = len(dataset_info["classes"])
-        # Channels-last weights make every convolution run on channels-last activations, the
-        # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
-        network = build_network(
-            net, num_classes,
-            conv1_channels=conv1_channels, conv2_channels=conv2_channels, hidden_units=hidden_units, dropout=dropout,
-        )
-        self.net = network.to(memory_format=torch.channels_last)
-        # One digit's pixels, which Lightning's model summary runs through the network to show
-        # each layer's output size and FLOPs.
-        self.example_input_array = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
-
-        self.train_loss = MeanMetric()
-        self.train_metrics = summary_metrics(num_classes, prefix="train/")
-        self.val_metrics = summary_metrics(num_classes, prefix="val/")
-        self.test_metrics = summary_metrics(num_classes, prefix="test/")
+        self.dataset: Optional[DataSet] = None
+        self.loss_weights: Optional[torch.Tensor] = None  # per class, when the data module balances the loss
         self.val_acc_best = MaxMetric()
+        self.train_loss = MeanMetric()
         # Set by any step whose loss is nan or inf. Not a buffer: DDP would broadcast it every step.
         self.loss_was_not_finite = torch.zeros((), dtype=torch.bool)
+        if dataset_info is not None:  # a checkpoint's, or given: built now (load_from_checkpoint needs it)
+            self.build(DataSet.from_record(dataset_info))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+    def build(self, dataset: DataSet) -> None:
+        """The network and the metrics for ``dataset``'s classes and pictures."""
+        self.dataset = dataset
+        self.hparams.dataset_info = dataset.record()  # what the checkpoint keeps
+        sizes = {key: self.hparams[key] for key in ("conv1_channels", "conv2_channels", "hidden_units", "dropout")}
+        network = build_network(self.hparams.net, dataset.num_classes, dataset.channels, dataset.size, **sizes)
+        # Channels-last weights make every convolution run on channels-last activations, the
+        # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
+        self.net = network.to(memory_format=torch.channels_last)
+        # Not in the state_dict: the checkpoint's record holds them, and older checkpoints have no such entries.
+        self.register_buffer("mean", torch.tensor(dataset.mean), persistent=False)
+        self.register_buffer("std", torch.tensor(dataset.std), persistent=False)
+        # One picture's pixels, which Lightning's model summary runs through the network to show
+        # each layer's output size and FLOPs.
+        self.example_input_array = torch.zeros(1, dataset.channels, dataset.size, dataset.size, dtype=torch.uint8)
+        self.train_metrics = summary_metrics(dataset.num_classes, prefix="train/")
+        self.val_metrics = summary_metrics(dataset.num_classes, prefix="val/")
+        self.test_metrics = summary_metrics(dataset.num_classes, prefix="test/")
+
+    def configure_model(self) -> None:
+        # Lightning calls this once the data module is set up: a model given no data set learns the data module's.
+        data = getattr(self.trainer.datamodule, "dataset", None) if self._trainer is not None else None
+        if self.dataset is None:
+            if not isinstance(data, DataSet):
+                raise UserError("ImageClassifier needs its data set: pass dataset_info, or train it with mnist-lit's data module.")
+            self.build(data)
+        elif isinstance(data, DataSet) and list(data.classes) != list(self.dataset.classes):
+            raise UserError(
+                f"The model learns {self.dataset.name} ({self.dataset.num_classes} classes) but the data module reads "
+                f"{data.name} ({data.num_classes} classes); give both the same set."
+            )
+        weights = getattr(self.trainer.datamodule, "loss_weights", None) if self._trainer is not None else None
+        self.loss_weights = None if weights is None else weights.to(self.device)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 (or 0-255 float) pixels (N, C, S, S) -> logits (N, num_classes)."""
+        return self.net(normalize(pixels, self.mean, self.std))
 
     def on_train_epoch_start(self) -> None:
         # Logged Metric objects are computed by Lightning from their whole-epoch state when the
@@ -92,7 +117,8 @@ class DigitClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        weights = None if self.loss_weights is None else self.loss_weights.to(logits.device, torch.float32)
+        loss = F.cross_entropy(logits.float() if weights is not None else logits, labels, weight=weights)
         self.train_loss.update(loss.detach())
         self.train_metrics.update(logits, labels)
         # Reading the flag is a device sync, so it is read only where Lightning syncs anyway: at
@@ -161,3 +187,6 @@ class DigitClassifier(L.LightningModule):
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+DigitClassifier = ImageClassifier  # its name before 0.3.0: configs and checkpoints that name it keep working

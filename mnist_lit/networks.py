@@ -1,23 +1,24 @@
 """The networks: plain nn.Modules that know nothing about Lightning, chosen by name with --model.net.
 
-Each maps normalized (N, 1, 28, 28) pictures to (N, num_classes) logits (softmax lives in the
-loss) and takes the same sizes: two stage widths, a dense width and a dropout rate.
+Each maps normalized (N, channels, size, size) pictures to (N, num_classes) logits (softmax lives
+in the loss), for any number of channels and any side from 28 to 128, and takes the same sizes:
+two stage widths, a dense width and a dropout rate, each with the network's own default.
 
-- ``keras_cnn`` (``DigitCNN``), the default: the Keras MNIST example this project reimplements.
+- ``keras_cnn`` (``KerasCNN``), the default: the Keras MNIST example this project reimplements.
 - ``batchnorm_cnn`` (``BatchNormCNN``): a deeper stack with batch normalization, for the most
   accuracy a CPU can train in minutes (README, "Getting the most accuracy").
 """
 
-from inspect import signature
 from typing import Literal
 
 import torch
 from torch import nn
 
 
-class DigitCNN(nn.Module):
+class KerasCNN(nn.Module):
     """Conv(32, 3x3)-ReLU-MaxPool(2) -> Conv(64, 3x3)-ReLU-MaxPool(2) -> Flatten -> Dense(128)-ReLU
-    -> Dropout -> Dense(num_classes), the Keras example's network.
+    -> Dropout -> Dense(num_classes), the Keras example's network. The dense layer's width follows
+    the input side (64 x 5 x 5 inputs at 28x28, 64 x 14 x 14 at 64x64).
 
     Each ReLU runs after its pooling rather than before: max and ReLU commute (ReLU never
     reorders values), so the function is the same, but the ReLU and its gradient then touch a
@@ -31,10 +32,13 @@ class DigitCNN(nn.Module):
         conv2_channels: int = 64,
         hidden_units: int = 128,
         dropout: float = 0.5,
+        channels: int = 1,
+        size: int = 28,
     ) -> None:
         super().__init__()
+        side = ((size - 2) // 2 - 2) // 2  # after each stage's 3x3 convolution and pooling
         self.features = nn.Sequential(
-            nn.Conv2d(1, conv1_channels, kernel_size=3),  # 28 -> 26
+            nn.Conv2d(channels, conv1_channels, kernel_size=3),  # 28 -> 26
             nn.MaxPool2d(2),  # 26 -> 13
             nn.ReLU(),
             nn.Conv2d(conv1_channels, conv2_channels, kernel_size=3),  # 13 -> 11
@@ -43,7 +47,7 @@ class DigitCNN(nn.Module):
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(conv2_channels * 5 * 5, hidden_units),
+            nn.Linear(conv2_channels * side * side, hidden_units),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(hidden_units, num_classes),
@@ -70,7 +74,9 @@ class BatchNormCNN(nn.Module):
     single-network MNIST results with augmentation (about 15 M multiply-adds per picture at the
     default sizes, six times the Keras network's).
 
-    28 -> 26 -> 24 -> 12 (stage 1) -> 10 -> 8 -> 4 (stage 2) -> 1 (4x4 convolution)
+    28 -> 26 -> 24 -> 12 (stage 1) -> 10 -> 8 -> 4 (stage 2) -> 1 (4x4 convolution). Larger
+    pictures leave more than one position after the last convolution: they are averaged (at
+    28x28 the average of one position, the same function as without it).
     """
 
     def __init__(
@@ -80,10 +86,12 @@ class BatchNormCNN(nn.Module):
         conv2_channels: int = 64,
         hidden_units: int = 128,
         dropout: float = 0.4,
+        channels: int = 1,
+        size: int = 28,
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            conv_bn_relu(1, conv1_channels, 3),
+            conv_bn_relu(channels, conv1_channels, 3),
             conv_bn_relu(conv1_channels, conv1_channels, 3),
             conv_bn_relu(conv1_channels, conv1_channels, 5, stride=2),
             nn.Dropout(dropout),
@@ -92,6 +100,7 @@ class BatchNormCNN(nn.Module):
             conv_bn_relu(conv2_channels, conv2_channels, 5, stride=2),
             nn.Dropout(dropout),
             conv_bn_relu(conv2_channels, hidden_units, 4),
+            nn.AdaptiveAvgPool2d(1),
         )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden_units, num_classes))
 
@@ -99,18 +108,21 @@ class BatchNormCNN(nn.Module):
         return self.classifier(self.features(images))
 
 
-NETWORKS: dict[str, type[nn.Module]] = {"keras_cnn": DigitCNN, "batchnorm_cnn": BatchNormCNN}
+DigitCNN = KerasCNN  # its name before 0.3.0, for code that imports it
+NETWORKS: dict[str, type[nn.Module]] = {"keras_cnn": KerasCNN, "batchnorm_cnn": BatchNormCNN}
+SIZE_OPTIONS = ("conv1_channels", "conv2_channels", "hidden_units", "dropout")
+SMALLEST_SIDE = 28
 DEFAULT_NETWORK = "keras_cnn"
 NetworkName = Literal[tuple(NETWORKS)]  # the choices of --model.net, from the table
 
 
-def build_network(name: str, num_classes: int, **sizes) -> nn.Module:
-    """The network called ``name`` with the given sizes (its own defaults for those not given)."""
-    return NETWORKS[name](num_classes, **sizes)
+def build_network(name: str, num_classes: int, channels: int = 1, size: int = 28, **sizes) -> nn.Module:
+    """The network called ``name`` for (channels, size, size) inputs; its own defaults for the sizes not given (or None)."""
+    given = {key: value for key, value in sizes.items() if value is not None}
+    return NETWORKS[name](num_classes, channels=channels, size=size, **given)
 
 
-def network_from_hparams(hparams: dict, num_classes: int) -> nn.Module:
+def network_from_hparams(hparams: dict, num_classes: int, channels: int = 1, size: int = 28) -> nn.Module:
     """The network a checkpoint's hyperparameters describe; checkpoints without ``net`` are the Keras network's."""
     name = hparams.get("net", DEFAULT_NETWORK)
-    sizes = {key: hparams[key] for key in signature(NETWORKS[name]).parameters if key in hparams and key != "num_classes"}
-    return build_network(name, num_classes, **sizes)
+    return build_network(name, num_classes, channels, size, **{key: hparams.get(key) for key in SIZE_OPTIONS})

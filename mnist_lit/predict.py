@@ -28,8 +28,8 @@ from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpo
 from mnist_lit.errors import UserError
 from mnist_lit.files import cannot_write, replaced_atomically
 from mnist_lit.inference import Predictor, load_predictor
+from mnist_lit.preprocess import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 TOP = 3
 CSV_COLUMNS = ["path", "class", "label", "confidence"]
 CSV_COLUMNS += [f"top{k}_{x}" for k in range(1, TOP + 1) for x in ("class", "label", "p")] + ["error"]

@@ -1,6 +1,6 @@
-"""Turn a picture of one thing into a 28x28 input the way the data set's own pictures were made.
+"""Turn a picture into the pixels the data set's own pictures are made of.
 
-Two families (the ``pictures`` of each data set in datasets.py):
+Three families (the ``pictures`` of each data set in datasets.py):
 
 - handwriting (MNIST, KMNIST, EMNIST, QMNIST): light strokes on black. Each character was
   scaled, keeping its aspect ratio and with anti-aliasing, so that its longer side is 20
@@ -8,6 +8,10 @@ Two families (the ``pictures`` of each data set in datasets.py):
 - clothing (Fashion-MNIST): catalogue photos on a light background, trimmed to the object,
   scaled so that the longer side is 28 pixels, sharpened, centred and negated, so the object
   is light on black and fills the frame (Xiao, Rasul and Vollgraf, 2017, section 2).
+- photos (CIFAR-10, folders and CSVs of one's own pictures): any mode made RGB (transparency over
+  white, 16-bit scaled), fitted into the set's square keeping the aspect ratio and padded with the
+  border colour (or centre-cropped), then kept in colour or made greyscale. A folder set's
+  training pictures are read by the same function (sources.py), so outside pictures match them.
 
 A photo or a scan skips all of that, which is why models that score 99% on the test set fail
 on them; this module redoes those steps. Pixels only: inference.py normalizes them.
@@ -21,11 +25,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from mnist_lit.errors import UserError
 
 FRAME = 28
+# The picture files `predict` picks out of folders.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 DIGIT_BOX = 20
 # Pixels fainter than this fraction of the darkest ink are noise (paper texture, JPEG
 # artefacts) when finding the digit's bounding box; they still count in its pixels.
@@ -47,8 +53,8 @@ class NotAnImage(UserError):
     """Bytes that no image format Pillow knows can read."""
 
 
-def open_image(source: str | Path | bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:
-    """A picture file, or its bytes, as 8-bit greyscale: the first frame of a GIF, transparency over white.
+def open_picture(source: str | Path | bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:
+    """A picture file, or its bytes, decoded in its own mode: the first frame, turned upright by its EXIF orientation.
 
     Errors name the path, or ``name`` for bytes. A picture of more than ``max_pixels`` (or of more
     than Pillow accepts) is refused from its header, before it is decoded.
@@ -68,16 +74,70 @@ def open_image(source: str | Path | bytes, name: str = "upload", max_pixels: int
                     raise ImageTooLarge(f"{name}: image too large ({image.width}x{image.height}, over {max_pixels:,} pixels).")
                 image.seek(0)
                 image.load()
-                if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                    white = Image.new("RGBA", image.size, "white")
-                    return Image.alpha_composite(white, image.convert("RGBA")).convert("L")
-                return image.convert("L")
+                return ImageOps.exif_transpose(image)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageTooLarge(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels).") from None
     except UnidentifiedImageError:
-        raise NotAnImage(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF...).") from None
-    except OSError as error:  # truncated or corrupt image data
-        raise UserError(f"{name}: unreadable image ({error}).") from None
+        raise NotAnImage(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP...).") from None
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 - Pillow's decoders raise many types for damaged data
+        raise UserError(f"{name}: unreadable image ({type(error).__name__}: {error}).") from None
+
+
+def open_image(source: str | Path | bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:
+    """A picture file, or its bytes, as 8-bit greyscale, transparency over white (see ``open_picture``)."""
+    return as_rgb(open_picture(source, name, max_pixels)).convert("L")
+
+
+def as_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Any mode (L, LA, P, RGB, RGBA, CMYK, 16-bit...) as RGB, transparent pixels composited on ``background``."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit and 32-bit greyscale: Pillow's own conversion clips at 255 instead of scaling.
+        values = np.asarray(image, dtype=np.float64)
+        scale = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(values * (255.0 / scale), 0, 255).round().astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        canvas = Image.new("RGBA", image.size, (*background, 255))
+        return Image.alpha_composite(canvas, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
+def is_grey(pixels: np.ndarray) -> bool:
+    """Whether (H, W, 3) pixels have the same value in every channel."""
+    return bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
+
+
+def fit_square(image: Image.Image, size: int, resize: str = "pad") -> np.ndarray:
+    """An RGB picture as (size, size, 3) uint8: its longer side fitted and the rest padded with its
+    border colour ("pad"), or its centre square kept ("crop")."""
+    width, height = image.size
+    if resize == "crop":
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        return np.asarray(image.resize((size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side)))
+    fitted = image.resize(fitted_size((height, width), size), Image.Resampling.LANCZOS)
+    pixels = np.asarray(fitted)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    frame = np.empty((size, size, 3), dtype=np.uint8)
+    frame[:] = np.median(border, axis=0).round().astype(np.uint8)
+    top, left = (size - pixels.shape[0]) // 2, (size - pixels.shape[1]) // 2
+    frame[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
+    return frame
+
+
+def photo_style(image: Image.Image, size: int, channels: int, resize: str = "pad") -> np.ndarray:
+    """Any picture -> (channels, size, size) uint8, as a folder set's own pictures are read (sources.py)."""
+    pixels = fit_square(as_rgb(image), size, resize)
+    return to_channels(pixels, channels)
+
+
+def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W, 3) RGB -> (channels, H, W): as is, or its luminance (ITU-R 601, as Pillow's "L") for one channel."""
+    if channels == 3:
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    luminance = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return luminance.round().clip(0, 255).astype(np.uint8)[None]
 
 
 def grey_pixels(image: Image.Image) -> np.ndarray:
@@ -162,11 +222,46 @@ STYLES = {"handwriting": mnist_style, "clothing": fashion_style}
 
 
 def load_picture(
-    source: str | Path | bytes, pictures: str = "handwriting", name: str = "upload", max_pixels: int | None = None
+    source: str | Path | bytes, pictures: str = "handwriting", name: str = "upload", max_pixels: int | None = None,
+    size: int = FRAME, channels: int = 1, resize: str = "pad",
 ) -> np.ndarray:
-    """A picture file, or its bytes, as (28, 28) uint8 pixels, made like the pictures of a data set of ``pictures``."""
+    """A picture file, or its bytes, as the pixels a data set of ``pictures`` holds: (28, 28) uint8 for
+    handwriting and clothing, (channels, size, size) uint8 for photos."""
+    if pictures == "photos":
+        return photo_style(open_picture(source, name, max_pixels), size, channels, resize)
     image = open_image(source, name, max_pixels)
     try:
         return STYLES[pictures](image)
     except ValueError as error:
         raise BlankPicture(f"{name if isinstance(source, bytes) else source}: {error}.") from None
+
+
+# The two functions below run in worker processes when a folder set is read (sources.py): they take
+# and return plain values and import nothing beyond numpy and Pillow.
+
+def read_sizes(paths: list[str]) -> list[int | None]:
+    """The longer side of each picture, upright, from its header alone (None where Pillow cannot read it)."""
+    sides = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                sides.append(max(image.size))
+        except Exception:  # noqa: BLE001 - reported when the picture itself is decoded
+            sides.append(None)
+    return sides
+
+
+def decode_files(paths: list[str], size: int, resize: str) -> tuple[list, list[bool], list[str | None]]:
+    """Each picture as (size, size, 3) uint8 RGB, whether it is grey, and why it was not read (None where it was)."""
+    pixels, grey, errors = [], [], []
+    for path in paths:
+        try:
+            image = fit_square(as_rgb(open_picture(path)), size, resize)
+            pixels.append(image)
+            grey.append(is_grey(image))
+            errors.append(None)
+        except UserError as error:
+            pixels.append(None)
+            grey.append(False)
+            errors.append(str(error).rstrip("."))
+    return pixels, grey, errors

@@ -192,17 +192,17 @@ class EvaluationReport(Callback):
         folder = Path(trainer.log_dir or trainer.default_root_dir)  # on every process: log_dir is a broadcast
         if not trainer.is_global_zero or not self.test_results:
             return
-        datamodule = trainer.datamodule
-        hparams = getattr(datamodule, "hparams", {})
+        dataset = getattr(trainer.datamodule, "dataset", None)
         data = {
-            "dataset": hparams.get("dataset", "unnamed"),
-            "split": describe_split(datamodule),
-            "data_dir": str(Path(datamodule.data_dir).resolve()) if hasattr(datamodule, "data_dir") else None,
+            "dataset": getattr(dataset, "name", "unnamed"),
+            "split": describe_split(dataset),
+            "data_dir": dataset_location(trainer.datamodule),
             "images": int(self.test_results["confusion_matrix"].sum()),
         }
         self.report = classification_report(self.test_results, self.classes, trainer.ckpt_path, data)
         confusion = confusion_matrix_figure(self.test_results["confusion_matrix"], "Test", self.classes)
-        mistakes = mistakes_figure(self.test_mistakes, self.mistakes_shown, self.classes)
+        light_on_dark = getattr(dataset, "polarity", "light on dark") == "light on dark"
+        mistakes = mistakes_figure(self.test_mistakes, self.mistakes_shown, self.classes, light_on_dark=light_on_dark)
         self.paths = write_report(folder, self.report, confusion, mistakes)
         _log_figure(trainer, "test/confusion_matrix", confusion)
         _log_figure(trainer, "test/mistakes", mistakes)
@@ -215,10 +215,16 @@ class EvaluationReport(Callback):
             self.report = None
 
 
-def describe_split(datamodule: Any) -> str:
+def describe_split(dataset: Any) -> str:
     """"test", or "test10k" where torchvision reads a part of a larger test file (QMNIST)."""
-    spec = getattr(datamodule, "spec", None)
-    return spec.test_options.get("what", "test") if spec is not None else "test"
+    files = getattr(dataset, "files", None)
+    return files.test_options.get("what", "test") if files is not None else "test"
+
+
+def dataset_location(datamodule: Any) -> Optional[str]:
+    """The folder or CSV file of a set of one's own pictures, else the data root of a built-in set."""
+    place = getattr(datamodule, "path", None) or getattr(datamodule, "data_dir", None)
+    return str(Path(place).resolve()) if place is not None else None
 
 
 def _log_figure(trainer: L.Trainer, tag: str, figure: Figure) -> None:

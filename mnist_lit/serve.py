@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mnist_lit import __version__
 from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
+from mnist_lit.datasets import DataSet
 from mnist_lit.errors import UserError
 from mnist_lit.inference import load_predictor
 from mnist_lit.preprocess import BlankPicture, ImageTooLarge, NotAnImage, load_picture
@@ -67,10 +68,13 @@ class PictureAPI(ls.LitAPI):
         return torch.stack(inputs)
 
     def predict(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(28, 28) or, batched, (N, 28, 28) uint8 pixels -> (num_classes) or (N, num_classes) probabilities."""
-        images = self.predictor.normalize(pixels.to(self.device)).reshape(-1, 1, *pixels.shape[-2:])
+        """One picture's uint8 pixels ((size, size) for one channel, else (channels, size, size)) or a batch of
+        them -> (num_classes) or (N, num_classes) probabilities."""
+        shape = self.predictor.input_shape
+        batched = pixels.dim() == (3 if shape[0] == 1 else 4)
+        images = self.predictor.normalize(pixels.to(self.device).reshape(-1, *shape))
         probabilities = self.predictor.probabilities(images).cpu()
-        return probabilities if pixels.dim() == 3 else probabilities[0]
+        return probabilities if batched else probabilities[0]
 
     def encode_response(self, probabilities: torch.Tensor, context: dict) -> dict[str, Any]:
         best = int(probabilities.argmax())
@@ -95,11 +99,12 @@ class PictureUploads:
     """ASGI middleware: a picture POSTed to /predict, as the body or as a multipart file, becomes its pixels.
 
     Refused uploads are answered here with ``{"detail": "..."}`` and a 4xx status; accepted ones go on
-    to LitServe's endpoint as JSON ``{"pixels": 28 rows of 28 values}``. Also sends ``/`` to the page.
+    to LitServe's endpoint as JSON ``{"pixels": ...}``: 28 rows of 28 values for MNIST, a list per
+    channel for colour sets. Also sends ``/`` to the page.
     """
 
-    def __init__(self, app: ASGIApp, pictures: str, max_upload_mb: float, max_megapixels: float):
-        self.app, self.pictures = app, pictures
+    def __init__(self, app: ASGIApp, dataset: dict, max_upload_mb: float, max_megapixels: float):
+        self.app, self.dataset = app, DataSet.from_record(dataset)
         self.max_upload_mb = max_upload_mb
         self.max_bytes = int(max_upload_mb * 2**20)
         self.max_pixels = int(max_megapixels * 1e6)
@@ -115,9 +120,13 @@ class PictureUploads:
         self.preprocessing = self.preprocessing or anyio.CapacityLimiter(os.cpu_count() or 1)
         try:
             data = await self.picture_bytes(scope, receive)
+            dataset = self.dataset
             pixels = await anyio.to_thread.run_sync(
-                load_picture, data, self.pictures, "upload", self.max_pixels, limiter=self.preprocessing
+                load_picture, data, dataset.pictures, "upload", self.max_pixels, dataset.size, dataset.channels,
+                dataset.resize, limiter=self.preprocessing,
             )
+            if pixels.ndim == 3 and len(pixels) == 1:  # one channel travels as rows, as MNIST's always has
+                pixels = pixels[0]
         except RequestError as error:
             return await JSONResponse({"detail": str(error)}, error.status)(scope, receive, send)
         except ImageTooLarge as error:
@@ -186,8 +195,9 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     api = PictureAPI(checkpoint, threads, args.max_batch_size, args.batch_timeout)
     metadata = {
-        "dataset": predictor.dataset["name"],
-        "pictures": predictor.dataset["pictures"],
+        "dataset": predictor.dataset.name,
+        "pictures": predictor.dataset.pictures,
+        "input_shape": list(predictor.input_shape),
         "classes": predictor.classes,
         "network": predictor.network,
         "checkpoint": str(checkpoint),
@@ -200,7 +210,7 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
         model_metadata=metadata,
         disable_openapi_url=True,  # /predict takes raw bodies, which its generated schema cannot describe
         middlewares=[(PictureUploads, {
-            "pictures": predictor.dataset["pictures"],
+            "dataset": predictor.dataset.record(),
             "max_upload_mb": args.max_upload_mb,
             "max_megapixels": args.max_megapixels,
         })],

@@ -10,11 +10,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnist_lit.data import DATA_DIR_ENV, MNISTDataModule, has_files
+from mnist_lit.data import DATA_DIR_ENV, ImageDataModule, has_files
+from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
-from mnist_lit.model import DigitClassifier
+from mnist_lit.model import ImageClassifier
 
 REPO = Path(__file__).resolve().parents[1]
+MNIST = DATASETS["mnist"].record()  # for models built without a data module
 # Where the real MNIST files are looked for when $MNIST_LIT_DATA_DIR is not set: an offline copy
 # next to the repository, then data/, where `fit` run from the repository root downloads them.
 CANDIDATE_DATA_DIRS = (REPO.parent / "shared" / "mnist", REPO / "data")
@@ -72,7 +74,7 @@ def real_mnist() -> Path:
     if env:
         pytest.fail(f"{DATA_DIR_ENV}={env} does not hold the four MNIST files under MNIST/raw/.", pytrace=False)
     try:
-        MNISTDataModule(data_dir=str(candidates[-1])).prepare_data()
+        ImageDataModule(data_dir=str(candidates[-1])).prepare_data()
         return candidates[-1]
     except UserError as error:
         message = str(error)
@@ -108,9 +110,9 @@ def save_checkpoint(path: Path, model: L.LightningModule) -> Path:
 
 @pytest.fixture
 def checkpoint(tmp_path) -> Path:
-    """An untrained DigitClassifier's checkpoint, for tests about files and messages, not accuracy."""
+    """An untrained ImageClassifier's checkpoint, for tests about files and messages, not accuracy."""
     torch.manual_seed(0)
-    return save_checkpoint(tmp_path / "model.ckpt", DigitClassifier(hidden_units=32))
+    return save_checkpoint(tmp_path / "model.ckpt", ImageClassifier(hidden_units=32, dataset_info=MNIST))
 
 
 def onnx_gap(onnx_file: Path, checkpoint: Path, pixels: torch.Tensor) -> float:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mnist_lit.augment import augment, random_affine
-from mnist_lit.data import MNISTDataModule
+from mnist_lit.data import ImageDataModule
 from mnist_lit.errors import UserError
 
 
@@ -49,8 +49,8 @@ def test_the_same_seed_moves_the_pictures_the_same_way():
     assert torch.equal(*runs)
 
 
-def datamodule(tiny_mnist, **augmentation) -> MNISTDataModule:
-    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=16, val_size=20, download=False, **augmentation)
+def datamodule(tiny_mnist, **augmentation) -> ImageDataModule:
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=16, val_size=20, download=False, **augmentation)
     data.trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     data.setup()
     return data
@@ -70,4 +70,4 @@ def test_only_training_batches_are_augmented_and_labels_are_kept(tiny_mnist, sta
 
 def test_augmentation_strengths_are_checked(tiny_mnist):
     with pytest.raises(UserError, match="augment_shift"):
-        MNISTDataModule(data_dir=str(tiny_mnist), augment_shift=0.7)
+        ImageDataModule(data_dir=str(tiny_mnist), augment_shift=0.7)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import digit_picture, save_checkpoint
+from conftest import MNIST, digit_picture, save_checkpoint
 from mnist_lit.cli import main
-from mnist_lit.model import DigitClassifier
+from mnist_lit.model import ImageClassifier
 
 UNWRITABLE = r"\((Permission denied|Operation not permitted)\)"
 TINY_FIT = ["fit", "--data.val_size", "20", "--data.batch_size", "16", "--trainer.max_epochs", "1"]
@@ -34,7 +34,7 @@ def inputs(tmp_path, tiny_mnist) -> dict[str, Path]:
     """Bad files of every kind, outside the working directory."""
     folder = tmp_path / "inputs"
     folder.mkdir()
-    good = save_checkpoint(folder / "good.ckpt", DigitClassifier(hidden_units=32))
+    good = save_checkpoint(folder / "good.ckpt", ImageClassifier(hidden_units=32, dataset_info=MNIST))
     (folder / "empty.ckpt").touch()
     (folder / "truncated.ckpt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     (folder / "text.ckpt").write_text("not a checkpoint\n")
@@ -76,9 +76,9 @@ CASES = {
     "empty checkpoint": (["test", "--ckpt_path", "{empty}"], r"empty.ckpt is empty"),
     "truncated checkpoint": (["test", "--ckpt_path", "{truncated}"], r"truncated.ckpt is not a readable checkpoint: truncated"),
     "not a checkpoint": (["test", "--ckpt_path", "{text}"], r"text.ckpt is not a readable checkpoint"),
-    "another model": (["test", "--ckpt_path", "{other_model}"], r"not a checkpoint of mnist-lit's DigitClassifier \(its weights do not fit"),
+    "another model": (["test", "--ckpt_path", "{other_model}"], r"not a checkpoint of mnist-lit's ImageClassifier \(its weights do not fit"),
     "pickled objects": (["test", "--ckpt_path", "{pickled}"], r"pickled.ckpt holds pickled Python objects \(test_bad_input.Pickled\)"),
-    "resume from another model": (["fit", "--ckpt_path", "{other_model}"], r"not a checkpoint of mnist-lit's DigitClassifier"),
+    "resume from another model": (["fit", "--ckpt_path", "{other_model}"], r"not a checkpoint of mnist-lit's ImageClassifier"),
     # Configuration
     "unknown option": (["fit", "--model.lr_typo", "1"], r"unrecognized arguments: --model.lr_typo 1"),
     "wrong type": (["fit", "--model.lr", "fast"], r'Parser key "model.lr": Expected a <class .float.>. Got value: fast'),
@@ -86,7 +86,7 @@ CASES = {
     "batch size 0": (["fit", "--data.batch_size", "0"], r"batch_size must be a positive integer, got 0"),
     "validation split too large": (["fit", "--data.val_size", "60000"], r"val_size must be between 1 and 59999"),
     "unknown network": (["fit", "--model.net", "resnet"], r'Parser key "model.net":.*keras_cnn.*batchnorm_cnn.*Got value: resnet'),
-    "unknown data set": (["fit", "--data.dataset", "cifar10"], r'Parser key "data.dataset":.*fashion_mnist.*Got value: cifar10'),
+    "unknown data set": (["fit", "--data.dataset", "cifar100"], r"Unknown data set 'cifar100'; --data.dataset takes one of mnist, .*cifar10, or the path of a folder"),
     "augmentation too strong": (["fit", "--data.augment_shift", "0.9"], r"Need augment_degrees >= 0, 0 <= augment_shift < 0.5"),
     "validation split of the whole tiny set": (["fit", "--data.val_size", "100"], r"val_size must be between 1 and 99 for 100 training images"),
     "YAML that does not parse": (["fit", "--config", "{broken}"], r"broken.yaml: Problems parsing config"),

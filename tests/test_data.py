@@ -10,12 +10,13 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from mnist_lit.data import MNISTDataModule, resolve_data_dir, split_indices
+from mnist_lit.data import ImageDataModule, resolve_data_dir, split_indices
 from mnist_lit.datasets import DATASETS, normalize
 
 MNIST_SPEC = DATASETS["mnist"]
-RAW_FILES = MNIST_SPEC.raw_files
+RAW_FILES = MNIST_SPEC.files.raw_files
 from mnist_lit.errors import UserError
+from mnist_lit.model import ImageClassifier
 
 
 def test_normalize_maps_pixels_with_the_mean_and_std_given():
@@ -48,19 +49,24 @@ def test_data_dir_comes_from_option_then_environment_then_default(monkeypatch):
     assert str(resolve_data_dir("mine")) == "mine"
 
 
-def test_datamodule_batches_are_normalized_images_and_labels(tiny_mnist):
-    dm = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
+def test_datamodule_batches_are_pixels_and_labels_that_the_model_normalizes(tiny_mnist):
+    dm = ImageDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
     dm.prepare_data()
     dm.setup("fit")
     images, labels = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
-    assert images.shape == (16, 1, 28, 28) and images.dtype == torch.float32
+    assert images.shape == (16, 1, 28, 28) and images.dtype == torch.uint8
     assert labels.shape == (16,) and labels.dtype == torch.int64
-    bounds = normalize(torch.tensor([0, 255]), MNIST_SPEC.mean, MNIST_SPEC.std)
-    assert images.min() >= bounds[0] and images.max() <= bounds[1]
+    # The network inside the model sees them standardized with the set's mean and std.
+    model = ImageClassifier(dataset_info=MNIST_SPEC.record())
+    seen = []
+    model.net.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0]))
+    model(images)
+    assert torch.allclose(seen[0], normalize(images, MNIST_SPEC.mean, MNIST_SPEC.std))
+    assert torch.allclose(seen[0], (images.float() / 255 - 0.1307) / 0.3081)
 
 
 def test_split_sizes_and_no_sample_dropped_from_evaluation(tiny_mnist):
-    dm = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
+    dm = ImageDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
     dm.setup("fit")
     dm.setup("test")
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (80, 20, 30)
@@ -72,7 +78,7 @@ def test_split_sizes_and_no_sample_dropped_from_evaluation(tiny_mnist):
 
 
 def test_train_and_validation_images_are_disjoint(tiny_mnist):
-    dm = MNISTDataModule(data_dir=str(tiny_mnist), val_size=20, download=False)
+    dm = ImageDataModule(data_dir=str(tiny_mnist), val_size=20, download=False)
     dm.setup("fit")
     train_rows = {bytes(img.numpy()) for img in dm.train_set.images}
     val_rows = {bytes(img.numpy()) for img in dm.val_set.images}
@@ -80,7 +86,7 @@ def test_train_and_validation_images_are_disjoint(tiny_mnist):
 
 
 def test_setup_twice_keeps_the_same_split(tiny_mnist):
-    dm = MNISTDataModule(data_dir=str(tiny_mnist), val_size=20, download=False)
+    dm = ImageDataModule(data_dir=str(tiny_mnist), val_size=20, download=False)
     dm.setup("fit")
     val_images = dm.val_set.images.clone()
     dm.setup("fit")
@@ -90,7 +96,7 @@ def test_setup_twice_keeps_the_same_split(tiny_mnist):
 
 
 def test_missing_files_without_download_give_one_clear_line(tmp_path):
-    dm = MNISTDataModule(data_dir=str(tmp_path), download=False)
+    dm = ImageDataModule(data_dir=str(tmp_path), download=False)
     with pytest.raises(UserError) as error:
         dm.prepare_data()
     message = str(error.value)
@@ -107,7 +113,7 @@ def test_failed_download_gives_one_clear_line(tmp_path, monkeypatch):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://x/, got:\n<urlopen error no network>\n")
 
     monkeypatch.setattr(MNIST, "download", offline)
-    dm = MNISTDataModule(data_dir=str(tmp_path))
+    dm = ImageDataModule(data_dir=str(tmp_path))
     with pytest.raises(UserError) as error:
         dm.prepare_data()
     message = str(error.value)
@@ -120,20 +126,20 @@ def test_present_files_are_never_downloaded(tiny_mnist, monkeypatch):
     from torchvision.datasets import MNIST
 
     monkeypatch.setattr(MNIST, "download", lambda self: pytest.fail("tried to download"))
-    MNISTDataModule(data_dir=str(tiny_mnist), val_size=20).prepare_data()
+    ImageDataModule(data_dir=str(tiny_mnist), val_size=20).prepare_data()
 
 
 @pytest.mark.parametrize("option", ["batch_size", "eval_batch_size"])
 def test_batch_sizes_must_be_positive(option):
     with pytest.raises(UserError, match=option):
-        MNISTDataModule(**{option: 0})
+        ImageDataModule(**{option: 0})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_on_a_gpu_the_digits_live_in_gpu_memory(tiny_mnist):
     import lightning as L
 
-    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, val_size=20, download=False)
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=16, val_size=20, download=False)
     data.trainer = L.Trainer(accelerator="gpu", devices=1, logger=False)
     data.setup("fit")
     assert data.train_set.images.is_cuda and data.val_set.labels.is_cuda
@@ -163,7 +169,7 @@ def local_mirror(tiny_mnist, tmp_path, monkeypatch) -> Iterator[Path]:
 
 def test_missing_files_are_downloaded_through_torchvision(local_mirror, tmp_path):
     data_dir = tmp_path / "fresh"
-    MNISTDataModule(data_dir=str(data_dir)).prepare_data()
+    ImageDataModule(data_dir=str(data_dir)).prepare_data()
     for name in RAW_FILES:
         assert (data_dir / "MNIST" / "raw" / name).read_bytes() == (local_mirror / "MNIST" / "raw" / name).read_bytes()
 
@@ -171,7 +177,7 @@ def test_missing_files_are_downloaded_through_torchvision(local_mirror, tmp_path
 def test_offline_download_fails_in_one_line_that_says_where_the_files_go(local_mirror, tmp_path, monkeypatch):
     monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])  # the discard port: nothing listens
     with pytest.raises(UserError) as error:
-        MNISTDataModule(data_dir=str(tmp_path / "fresh")).prepare_data()
+        ImageDataModule(data_dir=str(tmp_path / "fresh")).prepare_data()
     message = str(error.value)
     assert "Could not download MNIST" in message and "\n" not in message
     assert f"{tmp_path / 'fresh' / 'MNIST' / 'raw'}/" in message and "MNIST_LIT_DATA_DIR" in message

@@ -8,9 +8,9 @@ import onnxruntime
 import pytest
 import torch
 
-from conftest import save_checkpoint
+from conftest import MNIST, save_checkpoint
 from mnist_lit.cli import main
-from mnist_lit.model import DigitClassifier
+from mnist_lit.model import ImageClassifier
 from mnist_lit.datasets import DATASETS
 from mnist_lit.inference import load_predictor
 
@@ -38,7 +38,7 @@ def run_export(capsys, *args) -> tuple[int, str, str]:
 def any_checkpoint(request, tmp_path) -> Path:
     """An untrained checkpoint of each network (the batch-normalized one with non-trivial statistics)."""
     torch.manual_seed(0)
-    model = DigitClassifier(net=request.param, hidden_units=32)
+    model = ImageClassifier(net=request.param, hidden_units=32, dataset_info=MNIST)
     with torch.no_grad():  # a few training-mode passes, so that evaluation uses real running statistics
         for _ in range(3):
             model(torch.randn(16, 1, 28, 28))
@@ -69,7 +69,7 @@ def test_export_matches_the_checkpoints_network(capsys, tmp_path, any_checkpoint
 
     info = json.loads((output.parent / "digits.json").read_text())
     mnist = DATASETS["mnist"]
-    assert info["normalization"]["mean"] == mnist.mean and info["normalization"]["std"] == mnist.std
+    assert info["normalization"]["mean"] == list(mnist.mean) and info["normalization"]["std"] == list(mnist.std)
     assert info["labels"] == [str(d) for d in range(10)] and info["format"] == format and info["dataset"] == "mnist"
     assert info["checkpoint"] == str(checkpoint) and info["network"] == checkpoint.stem
 

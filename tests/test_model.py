@@ -2,14 +2,15 @@ import lightning as L
 import pytest
 import torch
 
-from mnist_lit.data import MNISTDataModule
+from mnist_lit.data import ImageDataModule
 from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
-from mnist_lit.model import DigitClassifier
+from conftest import MNIST
+from mnist_lit.model import ImageClassifier
 
 
 def test_training_step_gives_a_finite_loss_that_reaches_every_weight():
-    model = DigitClassifier()
+    model = ImageClassifier(dataset_info=MNIST)
     model.trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     batch = (torch.randn(8, 1, 28, 28), torch.arange(8) % 10)
     loss = model.training_step(batch, 0)
@@ -19,7 +20,7 @@ def test_training_step_gives_a_finite_loss_that_reaches_every_weight():
 
 
 def test_learning_rate_decays_once_per_epoch():
-    model = DigitClassifier(lr=0.01, lr_decay=0.5)
+    model = ImageClassifier(lr=0.01, lr_decay=0.5, dataset_info=MNIST)
     config = model.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     assert config["lr_scheduler"]["interval"] == "epoch"
@@ -35,15 +36,15 @@ def test_learning_rate_decays_once_per_epoch():
 )
 def test_impossible_hyperparameters_are_rejected(bad):
     with pytest.raises(UserError):
-        DigitClassifier(**bad)
+        ImageClassifier(**bad)
 
 
 def test_fit_and_test_log_the_metrics_users_read(tiny_mnist):
     trainer = L.Trainer(
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
     )
-    model = DigitClassifier()
-    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
+    model = ImageClassifier()
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
     trainer.fit(model, data)
     logged = set(trainer.callback_metrics)
     expected = {"train/loss_epoch", "train/acc", "val/loss", "val/acc_best"}
@@ -59,12 +60,11 @@ def test_fit_and_test_log_the_metrics_users_read(tiny_mnist):
 def test_the_model_learns_the_classes_of_its_data_set():
     fashion = DATASETS["fashion_mnist"].record()
     letters = DATASETS["emnist_letters"].record()
-    assert DigitClassifier(dataset_info=letters)(torch.zeros(2, 1, 28, 28)).shape == (2, 26)
-    model = DigitClassifier(dataset_info=fashion)
+    assert ImageClassifier(dataset_info=letters)(torch.zeros(2, 1, 28, 28)).shape == (2, 26)
+    model = ImageClassifier(dataset_info=fashion)
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert model.hparams.dataset_info["classes"][0] == "T-shirt/top"
-    # Built without one (a checkpoint from before data sets were recorded), it is MNIST's.
-    assert DigitClassifier().hparams.dataset_info == DATASETS["mnist"].record()
+    assert model.dataset == DATASETS["fashion_mnist"] and model.hparams.dataset_info == DATASETS["fashion_mnist"].record()
 
 
 class StepLosses(L.Callback):
@@ -83,8 +83,8 @@ def test_epoch_metrics_cover_every_step_though_logged_once_per_epoch(tiny_mnist)
         max_epochs=2, log_every_n_steps=2, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[steps],
     )
-    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
-    trainer.fit(DigitClassifier(), data)
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    trainer.fit(ImageClassifier(), data)
     assert len(steps.losses) == 16  # 8 steps per epoch
     last_epoch = steps.losses[8:]
     assert trainer.callback_metrics["train/loss_epoch"].item() == pytest.approx(sum(last_epoch) / 8, rel=1e-5)
@@ -106,8 +106,8 @@ def test_one_cycle_warms_up_to_lr_then_anneals_over_the_whole_run(tiny_mnist):
         max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, callbacks=[rates],
     )
-    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
-    trainer.fit(DigitClassifier(lr=0.01, lr_schedule="one_cycle"), data)
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    trainer.fit(ImageClassifier(lr=0.01, lr_schedule="one_cycle"), data)
     assert len(rates.rates) == 16
     peak = max(range(16), key=rates.rates.__getitem__)
     assert rates.rates[peak] == pytest.approx(0.01)
@@ -117,11 +117,11 @@ def test_one_cycle_warms_up_to_lr_then_anneals_over_the_whole_run(tiny_mnist):
 
 def test_convolutions_stay_channels_last_through_a_checkpoint(tmp_path):
     # The layout oneDNN and cuDNN run fastest with; losing it silently costs a third of the speed.
-    model = DigitClassifier()
+    model = ImageClassifier(dataset_info=MNIST)
     trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.strategy.connect(model)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
-    restored = DigitClassifier.load_from_checkpoint(tmp_path / "model.ckpt", weights_only=True)
+    restored = ImageClassifier.load_from_checkpoint(tmp_path / "model.ckpt", weights_only=True)
     for net in (model.net, restored.net):
         convolutions = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
         assert len(convolutions) == 2
@@ -133,13 +133,13 @@ def test_step_logging_can_be_switched_off(tiny_mnist):
         max_epochs=1, log_every_n_steps=0, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
     )
-    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
-    trainer.fit(DigitClassifier(), data)
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    trainer.fit(ImageClassifier(), data)
     assert "train/loss_step" not in trainer.callback_metrics
     assert "train/loss_epoch" in trainer.callback_metrics
 
 
-class DivergesInTheSecondEpoch(DigitClassifier):
+class DivergesInTheSecondEpoch(ImageClassifier):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = super().forward(images)
         return logits * float("nan") if self.training and self.current_epoch == 1 else logits
@@ -151,7 +151,7 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tin
     trainer = L.Trainer(
         max_epochs=3, logger=False, callbacks=[checkpoints], enable_progress_bar=False, enable_model_summary=False
     )
-    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
     with pytest.raises(UserError, match="loss became nan or inf in epoch 2.*checkpoints of earlier epochs are intact"):
         trainer.fit(DivergesInTheSecondEpoch(), data)
     last = torch.load(folder / "last.ckpt", weights_only=True)

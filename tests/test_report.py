@@ -11,7 +11,7 @@ import lightning as L
 import torch.nn.functional as F
 
 from mnist_lit import __version__
-from mnist_lit.data import MNISTDataModule
+from mnist_lit.data import ImageDataModule
 from mnist_lit.figures import confusion_matrix_figure, mistakes_figure
 from mnist_lit.metrics import ConfidentMistakes, evaluation_metrics
 from mnist_lit.report import EvaluationReport, classification_report, most_confused, print_report, write_report
@@ -126,14 +126,14 @@ def test_mistakes_picture_with_no_mistakes_still_draws():
 
 
 class Minimal(L.LightningModule):
-    """Not DigitClassifier: one linear layer whose evaluation steps return logits, and nothing else."""
+    """Not ImageClassifier: one linear layer whose evaluation steps return logits, and nothing else."""
 
     def __init__(self) -> None:
         super().__init__()
         self.layer = torch.nn.Linear(28 * 28, 10)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layer(images.flatten(1))
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # batches hold uint8 pixels
+        return self.layer(pixels.flatten(1).float() / 255)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return F.cross_entropy(self(batch[0]), batch[1])
@@ -154,7 +154,7 @@ def test_the_report_works_with_any_module_whose_steps_return_logits(tiny_mnist, 
         max_epochs=2, default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=[report],
     )
-    data = MNISTDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=16, eval_batch_size=7, val_size=20, download=False)
     module = Minimal()
     trainer.fit(module, data)
     # The last epoch's validation matrix, counted afresh each epoch (not 2 x 20, nor the sanity check's too).

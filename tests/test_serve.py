@@ -18,10 +18,10 @@ import requests
 import torch
 from PIL import Image, ImageDraw
 
-from conftest import digit_picture, save_checkpoint
-from mnist_lit.datasets import dataset_record
+from conftest import MNIST, digit_picture, save_checkpoint
+from mnist_lit.datasets import DATASETS
 from mnist_lit.inference import load_predictor
-from mnist_lit.model import DigitClassifier
+from mnist_lit.model import ImageClassifier
 from mnist_lit.predict import predict
 from mnist_lit.preprocess import load_picture
 from server_process import free_port, healthy, running_server, server_process, session_processes
@@ -33,7 +33,7 @@ MAX_MEGAPIXELS = 1.0
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("serve") / "model.ckpt", DigitClassifier(hidden_units=32))
+    return save_checkpoint(tmp_path_factory.mktemp("serve") / "model.ckpt", ImageClassifier(hidden_units=32, dataset_info=MNIST))
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +157,13 @@ def test_concurrent_clients_each_get_the_answer_to_their_own_picture(model_file)
 
 
 def test_a_fashion_checkpoint_serves_clothing_labels(tmp_path):
-    model = save_checkpoint(tmp_path / "fashion.ckpt", DigitClassifier(hidden_units=32, dataset_info=dataset_record("fashion_mnist")))
+    model = save_checkpoint(tmp_path / "fashion.ckpt", ImageClassifier(hidden_units=32, dataset_info=DATASETS["fashion_mnist"].record()))
     photo = Image.new("L", (120, 120), 255)
     ImageDraw.Draw(photo).rectangle((30, 20, 90, 100), fill=40)  # a dark garment on a white background
     with running_server(model) as url:
         classes = requests.get(f"{url}/info").json()["model"]["classes"]
         answer = requests.post(f"{url}/predict", data=png_bytes(photo, "JPEG")).json()
-    assert classes == dataset_record("fashion_mnist")["classes"] and "Sneaker" in classes
+    assert classes == list(DATASETS["fashion_mnist"].classes) and "Sneaker" in classes
     assert answer["label"] == classes[answer["class"]]
     assert answer["input"] == load_picture(png_bytes(photo, "JPEG"), "clothing").tolist()
 

@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from browser import SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview
 from conftest import run_cli
-from mnist_lit.data import load_split
+from mnist_lit.data import load_builtin
 from mnist_lit.datasets import DATASETS
 from mnist_lit.inference import load_predictor
 from server_process import running_server
@@ -89,7 +89,7 @@ def test_a_small_digit_in_a_corner_is_read_as_mnist_would_show_it(page):
 
 def test_an_uploaded_picture_file_is_guessed(page, trained, real_mnist, tmp_path):
     # A real test digit the model reads right, enlarged and printed dark on white like a scan.
-    images, labels = load_split(DATASETS["mnist"], real_mnist, train=False)
+    images, labels = load_builtin(DATASETS["mnist"], real_mnist, train=False)
     predictor = load_predictor(trained)
     for index in range(len(labels)):
         path = tmp_path / f"scan{index}.png"

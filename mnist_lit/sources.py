@@ -1,0 +1,382 @@
+"""Reading a data set's files into uint8 tensors: torchvision's sets, and folders or CSV files of one's own pictures.
+
+No Lightning here: data.py splits and batches what this returns.
+
+- Built-in sets (datasets.py): torchvision parses the files (and downloads them when asked).
+- A folder with one sub-folder per class (nested folders allowed), or with ``train/`` and ``test/``
+  (and ``val/``) each holding such class folders; or a CSV file with a path and a label column.
+  Every picture is decoded once, in parallel, made RGB, fitted into the square and made greyscale
+  or kept in colour (preprocess.py), then cached on disk keyed by the file list, sizes,
+  modification times and decoding options, so the next run on the same files decodes nothing.
+"""
+
+import csv
+import hashlib
+import json
+import math
+import os
+import statistics
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, DataSet
+from mnist_lit.errors import UserError
+from mnist_lit.files import replaced_atomically
+from mnist_lit.preprocess import decode_files, read_sizes
+
+DATA_DIR_ENV = "MNIST_LIT_DATA_DIR"
+CACHE_DIR_ENV = "MNIST_LIT_CACHE_DIR"
+REPLACE = "replace it with the data set's original file (or delete it to download it again)."
+# IDX element types mnist-lit reads: unsigned bytes (pictures, most labels) and int32 (QMNIST's labels).
+IDX_ITEM_SIZES = {0x08: 1, 0x0C: 4}
+PARTS = ("train", "val", "test")
+SMALLEST, LARGEST_DEFAULT = 28, 64  # the networks' smallest input side; the default side's cap
+CACHE_VERSION = 1
+
+
+# --- built-in sets, through torchvision -------------------------------------------------------
+
+def resolve_data_dir(data_dir: Optional[str]) -> Path:
+    """The data root (holding MNIST/raw/, FashionMNIST/raw/...): the option, else $MNIST_LIT_DATA_DIR, else ./data."""
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data")
+
+
+def raw_folder(data_dir: Path, spec: DataSet) -> Path:
+    """Where torchvision keeps (and downloads) the set's files: <data_dir>/<class name>/raw, or CIFAR-10's folder."""
+    return data_dir / (spec.files.folder or f"{spec.files.torchvision_class}/raw")
+
+
+def has_files(data_dir: Path, spec: Optional[DataSet] = None) -> bool:
+    """Whether ``data_dir`` holds the set's files (MNIST's by default) in torchvision's layout."""
+    spec = spec or DATASETS[DEFAULT_DATASET]
+    return all((raw_folder(data_dir, spec) / name).is_file() for name in spec.files.raw_files)
+
+
+def check_idx_file(path: Path) -> int:
+    """The number of pictures or labels in an IDX file, after checking its header and length."""
+    images = "images" in path.name
+    kind = "images" if images else "labels"
+    with open(path, "rb") as file:
+        magic = file.read(4)
+        ndim = magic[3] if len(magic) == 4 else 0
+        dims = [int.from_bytes(file.read(4), "big") for _ in range(ndim if ndim <= 3 else 0)]
+    item_size = IDX_ITEM_SIZES.get(magic[2]) if len(magic) == 4 else None
+    expected_shape = dims[1:] == [28, 28] if images else len(dims) in (1, 2)
+    if magic[:2] != b"\0\0" or item_size is None or not 1 <= ndim <= 3 or not expected_shape:
+        raise UserError(f"{path} is not an MNIST-format {kind} file (wrong header); {REPLACE}")
+    expected = 4 + 4 * ndim + item_size * math.prod(dims)
+    if path.stat().st_size != expected:
+        raise UserError(
+            f"{path} is truncated or damaged ({path.stat().st_size:,} bytes, its header says {expected:,}); {REPLACE}"
+        )
+    return dims[0]
+
+
+def check_builtin_files(spec: DataSet, data_dir: Path) -> Optional[int]:
+    """The number of training pictures after checking every IDX file's header and length (None for CIFAR-10,
+    whose files torchvision checks by their checksums)."""
+    raw, names = raw_folder(data_dir, spec), spec.files.raw_files
+    if spec.files.folder is not None:
+        return None
+    counts = []
+    for images, labels in zip(names[::2], names[1::2]):
+        counts.append(check_idx_file(raw / images))
+        if counts[-1] != check_idx_file(raw / labels):
+            raise UserError(f"{raw / images} and {raw / labels} hold different numbers of pictures; {REPLACE}")
+    return counts[0]
+
+
+def load_builtin(spec: DataSet, data_dir: Path, train: bool, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split as pictures (N, C, H, W) uint8, upright, and labels (N,) int64 counted from 0.
+
+    torchvision reads the files; the set's quirks are undone here: EMNIST's transposed pictures,
+    EMNIST letters' labels that start at 1, QMNIST's eight label columns (the first is the class,
+    as torchvision's ``compat`` reads it), CIFAR-10's (N, H, W, C) arrays.
+    """
+    import torchvision.datasets
+
+    files = spec.files
+    options = {**files.options, **({} if train else files.test_options)}
+    data = getattr(torchvision.datasets, files.torchvision_class)(data_dir, train=train, download=download, **options)
+    images, labels = torch.as_tensor(data.data), torch.as_tensor(data.targets)
+    if labels.ndim == 2:
+        labels = labels[:, 0]
+    if images.ndim == 4:  # CIFAR-10: (N, H, W, C)
+        images = images.permute(0, 3, 1, 2)
+    else:
+        images = (images.transpose(1, 2) if files.transposed else images).unsqueeze(1)
+    return images.contiguous(), labels.long() - files.label_offset
+
+
+# --- folders and CSV files of one's own pictures ---------------------------------------------
+
+@dataclass
+class Listing:
+    """The picture files of one part of a set, with their class indices."""
+
+    files: list[Path]
+    labels: list[int]
+
+
+@dataclass
+class FolderSet:
+    """A folder or CSV set decoded: uint8 pictures (N, C, S, S) and labels per part ("train", "val", "test"
+    or, for a folder without them, "all"), its class names, and the files that could not be read."""
+
+    classes: tuple[str, ...]
+    parts: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    size: int
+    channels: int
+    skipped: list[str]
+
+    @property
+    def training_part(self) -> str:
+        return "train" if "train" in self.parts else "all"
+
+
+def is_own_set(dataset: str) -> bool:
+    """Whether --data.dataset names a folder or CSV file rather than a built-in set."""
+    return dataset.lower().endswith(".csv") or os.sep in dataset or "/" in dataset or Path(dataset).exists()
+
+
+def list_set(path: Path, path_column: str = "path", label_column: str = "label") -> tuple[tuple[str, ...], dict[str, Listing]]:
+    """The class names and the parts of the set at ``path`` (a folder or a CSV file), before decoding."""
+    if not path.exists():
+        raise UserError(f"{path} does not exist; --data.dataset takes a built-in set's name, a folder of class folders or a CSV file.")
+    if path.is_file():
+        return list_csv(path, path_column, label_column)
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        classes = class_folders(path / "train")
+        parts = {}
+        for part in PARTS:
+            if (path / part).is_dir():
+                found = class_folders(path / part)
+                if part != "train" and not set(found) <= set(classes):
+                    extra = sorted(set(found) - set(classes))
+                    raise UserError(f"{path / part} has classes that {path / 'train'} lacks ({', '.join(extra[:5])}); give both the same class folders.")
+                parts[part] = list_class_folders(path / part, classes)
+        return classes, parts
+    classes = class_folders(path)
+    return classes, {"all": list_class_folders(path, classes)}
+
+
+def class_folders(path: Path) -> tuple[str, ...]:
+    classes = tuple(sorted(entry.name for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith(".")))
+    if len(classes) < 2:
+        raise UserError(
+            f"{path} holds {len(classes)} class folder{'s' if len(classes) != 1 else ''}; a folder set needs at least two "
+            "(one sub-folder per class, named after it, holding its pictures)."
+        )
+    return classes
+
+
+def list_class_folders(path: Path, classes: tuple[str, ...]) -> Listing:
+    """Every file under each class folder (nested folders included) except hidden ones, in a stable order."""
+    listing = Listing([], [])
+    for index, name in enumerate(classes):
+        folder = path / name
+        if not folder.is_dir():
+            continue
+        files = sorted(
+            file for file in folder.rglob("*")
+            if file.is_file() and not any(part.startswith(".") for part in file.relative_to(folder).parts)
+        )
+        listing.files += files
+        listing.labels += [index] * len(files)
+    return listing
+
+
+def list_csv(path: Path, path_column: str, label_column: str) -> tuple[tuple[str, ...], dict[str, Listing]]:
+    options = "--data.path_column and --data.label_column"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.DictReader(file)
+            columns = reader.fieldnames or []
+            if path_column not in columns or label_column not in columns:
+                raise UserError(
+                    f"{path} needs a {path_column!r} and a {label_column!r} column, and has {', '.join(map(repr, columns)) or 'none'}; "
+                    f"name yours with {options}."
+                )
+            rows = [(row[path_column], (row[label_column] or "").strip()) for row in reader]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path} is not a readable CSV file ({error}).") from None
+    if any(not label for _, label in rows):
+        line = next(i for i, (_, label) in enumerate(rows, start=2) if not label)
+        raise UserError(f"{path}, line {line}: no label in column {label_column!r}; give every picture its class.")
+    files = [(path.parent / name).resolve() for name, _ in rows]
+    missing = [str(file) for file in files if not file.is_file()]
+    if missing:
+        raise UserError(
+            f"{path} names {len(missing):,} file(s) that do not exist ({', '.join(missing[:3])}"
+            f"{'...' if len(missing) > 3 else ''}); paths are relative to the CSV file's folder."
+        )
+    classes = tuple(sorted({label for _, label in rows}))
+    if len(classes) < 2:
+        raise UserError(f"{path} has {len(classes)} class in column {label_column!r}; a data set needs at least two.")
+    index = {name: i for i, name in enumerate(classes)}
+    return classes, {"all": Listing(files, [index[label] for _, label in rows])}
+
+
+def default_size(sides: list[int]) -> int:
+    """The median longer side rounded to a multiple of 4, from 28 to 64."""
+    median = statistics.median(sides) if sides else LARGEST_DEFAULT
+    return int(min(max(4 * round(median / 4), SMALLEST), LARGEST_DEFAULT))
+
+
+def in_parallel(function, chunks: list, *args) -> list:
+    """``function(chunk, *args)`` for every chunk, on every core when there is enough work."""
+    workers = min(os.cpu_count() or 1, len(chunks))
+    if workers <= 1:
+        return [function(chunk, *args) for chunk in chunks]
+    # Fresh processes rather than forks of this one, which may hold threads (torch's) and much memory;
+    # the worker's module needs only numpy and Pillow.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(function, chunks, *([arg] * len(chunks) for arg in args)))
+
+
+def chunked(items: list, size: int = 256) -> list[list]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def read_folder_set(
+    path: Path, image_size: Optional[int], channels: Optional[int], resize: str, path_column: str, label_column: str
+) -> FolderSet:
+    """The set at ``path`` decoded, from the cache when the files and options are those it was made from."""
+    classes, listings = list_set(path, path_column, label_column)
+    key = cache_key(path, listings, resize)
+    cached = load_cache(path, key)
+    # The cache holds one decoding per folder; null options accept whatever it was decoded with
+    # (the same files give the same default size and channels).
+    if cached is not None and image_size in (None, cached.size) and channels in (None, cached.channels):
+        return cached
+    decoded = decode_set(classes, listings, image_size, channels, resize)
+    save_cache(path, key, decoded)
+    return decoded
+
+
+def decode_set(
+    classes: tuple[str, ...], listings: dict[str, Listing], image_size: Optional[int], channels: Optional[int], resize: str
+) -> FolderSet:
+    training = "train" if "train" in listings else "all"
+    skipped: list[str] = []
+    if image_size is None:  # from the training pictures' headers, which Pillow reads without decoding
+        names = [str(file) for file in listings[training].files]
+        sides = [side for chunk in in_parallel(read_sizes, chunked(names, 1024)) for side in chunk if side]
+        image_size = default_size(sides)
+    parts, grey = {}, {}
+    for part, listing in listings.items():
+        results = in_parallel(decode_files, chunked([str(file) for file in listing.files]), image_size, resize)
+        pixels = [array for result in results for array in result[0]]
+        greys = [flag for result in results for flag in result[1]]
+        errors = [error for result in results for error in result[2]]
+        kept = [i for i, array in enumerate(pixels) if array is not None]
+        skipped += [errors[i] for i in range(len(pixels)) if pixels[i] is None]
+        images = np.stack([pixels[i] for i in kept]) if kept else np.zeros((0, image_size, image_size, 3), np.uint8)
+        labels = torch.tensor([listing.labels[i] for i in kept], dtype=torch.long)
+        parts[part], grey[part] = (images, labels), all(greys[i] for i in kept)
+    if channels is None:
+        channels = 1 if grey[training] else 3
+    for part, (images, labels) in parts.items():
+        parts[part] = (torch.from_numpy(to_channels_batch(images, channels)), labels)
+    check_classes_have_pictures(classes, parts, skipped)
+    return FolderSet(classes, parts, image_size, channels, skipped)
+
+
+def to_channels_batch(images: np.ndarray, channels: int) -> np.ndarray:
+    """(N, S, S, 3) RGB -> (N, channels, S, S); one channel is the luminance, as Pillow's "L" computes it."""
+    if channels == 3:
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    out = np.empty((len(images), 1, *images.shape[1:3]), dtype=np.uint8)
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    for start in range(0, len(images), 4096):  # a slice at a time: float32 copies of 50,000 pictures are large
+        out[start : start + 4096, 0] = (images[start : start + 4096].astype(np.float32) @ weights).round().clip(0, 255)
+    return out
+
+
+def check_classes_have_pictures(classes: tuple[str, ...], parts: dict, skipped: list[str]) -> None:
+    training = parts["train" if "train" in parts else "all"][1]
+    counts = torch.bincount(training, minlength=len(classes)).tolist()
+    empty = [name for name, count in zip(classes, counts) if count == 0]
+    if empty:
+        hint = f" ({len(skipped):,} unreadable file(s) skipped)" if skipped else ""
+        raise UserError(
+            f"class folder(s) {', '.join(map(repr, empty[:5]))} hold no readable pictures{hint}; add pictures "
+            "(PNG, JPEG, BMP, GIF, TIFF, WebP) or remove the folder."
+        )
+
+
+def warn_skipped(skipped: list[str]) -> None:
+    if skipped:
+        shown = "; ".join(skipped[:3])
+        warnings.warn(f"skipped {len(skipped):,} file(s) that are not readable pictures: {shown}{'; ...' if len(skipped) > 3 else ''}", stacklevel=2)
+
+
+# --- the decoded-pictures cache ----------------------------------------------------------------
+
+def cache_dir() -> Path:
+    """$MNIST_LIT_CACHE_DIR, else the user's cache folder ($XDG_CACHE_HOME or ~/.cache)/mnist-lit: never the
+    data set's own folder, which may be read-only or shared."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-lit"
+
+
+def cache_key(path: Path, listings: dict[str, Listing], resize: str) -> str:
+    """A digest of every file's path, class, size and modification time, and of how they are fitted."""
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, str(path.resolve()), resize]).encode())
+    for part, listing in sorted(listings.items()):
+        digest.update(part.encode())
+        for file, label in zip(listing.files, listing.labels):
+            stat = file.stat()
+            digest.update(f"{file}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def cache_file(path: Path, key: str) -> Path:
+    return cache_dir() / f"{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}-{key}.pt"
+
+
+def load_cache(path: Path, key: str) -> Optional[FolderSet]:
+    """The cached decoding, or None when there is none or it does not hold what its key promises (then rebuilt)."""
+    file = cache_file(path, key)
+    if not file.is_file():
+        return None
+    try:
+        saved = torch.load(file, map_location="cpu", weights_only=True)
+        folder_set = FolderSet(
+            tuple(saved["classes"]), {part: (images, labels) for part, (images, labels) in saved["parts"].items()},
+            int(saved["size"]), int(saved["channels"]), list(saved["skipped"]),
+        )
+        shape = (folder_set.channels, folder_set.size, folder_set.size)
+        for images, labels in folder_set.parts.values():
+            if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape or len(images) != len(labels):
+                raise ValueError("inconsistent shapes")
+        if saved["key"] != key:
+            raise ValueError("another key")
+        return folder_set
+    except Exception:  # noqa: BLE001 - a damaged or foreign cache file is rebuilt, never trusted
+        return None
+
+
+def save_cache(path: Path, key: str, folder_set: FolderSet) -> None:
+    """Write the decoding for next time and drop older ones of the same folder; a cache that cannot be
+    written only costs the next run its decoding time."""
+    file = cache_file(path, key)
+    try:
+        with replaced_atomically(file) as temporary:
+            torch.save({
+                "key": key, "classes": list(folder_set.classes), "parts": {k: list(v) for k, v in folder_set.parts.items()},
+                "size": folder_set.size, "channels": folder_set.channels, "skipped": folder_set.skipped,
+            }, temporary)
+        for old in file.parent.glob(f"{file.name.split('-')[0]}-*.pt"):
+            if old != file:
+                old.unlink(missing_ok=True)
+    except OSError as error:
+        warnings.warn(f"could not cache the decoded pictures in {file.parent} ({error.strerror}); set {CACHE_DIR_ENV} to a writable folder", stacklevel=2)
