@@ -14,6 +14,7 @@ from mnist_lit.data import DATA_DIR_ENV, ImageDataModule, has_files
 from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
 from mnist_lit.model import ImageClassifier
+from mnist_lit.sources import CACHE_DIR_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST = DATASETS["mnist"].record()  # for models built without a data module
@@ -50,6 +51,14 @@ def hand_made_predictions() -> tuple[torch.Tensor, torch.Tensor]:
     labels = torch.tensor([0, 0, 0, 1, 1, 2, 3])
     preds = torch.tensor([0, 0, 1, 1, 2, 2, 0])
     return torch.nn.functional.one_hot(preds, 4).float(), labels
+
+
+@pytest.fixture(autouse=True, scope="session")
+def own_cache_dir(tmp_path_factory) -> Path:
+    """Decoded folder sets are cached in a folder of the test session's, not the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ[CACHE_DIR_ENV] = str(folder)  # subprocesses (run_cli) inherit it
+    return folder
 
 
 @pytest.fixture(autouse=True)

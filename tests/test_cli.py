@@ -124,3 +124,14 @@ def test_serve_without_its_extra_says_how_to_install_it():
         "error: serve needs litserve, which is not installed: pip install -e '.[serve]' in the repository "
         "(pip install 'mnist-lit[serve]' elsewhere)."
     )
+
+
+def test_a_config_written_by_0_2_0_still_parses_with_its_class_names(capsys):
+    # Its model and data module were DigitClassifier and MNISTDataModule, now aliases of the new names.
+    config = print_config(capsys, "--config", str(Path(__file__).parent / "fixtures" / "v0.2.0_config.yaml"))
+    assert config["data"]["dataset"] == "fashion_mnist" and config["model"]["conv1_channels"] == 8
+    from mnist_lit.data import ImageDataModule, MNISTDataModule
+    from mnist_lit.model import DigitClassifier, ImageClassifier
+    from mnist_lit.networks import DigitCNN, KerasCNN
+
+    assert (MNISTDataModule, DigitClassifier, DigitCNN) == (ImageDataModule, ImageClassifier, KerasCNN)

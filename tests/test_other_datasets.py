@@ -20,6 +20,9 @@ QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
 # Written by `fit` of mnist-lit 0.1.0 (a small network, one epoch: 92% validation accuracy),
 # before checkpoints recorded their data set.
 OLD_CHECKPOINT = Path(__file__).resolve().parent / "fixtures" / "v0.1.0_mnist.ckpt"
+# Written by `fit --data.dataset fashion_mnist` of mnist-lit 0.2.0 (a small network, 200 steps: 77% test
+# accuracy), which recorded one mean and std and no picture shape; its run's config.yaml beside it.
+CHECKPOINT_0_2_0 = OLD_CHECKPOINT.parent / "v0.2.0_fashion_mnist.ckpt"
 FASHION = DATASETS["fashion_mnist"]
 
 
@@ -72,7 +75,7 @@ def test_predict_and_export_take_names_and_normalization_from_the_checkpoint(fas
     run_cli(fashion_run, real_mnist, "export", "--format", "onnx")
     info = json.loads((fashion_run / "fashion_mnist_cnn.json").read_text())
     assert info["labels"] == list(FASHION.classes)
-    assert (info["normalization"]["mean"], info["normalization"]["std"]) == (FASHION.mean, FASHION.std)
+    assert (info["normalization"]["mean"], info["normalization"]["std"]) == (list(FASHION.mean), list(FASHION.std))
     best = next((fashion_run / "checkpoints" / "version_0").glob("epoch=*.ckpt"))
     pixels = FashionMNIST(real_mnist, train=False).data[:256].unsqueeze(1)
     assert onnx_gap(fashion_run / "fashion_mnist_cnn.onnx", best, pixels) < 1e-4
@@ -80,10 +83,27 @@ def test_predict_and_export_take_names_and_normalization_from_the_checkpoint(fas
 
 def test_a_checkpoint_from_before_data_sets_were_recorded_is_mnists(tmp_path, real_mnist):
     assert "dataset_info" not in torch.load(OLD_CHECKPOINT, weights_only=True)["hyper_parameters"]
-    assert load_predictor(OLD_CHECKPOINT).dataset == DATASETS["mnist"].record()
+    assert load_predictor(OLD_CHECKPOINT).dataset == DATASETS["mnist"]
     out = run_cli(tmp_path, real_mnist, "test", "--ckpt_path", str(OLD_CHECKPOINT)).stdout
     assert "Evaluated on mnist, test split (10,000 pictures)" in out
     (report_file,) = tmp_path.glob("logs/version_*/report.json")
     assert json.loads(report_file.read_text())["accuracy"] >= 0.9
     run_cli(tmp_path, real_mnist, "export", "--format", "torchscript", "--ckpt_path", str(OLD_CHECKPOINT))
     assert json.loads((tmp_path / "mnist_cnn.json").read_text())["labels"] == [str(d) for d in range(10)]
+
+
+def test_a_checkpoint_of_0_2_0_tests_predicts_and_exports_as_fashion_mnist(tmp_path, real_mnist):
+    if not has_files(real_mnist, FASHION):
+        pytest.skip(f"no Fashion-MNIST under {real_mnist}")
+    predictor = load_predictor(CHECKPOINT_0_2_0)
+    assert predictor.dataset.classes == FASHION.classes and predictor.input_shape == (1, 28, 28)
+    out = run_cli(tmp_path, real_mnist, "test", "--ckpt_path", str(CHECKPOINT_0_2_0)).stdout
+    assert "Evaluated on fashion_mnist, test split (10,000 pictures)" in out
+    (report_file,) = tmp_path.glob("logs/version_*/report.json")
+    assert json.loads(report_file.read_text())["accuracy"] >= 0.7
+    catalogue_photos(tmp_path / "photos", real_mnist, count=8)
+    lines = run_cli(tmp_path, real_mnist, "predict", "--ckpt_path", str(CHECKPOINT_0_2_0), "photos").stdout.splitlines()
+    assert len(lines) == 8 and all(any(name in line for name in FASHION.classes) for line in lines)
+    run_cli(tmp_path, real_mnist, "export", "--format", "onnx", "--ckpt_path", str(CHECKPOINT_0_2_0))
+    pixels = FashionMNIST(real_mnist, train=False).data[:64].unsqueeze(1)
+    assert onnx_gap(tmp_path / "fashion_mnist_cnn.onnx", CHECKPOINT_0_2_0, pixels) < 1e-4
