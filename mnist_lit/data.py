@@ -286,7 +286,7 @@ class ImageDataModule(L.LightningDataModule):
         if fitting:
             mean, std = pixel_stats(parts["train"][0])
             self.train_set, self.val_set = InMemoryPictures(*parts["train"]), InMemoryPictures(*parts["val"])
-            self.print_counts(parts)
+            self.print_counts(parts, read.size, read.channels)
         else:  # those of the pictures it evaluates on (the model normalizes with its training set's own)
             mean, std = pixel_stats(parts["test"][0]) if "test" in parts else ((0.0,), (1.0,))
         if testing:
@@ -302,9 +302,13 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     @rank_zero_only
-    def print_counts(self, parts: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Pictures per class and part, and a warning when the classes are far from even."""
-        table = Table(title=f"{self.path.name}: pictures per class ({len(parts['train'][0]):,} for training)")
+    def print_counts(self, parts: dict[str, tuple[torch.Tensor, torch.Tensor]], size: int, channels: int) -> None:
+        """The pictures' shape, the pictures per class and part, and a warning when the classes are far from even."""
+        chosen = [name for name in ("image_size", "channels") if self.hparams[name] is None]
+        how = f" ({' and '.join(f'--data.{name}' for name in chosen)} chosen from the training pictures)" if chosen else ""
+        training = f"{len(parts['train'][0]):,} training pictures"
+        print(f"{self.path.name}: {training}, {size}x{size}, {channels} channel{'s' if channels > 1 else ''}{how}")
+        table = Table(title="Pictures per class")
         table.add_column("class")
         names = [part for part in ("train", "val", "test") if part in parts]
         for part in names:

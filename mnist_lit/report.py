@@ -185,7 +185,11 @@ class EvaluationReport(Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.test_results = {name: value.cpu() for name, value in self.test_metrics.compute().items()}
-        self.test_mistakes = {name: value.cpu() for name, value in self.mistake_finder.compute().items()}
+        mistakes = {name: value.cpu() for name, value in self.mistake_finder.compute().items()}
+        # torchmetrics squeezes a result of one element to 0-d: a single mistake is still a row.
+        count = len(mistakes["images"])
+        self.test_mistakes = {name: value.reshape(count, *value.shape[1:]) if name == "images" else value.reshape(count)
+                              for name, value in mistakes.items()}
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not after Lightning's summary table, because the logger closes before then.

@@ -23,7 +23,8 @@ def shape_picture(shape: str, rng: np.random.Generator, side: int | None = None)
     background = rng.integers(0, 256, 3)
     noise = rng.normal(0, 12, (height, width, 3))
     image = Image.fromarray(np.clip(background + noise, 0, 255).astype(np.uint8))
-    colour = tuple(int(c) for c in (255 - background + rng.integers(-40, 41, 3)).clip(0, 255))
+    # Half the range away from the background in every channel, so that the shape shows in grey too.
+    colour = tuple(int(c) for c in ((background + 128 + rng.integers(-30, 31, 3)) % 256))
     r = min(width, height) * rng.uniform(0.28, 0.42)
     cx, cy = width / 2 + rng.uniform(-0.1, 0.1) * width, height / 2 + rng.uniform(-0.1, 0.1) * height
     draw = ImageDraw.Draw(image)
