@@ -30,6 +30,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from mnist_lit.errors import UserError
 
 FRAME = 28
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights of red, green and blue
 # The picture files `predict` picks out of folders.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 DIGIT_BOX = 20
@@ -133,11 +134,15 @@ def photo_style(image: Image.Image, size: int, channels: int, resize: str = "pad
 
 
 def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
-    """(H, W, 3) RGB -> (channels, H, W): as is, or its luminance (ITU-R 601, as Pillow's "L") for one channel."""
+    """RGB pixels (..., H, W, 3) -> (..., channels, H, W): as they are, or their luminance (ITU-R 601, as
+    Pillow's "L") for one channel. A slice at a time: float copies of 50,000 pictures would be large."""
     if channels == 3:
-        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
-    luminance = pixels.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return luminance.round().clip(0, 255).astype(np.uint8)[None]
+        return np.ascontiguousarray(np.moveaxis(pixels, -1, -3))
+    grey = np.empty(pixels.shape[:-1], dtype=np.uint8)
+    rows, out = pixels.reshape(-1, *pixels.shape[-3:]), grey.reshape(-1, *grey.shape[-2:])
+    for start in range(0, len(rows), 4096):
+        out[start : start + 4096] = (rows[start : start + 4096].astype(np.float32) @ LUMA).round().clip(0, 255)
+    return grey[..., None, :, :]
 
 
 def grey_pixels(image: Image.Image) -> np.ndarray:

@@ -121,10 +121,13 @@ function show(answer) {
   confidence.textContent = `${(100 * answer.probability).toFixed(1)}% sure`;
   status.textContent = "";
   setBars(answer.probabilities);
-  const pixels = preview.createImageData(28, 28);
-  answer.input.flat().forEach((value, i) => {
-    pixels.data.set([value, value, value, 255], 4 * i);
-  });
+  // One channel arrives as rows of pixels, colour as three such planes (red, green, blue).
+  const planes = Array.isArray(answer.input[0][0]) ? answer.input : [answer.input, answer.input, answer.input];
+  const size = planes[0].length;
+  preview.canvas.width = preview.canvas.height = size;
+  const pixels = preview.createImageData(size, size);
+  const [red, green, blue] = planes.map((plane) => plane.flat());
+  red.forEach((value, i) => pixels.data.set([value, green[i], blue[i], 255], 4 * i));
   preview.putImageData(pixels, 0, 0);
 }
 
@@ -133,7 +136,7 @@ function showNothing(state, text) {
   guess.textContent = text;
   confidence.textContent = "";
   setBars(classes.map(() => 0));
-  preview.clearRect(0, 0, 28, 28);
+  preview.clearRect(0, 0, preview.canvas.width, preview.canvas.height);
 }
 
 function showEmpty() {
@@ -160,13 +163,23 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape") clear();
 });
 
-upload.addEventListener("change", () => {
-  const file = upload.files[0];
-  if (!file) return;
+function sendFile(file) {
   clear();
   status.textContent = `reading ${file.name}…`;
   send(file, file.type || "application/octet-stream").then(() => { if (guess.dataset.state === "guess") status.textContent = `guess for ${file.name}`; });
+}
+
+upload.addEventListener("change", () => {
+  if (upload.files[0]) sendFile(upload.files[0]);
   upload.value = "";  // choosing the same file again is a change too
+});
+
+// A picture dropped anywhere on the drawing side is sent like an upload.
+const drawingSide = document.querySelector("section[aria-label='Drawing']");
+drawingSide.addEventListener("dragover", (event) => event.preventDefault());
+drawingSide.addEventListener("drop", (event) => {
+  event.preventDefault();
+  if (event.dataTransfer.files[0]) sendFile(event.dataTransfer.files[0]);
 });
 
 async function describeModel() {
@@ -174,6 +187,12 @@ async function describeModel() {
   classes = info.classes;
   const digits = classes.every((name, i) => String(name) === String(i));
   emptyText = info.pictures === "clothing" ? "draw or upload a piece of clothing" : digits ? "draw a digit" : "draw a character";
+  if (info.pictures === "photos") {  // nothing to draw: the canvas gives way to an upload and drop zone
+    document.body.classList.add("photos");
+    emptyText = "upload or drop a picture";
+    const [, size] = info.input_shape;
+    document.querySelector("figcaption").textContent = `what the model sees (${size}x${size})`;
+  }
   document.getElementById("model").textContent =
     `${info.dataset} · ${info.network} · ${info.checkpoint} · mnist-lit ${info.mnist_lit_version}`;
   bars.replaceChildren(...classes.map((name) => {
