@@ -33,6 +33,7 @@ from mnist_lit.sources import (
     raw_folder,
     read_folder_set,
     resolve_data_dir,
+    training_part,
     warn_skipped,
 )
 
@@ -262,10 +263,9 @@ class ImageDataModule(L.LightningDataModule):
         for part in (self.train_set, self.val_set, self.test_set):
             if part is not None:
                 part.images, part.labels = part.images.to(device), part.labels.to(device)
-        if fitting and self.hparams.balance != "none":
+        if fitting and self.hparams.balance == "loss":
             counts = torch.bincount(self.train_set.labels.cpu(), minlength=len(self.classes)).float()
-            if self.hparams.balance == "loss":
-                self.loss_weights = counts.sum() / (len(counts) * counts.clamp(min=1))
+            self.loss_weights = counts.sum() / (len(counts) * counts.clamp(min=1))
 
     def _setup_own_set(self, fitting: bool, testing: bool) -> None:
         options = self.hparams
@@ -273,29 +273,25 @@ class ImageDataModule(L.LightningDataModule):
         warn_skipped(read.skipped)
         self.classes = list(read.classes)
         parts = dict(read.parts)
-        if "all" in parts and fitting:
-            images, labels = parts.pop("all")
-            train_idx, val_idx = stratified_split(labels, options.val_fraction, options.split_seed)
-            parts["train"], parts["val"] = (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
-        elif "all" in parts:  # a folder given to `test` to evaluate on: every picture of it
+        if "all" in parts and not fitting:  # a folder given to `test` to evaluate on: every picture of it
             parts["test"] = parts.pop("all")
-        elif "val" not in parts and fitting:
-            images, labels = parts["train"]
+        elif fitting and "val" not in parts:  # held out from the training pictures, stratified
+            images, labels = parts.pop(training_part(parts))
             train_idx, val_idx = stratified_split(labels, options.val_fraction, options.split_seed)
             parts["train"], parts["val"] = (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+        if testing and "test" not in parts:
+            raise UserError(
+                f"{self.path} has no test part (a test/ folder beside train/); pass --data.dataset PATH of a "
+                "folder with the same classes to evaluate on."
+            )
         if fitting:
-            mean, std = pixel_stats(parts["train"][0])
             self.train_set, self.val_set = InMemoryPictures(*parts["train"]), InMemoryPictures(*parts["val"])
             self.print_counts(parts, read.size, read.channels)
-        else:  # those of the pictures it evaluates on (the model normalizes with its training set's own)
-            mean, std = pixel_stats(parts["test"][0]) if "test" in parts else ((0.0,), (1.0,))
         if testing:
-            if "test" not in parts:
-                raise UserError(
-                    f"{self.path} has no test part (a test/ folder beside train/); pass --data.dataset PATH of a "
-                    "folder with the same classes to evaluate on."
-                )
             self.test_set = InMemoryPictures(*parts["test"])
+        # Those of the training pictures; when only testing, of the pictures tested (the model
+        # normalizes with its own training set's).
+        mean, std = pixel_stats(parts["train" if fitting else "test"][0])
         self.dataset = DataSet(
             name=self.path.stem, classes=read.classes, mean=mean, std=std, channels=read.channels, size=read.size,
             pictures="photos", polarity="photos", path=str(self.path), resize=options.resize,

@@ -13,7 +13,7 @@ commands import this without Lightning or torchvision.
 
 import string
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 import torch
@@ -100,9 +100,6 @@ class DataSet:
             resize=record.get("resize", "pad"),
             files=known.files if known is not None else None,
         )
-
-    def with_stats(self, mean: tuple[float, ...], std: tuple[float, ...]) -> "DataSet":
-        return replace(self, mean=tuple(mean), std=tuple(std))
 
 
 def _idx_files(prefix: str, train: str = "train", test: str = "t10k", labels: str = "labels-idx1-ubyte") -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from mnist_lit.datasets import DataSet, normalize
 from mnist_lit.errors import UserError
 from mnist_lit.metrics import summary_metrics
-from mnist_lit.networks import DEFAULT_NETWORK, NetworkName, build_network
+from mnist_lit.networks import DEFAULT_NETWORK, SIZE_OPTIONS, NetworkName, build_network
 
 
 class ImageClassifier(L.LightningModule):
@@ -61,7 +61,8 @@ class ImageClassifier(L.LightningModule):
             )
         self.save_hyperparameters()
         self.dataset: Optional[DataSet] = None
-        self.loss_weights: Optional[torch.Tensor] = None  # per class, when the data module balances the loss
+        # Per class, when the data module balances the loss; a buffer, so that it moves with the model.
+        self.register_buffer("loss_weights", None, persistent=False)
         self.val_acc_best = MaxMetric()
         self.train_loss = MeanMetric()
         # Set by any step whose loss is nan or inf. Not a buffer: DDP would broadcast it every step.
@@ -73,7 +74,7 @@ class ImageClassifier(L.LightningModule):
         """The network and the metrics for ``dataset``'s classes and pictures."""
         self.dataset = dataset
         self.hparams.dataset_info = dataset.record()  # what the checkpoint keeps
-        sizes = {key: self.hparams[key] for key in ("conv1_channels", "conv2_channels", "hidden_units", "dropout")}
+        sizes = {key: self.hparams[key] for key in SIZE_OPTIONS}
         network = build_network(self.hparams.net, dataset.num_classes, dataset.channels, dataset.size, **sizes)
         # Channels-last weights make every convolution run on channels-last activations, the
         # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
@@ -90,7 +91,8 @@ class ImageClassifier(L.LightningModule):
 
     def configure_model(self) -> None:
         # Lightning calls this once the data module is set up: a model given no data set learns the data module's.
-        data = getattr(self.trainer.datamodule, "dataset", None) if self._trainer is not None else None
+        datamodule = self.trainer.datamodule if self._trainer is not None else None  # none in load_from_checkpoint
+        data = getattr(datamodule, "dataset", None)
         if self.dataset is None:
             if not isinstance(data, DataSet):
                 raise UserError("ImageClassifier needs its data set: pass dataset_info, or train it with mnist-lit's data module.")
@@ -100,8 +102,8 @@ class ImageClassifier(L.LightningModule):
                 f"The model learns {self.dataset.name} ({self.dataset.num_classes} classes) but the data module reads "
                 f"{data.name} ({data.num_classes} classes); give both the same set."
             )
-        weights = getattr(self.trainer.datamodule, "loss_weights", None) if self._trainer is not None else None
-        self.loss_weights = None if weights is None else weights.to(self.device)
+        weights = getattr(datamodule, "loss_weights", None)
+        self.loss_weights = None if weights is None else weights.to(self.device, torch.float32)  # the buffer's value
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (or 0-255 float) pixels (N, C, S, S) -> logits (N, num_classes)."""
@@ -117,8 +119,8 @@ class ImageClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        weights = None if self.loss_weights is None else self.loss_weights.to(logits.device, torch.float32)
-        loss = F.cross_entropy(logits.float() if weights is not None else logits, labels, weight=weights)
+        # float32 logits when weighted: the weights are float32, and bf16 logits would not match them.
+        loss = F.cross_entropy(logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights)
         self.train_loss.update(loss.detach())
         self.train_metrics.update(logits, labels)
         # Reading the flag is a device sync, so it is read only where Lightning syncs anyway: at

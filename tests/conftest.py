@@ -126,7 +126,7 @@ def checkpoint(tmp_path) -> Path:
 
 def onnx_gap(onnx_file: Path, checkpoint: Path, pixels: torch.Tensor) -> float:
     """The largest difference between the logits of an exported ONNX file and of the checkpoint's
-    network, on (N, 1, 28, 28) uint8 pixels normalized as the checkpoint says."""
+    network, on (N, channels, size, size) uint8 pixels normalized as the checkpoint says."""
     import onnxruntime
 
     from mnist_lit.inference import load_predictor

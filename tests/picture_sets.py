@@ -2,7 +2,6 @@
 format and mode mnist-lit reads, with the traps users' folders hold (a damaged picture, a text file)."""
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +92,3 @@ def exif_rotated_jpeg(image: Image.Image, path: Path) -> Path:
     exif[0x0112] = 6  # "rotate 90 clockwise to display"
     image.rotate(90, expand=True).save(path, exif=exif.tobytes(), quality=95)
     return path
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

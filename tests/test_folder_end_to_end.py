@@ -11,7 +11,7 @@ import pytest
 import requests
 import torch
 
-from conftest import run_cli
+from conftest import onnx_gap, run_cli
 from mnist_lit.inference import load_predictor
 from picture_sets import SHAPES, shape_picture, write_folder, write_split_folder
 from server_process import running_server
@@ -64,15 +64,10 @@ def test_predict_export_and_serve_read_outside_pictures_as_the_sets_own(shapes_r
     info = json.loads((shapes_run / "shapes.json").read_text())
     assert info["input"]["shape"] == ["batch", 3, 64, 64] and info["labels"] == sorted(SHAPES)
     assert len(info["normalization"]["mean"]) == 3
-    import onnxruntime
-
     checkpoint = next((shapes_run / "checkpoints" / "version_0").glob("epoch=*.ckpt"))
     predictor = load_predictor(checkpoint)
-    images = torch.stack([predictor.load_picture(path) for path in sorted(pictures.iterdir())])
-    session = onnxruntime.InferenceSession(str(shapes_run / "shapes.onnx"))
-    with torch.inference_mode():
-        gap = np.abs(session.run(None, {"images": images.numpy()})[0] - predictor.net(images).numpy()).max()
-    assert gap < 1e-4
+    pixels = torch.stack([predictor.pixels(path) for path in sorted(pictures.iterdir())])
+    assert onnx_gap(shapes_run / "shapes.onnx", checkpoint, pixels) < 1e-4
 
     with running_server(checkpoint) as url:
         info = requests.get(f"{url}/info").json()["model"]
