@@ -69,3 +69,12 @@ def preview(driver: webdriver.Chrome) -> list[int]:
         "return Array.from(document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data)"
     )
     return rgba[0::4]
+
+
+def preview_rgb(driver: webdriver.Chrome) -> tuple[int, list[tuple[int, int, int]]]:
+    """The preview's side and its (red, green, blue) values, row by row, whatever its size."""
+    side, rgba = driver.execute_script(
+        "const canvas = document.getElementById('preview');"
+        "return [canvas.width, Array.from(canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data)]"
+    )
+    return side, list(zip(rgba[0::4], rgba[1::4], rgba[2::4]))

@@ -1,5 +1,7 @@
 """The drawing page in a real browser (headless Chromium), against a server of a model trained on MNIST."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -9,11 +11,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview
-from conftest import run_cli
+from browser import SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview, preview_rgb
+from conftest import run_cli, save_checkpoint
 from mnist_lit.data import load_builtin
-from mnist_lit.datasets import DATASETS
+from mnist_lit.datasets import DATASETS, DataSet
 from mnist_lit.inference import load_predictor
+from mnist_lit.model import ImageClassifier
 from server_process import running_server
 
 pytestmark = [
@@ -30,15 +33,22 @@ def trained(tmp_path_factory, real_mnist) -> Path:
     return workdir / "checkpoints" / "version_0" / "last.ckpt"
 
 
-@pytest.fixture(scope="module")
-def page(trained):
-    with running_server(trained) as url:
+@contextmanager
+def page_of(checkpoint: Path) -> Iterator:
+    """Headless Chromium on the page of a server of ``checkpoint``."""
+    with running_server(checkpoint) as url:
         driver = chromium()
         try:
             driver.get(url)
             yield driver
         finally:
             driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page(trained):
+    with page_of(trained) as driver:
+        yield driver
 
 
 def wait_for(driver, condition, timeout: float = 30):
@@ -93,7 +103,7 @@ def test_an_uploaded_picture_file_is_guessed(page, trained, real_mnist, tmp_path
     predictor = load_predictor(trained)
     for index in range(len(labels)):
         path = tmp_path / f"scan{index}.png"
-        Image.fromarray(255 - images[index].numpy()).resize((140, 140)).save(path)
+        Image.fromarray(255 - images[index, 0].numpy()).resize((140, 140)).save(path)
         label = int(labels[index])
         if label not in (0, 7) and int(predictor.probabilities(predictor.load_picture(path)[None]).argmax()) == label:
             break
@@ -128,3 +138,33 @@ def test_a_phone_sized_window_shows_everything_without_scrolling_sideways(page):
         wait_for(page, lambda: guess(page) == ("guess", "7"))
     finally:
         page.set_window_size(900, 1000)
+
+
+@pytest.fixture(scope="module")
+def photos_page(tmp_path_factory):
+    """The page of a server of an (untrained) model of a colour folder set: 40x40 RGB pictures of three shapes."""
+    shapes = DataSet("shapes", ("circle", "square", "triangle"), (0.5,) * 3, (0.25,) * 3, channels=3, size=40,
+                     pictures="photos", polarity="photos", path="/pictures/shapes")
+    model = ImageClassifier(hidden_units=16, dataset_info=shapes.record())
+    with page_of(save_checkpoint(tmp_path_factory.mktemp("photos") / "shapes.ckpt", model)) as driver:
+        yield driver
+
+
+def test_for_photos_the_canvas_gives_way_to_an_upload_zone_and_a_colour_preview(photos_page, tmp_path):
+    page = photos_page
+    wait_for(page, lambda: len(bars(page)) == 3 and guess(page) == ("empty", "upload or drop a picture"))
+    assert not page.find_element(By.ID, "pad").is_displayed() and not page.find_element(By.ID, "clear").is_displayed()
+    assert page.find_element(By.ID, "drop").is_displayed()
+    assert page.find_element(By.ID, "upload").get_attribute("accept") == "image/*"  # phones offer the camera
+    assert page.find_element(By.TAG_NAME, "figcaption").text == "what the model sees (40x40)"
+
+    picture = Image.new("RGB", (120, 80), "white")  # a red square on white, wider than tall
+    picture.paste((220, 20, 20), (40, 20, 80, 60))
+    picture.save(tmp_path / "square.png")
+    page.find_element(By.ID, "upload").send_keys(str(tmp_path / "square.png"))
+    wait_for(page, lambda: guess(page)[0] == "guess")
+    assert guess(page)[1] in ("circle", "square", "triangle") and top_bar(page) is not None
+    side, pixels = preview_rgb(page)
+    red, green, blue = pixels[20 * side + 20]  # the middle: the square, in its own colour
+    assert side == 40 and red > 180 and green < 60 and blue < 60
+    assert min(pixels[0]) > 220  # a corner: the white border the picture was padded with
