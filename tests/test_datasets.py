@@ -134,6 +134,16 @@ def test_the_tables_mean_and_std_are_those_of_the_training_files(name):
     assert pixel_stats(images) == (DATASETS[name].mean, DATASETS[name].std)
 
 
+def test_pixel_stats_are_each_channels_mean_and_std_in_float64():
+    images = torch.randint(0, 256, (70, 3, 9, 9), dtype=torch.uint8)
+    images[:, 1] //= 4  # channels that differ
+    values = images.double().div(255).transpose(0, 1).reshape(3, -1)
+    mean, std = pixel_stats(images)
+    assert mean == tuple(round(v, 4) for v in values.mean(1).tolist())
+    assert std == tuple(round(v, 4) for v in values.std(1).tolist())
+    assert pixel_stats(images[:, :1].squeeze(1)) == ((mean[0],), (std[0],))  # (N, H, W) is one channel
+
+
 def test_a_checkpoint_is_evaluated_on_its_own_set_unless_another_has_the_same_classes():
     fashion, mnist = DATASETS["fashion_mnist"], DATASETS["mnist"]
     assert data_set_for(fashion, None) == "fashion_mnist"  # no --data.dataset: the checkpoint's set
