@@ -23,6 +23,7 @@ from mnist_lit.augment import augment, random_affine, random_flip
 from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, DataSet, pixel_stats
 from mnist_lit.errors import UserError
 from mnist_lit.networks import SMALLEST_SIDE
+from mnist_lit.outliers import OUTLIER, synthetic_outliers
 from mnist_lit.sources import (
     DATA_DIR_ENV,
     REPLACE,
@@ -40,6 +41,8 @@ from mnist_lit.sources import (
 # A class with more than this many times the pictures of another gets a warning.
 IMBALANCE = 5
 LARGEST_SIDE = 128
+OUTLIERS_MADE = 4096
+OUTLIERS_PER_BATCH = 0.25  # per training picture
 
 
 def check_val_size(val_size: int, n: int) -> None:
@@ -135,6 +138,10 @@ class ImageDataModule(L.LightningDataModule):
             of its side and zoomed in or out by up to this fraction; all 0 (the default) is off.
         augment_flip: also mirror half the training pictures left to right (never for digits or letters).
             Validation and test pictures are never augmented.
+        outliers: pictures of no class added to each training batch (a quarter of its size), which
+            teach the network to be unsure of what is not one of the set's kinds (outliers.py):
+            "synthetic" (tangled strokes and noise), "none", or "auto" (the default): synthetic for
+            handwriting and clothing, none for photos.
     """
 
     def __init__(
@@ -157,6 +164,7 @@ class ImageDataModule(L.LightningDataModule):
         augment_flip: bool = False,
         path_column: str = "path",
         label_column: str = "label",
+        outliers: Literal["auto", "synthetic", "none"] = "auto",
     ) -> None:
         super().__init__()
         dataset = dataset or DEFAULT_DATASET
@@ -207,6 +215,7 @@ class ImageDataModule(L.LightningDataModule):
         self.val_set: Optional[InMemoryPictures] = None
         self.test_set: Optional[InMemoryPictures] = None
         self.loss_weights: Optional[torch.Tensor] = None
+        self.outliers: Optional[torch.Tensor] = None
 
     # --- built-in sets -------------------------------------------------------------------------
 
@@ -269,6 +278,9 @@ class ImageDataModule(L.LightningDataModule):
         for part in (self.train_set, self.val_set, self.test_set):
             if part is not None:
                 part.images, part.labels = part.images.to(device), part.labels.to(device)
+        if fitting and self._uses_outliers():
+            spec = self.dataset
+            self.outliers = synthetic_outliers(OUTLIERS_MADE, spec.size, spec.channels, self.hparams.split_seed).to(device)
         if fitting and self.hparams.balance == "loss":
             counts = torch.bincount(self.train_set.labels.cpu(), minlength=len(self.classes)).float()
             self.loss_weights = counts.sum() / (len(counts) * counts.clamp(min=1))
@@ -327,6 +339,11 @@ class ImageDataModule(L.LightningDataModule):
                 "consider --data.balance sampler or --data.balance loss."
             )
 
+    def _uses_outliers(self) -> bool:
+        if self.hparams.outliers == "auto":
+            return self.dataset.pictures in ("handwriting", "clothing")
+        return self.hparams.outliers == "synthetic"
+
     def _storage_device(self) -> torch.device:
         """The training GPU when there is one, else the CPU."""
         if self.trainer is not None and self.trainer.strategy.root_device.type == "cuda":
@@ -365,7 +382,12 @@ class ImageDataModule(L.LightningDataModule):
         if isinstance(batch, torch.Tensor):  # pictures alone: the model's example_input_array, for its summary
             return batch
         images, labels = batch
-        if self.augmentations and self.trainer is not None and self.trainer.training:
+        training = self.trainer is not None and self.trainer.training
+        if training and self.outliers is not None:
+            pick = torch.randint(len(self.outliers), (max(1, int(OUTLIERS_PER_BATCH * len(images))),), device=images.device)
+            images = torch.cat([images, self.outliers[pick]])
+            labels = torch.cat([labels, labels.new_full((len(pick),), OUTLIER)])
+        if training and self.augmentations:
             images = augment(images, *self.augmentations)
         return images, labels
 

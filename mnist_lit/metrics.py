@@ -5,6 +5,8 @@ macro average, while the Keras accuracy this project reproduces is micro (the fr
 of digits classified correctly).
 """
 
+from typing import Optional
+
 import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
@@ -17,14 +19,16 @@ from torchmetrics.classification import (
 from torchmetrics.utilities import dim_zero_cat
 
 
-def summary_metrics(num_classes: int, prefix: str) -> MetricCollection:
-    """Accuracy (micro) and macro precision, recall and F1, named ``{prefix}acc`` and so on."""
+def summary_metrics(num_classes: int, prefix: str, ignore_index: Optional[int] = None) -> MetricCollection:
+    """Accuracy (micro) and macro precision, recall and F1, named ``{prefix}acc`` and so on; pictures
+    labelled ``ignore_index`` (training outliers) are left out."""
+    options = {"num_classes": num_classes, "ignore_index": ignore_index}
     return MetricCollection(
         {
-            "acc": MulticlassAccuracy(num_classes, average="micro"),
-            "precision": MulticlassPrecision(num_classes, average="macro"),
-            "recall": MulticlassRecall(num_classes, average="macro"),
-            "f1": MulticlassF1Score(num_classes, average="macro"),
+            "acc": MulticlassAccuracy(**options, average="micro"),
+            "precision": MulticlassPrecision(**options, average="macro"),
+            "recall": MulticlassRecall(**options, average="macro"),
+            "f1": MulticlassF1Score(**options, average="macro"),
         },
         prefix=prefix,
     )
@@ -67,3 +71,32 @@ class ConfidentMistakes(Metric):
         mistakes = {name: dim_zero_cat(getattr(self, name)) for name in ("images", "targets", "preds", "confidences")}
         order = mistakes["confidences"].argsort(descending=True)
         return {name: values[order] for name, values in mistakes.items()}
+
+
+class ReliabilityBins(Metric):
+    """Calibration: the answers' top probabilities in ``bins`` equal-width bins, with how often each bin's
+    answers were right. ``compute()`` gives per bin the count, mean confidence and accuracy, and the
+    expected calibration error: the count-weighted mean gap between the two (Guo et al. 2017; the
+    same number as torchmetrics' MulticlassCalibrationError with norm "l1")."""
+
+    full_state_update = False
+
+    def __init__(self, bins: int = 15, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.bins = bins
+        for name in ("count", "confidence", "correct"):
+            self.add_state(name, default=torch.zeros(bins, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, probabilities: torch.Tensor, targets: torch.Tensor) -> None:
+        confidences, preds = probabilities.double().max(dim=1)
+        # Bins are (k/bins, (k+1)/bins]: a confidence of exactly 1 belongs to the last.
+        index = (confidences * self.bins).ceil().long().clamp(1, self.bins) - 1
+        self.count.index_add_(0, index, torch.ones_like(confidences))
+        self.confidence.index_add_(0, index, confidences)
+        self.correct.index_add_(0, index, (preds == targets).double())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        count = self.count.clamp(min=1)
+        confidence, accuracy = self.confidence / count, self.correct / count
+        ece = ((self.count / self.count.sum().clamp(min=1)) * (confidence - accuracy).abs()).sum()
+        return {"count": self.count, "confidence": confidence, "accuracy": accuracy, "ece": ece}

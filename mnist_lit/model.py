@@ -7,6 +7,7 @@ input is made. The evaluation report (report.py) is a callback fed with the logi
 steps return.
 """
 
+import math
 from typing import Any, Literal, Optional
 
 import lightning as L
@@ -14,10 +15,12 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 
+from mnist_lit.confidence import DEFAULT_ACCEPT, Confidence, calibrate
 from mnist_lit.datasets import DataSet, normalize
 from mnist_lit.errors import UserError
 from mnist_lit.metrics import summary_metrics
 from mnist_lit.networks import DEFAULT_NETWORK, SIZE_OPTIONS, NetworkName, build_network
+from mnist_lit.outliers import OUTLIER
 
 
 class ImageClassifier(L.LightningModule):
@@ -35,6 +38,12 @@ class ImageClassifier(L.LightningModule):
             network takes the same four: two stage widths, a dense width, a dropout rate);
             null keeps the chosen network's own default.
         net: which network: "keras_cnn" (the Keras example's, the default) or "batchnorm_cnn".
+        accept: the share of the set's pictures that answers accept (confidence.py): the energy
+            threshold is fitted on the validation pictures after every epoch, with the temperature
+            that calibrates the probabilities, and kept in that epoch's checkpoint.
+        outlier_weight: the weight of the loss on the pictures of no class that the data module adds
+            to training batches (data.py, ``outliers``): the cross-entropy of their answers against
+            every class equally likely, as in outlier exposure (Hendrycks et al. 2019).
         dataset_info: the record of the data set it learns (``DataSet.record()``: name, class names,
             channels, size, mean/std...), kept in the checkpoint. Null (the default) takes it from
             the data module when training starts; a checkpoint's own is used to test or resume it.
@@ -51,13 +60,16 @@ class ImageClassifier(L.LightningModule):
         hidden_units: Optional[int] = None,
         dropout: Optional[float] = None,
         net: NetworkName = DEFAULT_NETWORK,
+        outlier_weight: float = 0.5,
+        accept: float = DEFAULT_ACCEPT,
         dataset_info: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
-        if lr <= 0 or not 0 < lr_decay <= 1 or weight_decay < 0 or not 0 <= (dropout or 0) < 1:
+        if lr <= 0 or not 0 < lr_decay <= 1 or weight_decay < 0 or not 0 <= (dropout or 0) < 1 or outlier_weight < 0 or not 0 < accept <= 1:
             raise UserError(
-                f"Need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0 and 0 <= dropout < 1; "
-                f"got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, dropout={dropout}."
+                f"Need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0, 0 <= dropout < 1, outlier_weight >= 0 and 0 < accept <= 1; "
+                f"got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, dropout={dropout}, "
+                f"outlier_weight={outlier_weight}, accept={accept}."
             )
         self.save_hyperparameters()
         self.dataset: Optional[DataSet] = None
@@ -67,6 +79,9 @@ class ImageClassifier(L.LightningModule):
         self.train_loss = MeanMetric()
         # Set by any step whose loss is nan or inf. Not a buffer: DDP would broadcast it every step.
         self.loss_was_not_finite = torch.zeros((), dtype=torch.bool)
+        # Fitted after each validation epoch and saved with the checkpoint; a checkpoint's own when loaded.
+        self.confidence: Optional[Confidence] = None
+        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         if dataset_info is not None:  # a checkpoint's, or given: built now (load_from_checkpoint needs it)
             self.build(DataSet.from_record(dataset_info))
 
@@ -85,7 +100,7 @@ class ImageClassifier(L.LightningModule):
         # One picture's pixels, which Lightning's model summary runs through the network to show
         # each layer's output size and FLOPs.
         self.example_input_array = torch.zeros(1, dataset.channels, dataset.size, dataset.size, dtype=torch.uint8)
-        self.train_metrics = summary_metrics(dataset.num_classes, prefix="train/")
+        self.train_metrics = summary_metrics(dataset.num_classes, prefix="train/", ignore_index=OUTLIER)
         self.val_metrics = summary_metrics(dataset.num_classes, prefix="val/")
         self.test_metrics = summary_metrics(dataset.num_classes, prefix="test/")
 
@@ -120,7 +135,16 @@ class ImageClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         # float32 logits when weighted: the weights are float32, and bf16 logits would not match them.
-        loss = F.cross_entropy(logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights)
+        loss = F.cross_entropy(
+            logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights, ignore_index=OUTLIER
+        )
+        if self.hparams.outlier_weight:
+            # How far the outliers' answers are from every class equally likely: the cross-entropy
+            # against the uniform distribution less its least value, log(classes), so that it is 0
+            # there (a KL divergence). Masks rather than indexing, which would wait for the device.
+            outlier = (labels == OUTLIER).float()
+            spread = -logits.float().log_softmax(dim=1).mean(dim=1) - math.log(logits.shape[1])
+            loss = loss + self.hparams.outlier_weight * (spread * outlier).sum() / outlier.sum().clamp(min=1)
         self.train_loss.update(loss.detach())
         self.train_metrics.update(logits, labels)
         # Reading the flag is a device sync, so it is read only where Lightning syncs anyway: at
@@ -162,12 +186,33 @@ class ImageClassifier(L.LightningModule):
         # sync_dist: in a multi-process run, the mean over every process's pictures (synced once, at epoch end).
         self.log("val/loss", F.cross_entropy(logits, labels), sync_dist=True)
         self.log_dict(self.val_metrics)
+        self._val_outputs.append((logits.detach().float(), labels))
         return logits
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_outputs = []
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best.update(self.val_metrics["acc"].compute())
         best = self.val_acc_best.compute()
         self.log("val/acc_best", best, sync_dist=True)  # the same on every process: computed from synced metrics
+        if self._val_outputs and not self.trainer.sanity_checking:
+            logits, labels = (torch.cat(parts) for parts in zip(*self._val_outputs))
+            if self.trainer.world_size > 1:  # every process's pictures, so that all fit the same numbers
+                # torch's object gather: the processes may hold one picture more or less (data.py's sampler).
+                gathered: list = [None] * self.trainer.world_size
+                torch.distributed.all_gather_object(gathered, (logits.cpu(), labels.cpu()))
+                logits, labels = (torch.cat(parts) for parts in zip(*gathered))
+            # Before the checkpoint callbacks save this epoch: each checkpoint has its own weights' calibration.
+            self.confidence = calibrate(logits, labels, self.hparams.accept)
+        self._val_outputs = []
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.confidence is not None:
+            checkpoint["confidence"] = self.confidence.record()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.confidence = Confidence.from_record(checkpoint.get("confidence"))
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch

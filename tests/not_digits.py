@@ -1,0 +1,45 @@
+"""Drawings that are not digits, as a user would draw them on the page or scan them: scribbles,
+letters that look like no digit, smileys, squares and single lines, as 280x280 PNG bytes (dark ink
+on white, or light on black), to be read through the same preprocessing as any picture."""
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+SIDE = 280
+LETTERS = "AEFHKMNRWX"
+KINDS = ("scribble", "letter", "smiley", "square", "line")
+
+
+def drawing(kind: str, rng: np.random.Generator) -> bytes:
+    """One drawing of ``kind`` (KINDS) with a random pen, size, place and polarity, as PNG bytes."""
+    light_on_dark = bool(rng.integers(2))
+    ink, paper = (255, 0) if light_on_dark else (0, 255)
+    image = Image.new("L", (SIDE, SIDE), paper)
+    draw = ImageDraw.Draw(image)
+    pen = int(rng.integers(12, 26))
+    cx, cy, r = SIDE / 2 + rng.uniform(-30, 30), SIDE / 2 + rng.uniform(-30, 30), rng.uniform(60, 100)
+    if kind == "scribble":
+        points = [(cx + rng.uniform(-r, r), cy + rng.uniform(-r, r)) for _ in range(int(rng.integers(6, 14)))]
+        draw.line(points, fill=ink, width=pen, joint="curve")
+    elif kind == "letter":
+        font = ImageFont.load_default(size=int(rng.integers(160, 230)))
+        draw.text((cx, cy), LETTERS[int(rng.integers(len(LETTERS)))], fill=ink, font=font, anchor="mm",
+                  stroke_width=pen // 4, stroke_fill=ink)
+    elif kind == "smiley":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=ink, width=pen)
+        for side in (-1, 1):
+            draw.ellipse((cx + side * r / 2.5 - pen, cy - r / 3 - pen, cx + side * r / 2.5 + pen, cy - r / 3 + pen), fill=ink)
+        draw.arc((cx - r / 2, cy - r / 3, cx + r / 2, cy + r / 1.6), 20, 160, fill=ink, width=pen)
+    elif kind == "square":
+        draw.rectangle((cx - r, cy - r * rng.uniform(0.7, 1), cx + r, cy + r * rng.uniform(0.7, 1)), outline=ink, width=pen)
+    elif kind == "line":  # across or slanting; an upright line would be a fair 1
+        angle = rng.uniform(-0.6, 0.6)
+        dx, dy = r * np.cos(angle), r * np.sin(angle)
+        draw.line((cx - dx, cy - dy, cx + dx, cy + dy), fill=ink, width=pen)
+    else:
+        raise ValueError(f"no drawing of kind {kind!r}")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
