@@ -3,8 +3,11 @@
 import sys
 from importlib import import_module
 
-# Commands that read files and need no Lightning: they start without importing it (inference.py).
-THIN_COMMANDS = {"predict": "mnist_lit.predict", "export": "mnist_lit.export", "serve": "mnist_lit.serve"}
+# Commands with their own argparse parser, started without the LightningCLI (predict, export and serve
+# without importing Lightning at all: inference.py).
+THIN_COMMANDS = {
+    "predict": "mnist_lit.predict", "export": "mnist_lit.export", "serve": "mnist_lit.serve", "calibrate": "mnist_lit.calibrate",
+}
 # Commands that import an optional dependency from their first line: the extra of pyproject.toml named after them.
 NEED_EXTRAS = {"serve"}
 

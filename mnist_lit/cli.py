@@ -5,6 +5,7 @@
     python -m mnist_lit fit --print_config       # every option, as YAML
     python -m mnist_lit predict digit.png        # read digits from pictures (predict.py)
     python -m mnist_lit export --format onnx     # the network for other programs (export.py)
+    python -m mnist_lit calibrate                # fit a checkpoint's temperature and threshold again (calibrate.py)
     python -m mnist_lit serve                    # HTTP and a page to draw on (serve.py)
 
 All defaults live in code (the __init__ signatures plus the values set here), so `fit` with no
@@ -22,7 +23,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from mnist_lit import export, predict
+from mnist_lit import calibrate, export, predict
 from mnist_lit.checkpoint_files import resolve_checkpoint, run_name
 from mnist_lit.checkpoints import RunCheckpoint
 from mnist_lit.data import ImageDataModule
@@ -63,7 +64,7 @@ CALLBACK_DEFAULTS = {
 }
 EVALUATION_SUBCOMMANDS = ("test", "validate")
 # Commands that read files rather than a datamodule, with their own argparse parsers.
-COMMANDS_BESIDE_LIGHTNING = {"predict": predict.main, "export": export.main}
+COMMANDS_BESIDE_LIGHTNING = {"predict": predict.main, "export": export.main, "calibrate": calibrate.main}
 
 
 def quiet_irrelevant_messages() -> None:
@@ -186,8 +187,9 @@ def main(args: Optional[list[str]] = None) -> None:
             parser_kwargs={
                 "prog": "python -m mnist_lit",
                 "description": "Train, test and inspect a CNN on MNIST, another built-in set or a folder of your own "
-                "pictures (--data.dataset). Also `predict` (classes of picture files), `export` (ONNX, TorchScript) and "
-                "`serve` (HTTP and a page to draw or upload on); add --help to any.",
+                "pictures (--data.dataset). Also `predict` (classes of picture files), `export` (ONNX, TorchScript), "
+                "`serve` (HTTP and a page to draw or upload on) and `calibrate` (a checkpoint's temperature and threshold); "
+                "add --help to any.",
                 # Raise instead of printing the 100-line usage text before the one line that matters.
                 "exit_on_error": False,
             },

@@ -23,7 +23,7 @@ from mnist_lit.augment import augment, random_affine, random_flip
 from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, DataSet, pixel_stats
 from mnist_lit.errors import UserError
 from mnist_lit.networks import SMALLEST_SIDE
-from mnist_lit.outliers import OUTLIER, synthetic_outliers
+from mnist_lit.outliers import synthetic_outliers
 from mnist_lit.sources import (
     DATA_DIR_ENV,
     REPLACE,
@@ -42,7 +42,6 @@ from mnist_lit.sources import (
 IMBALANCE = 5
 LARGEST_SIDE = 128
 OUTLIERS_MADE = 4096
-OUTLIERS_PER_BATCH = 0.25  # per training picture
 
 
 def check_val_size(val_size: int, n: int) -> None:
@@ -138,10 +137,9 @@ class ImageDataModule(L.LightningDataModule):
             of its side and zoomed in or out by up to this fraction; all 0 (the default) is off.
         augment_flip: also mirror half the training pictures left to right (never for digits or letters).
             Validation and test pictures are never augmented.
-        outliers: pictures of no class added to each training batch (a quarter of its size), which
-            teach the network to be unsure of what is not one of the set's kinds (outliers.py):
-            "synthetic" (tangled strokes and noise), "none", or "auto" (the default): synthetic for
-            handwriting and clothing, none for photos.
+        outliers: pictures of no class for the model to learn to be unsure of (outliers.py; the
+            model adds some to each training batch): "synthetic" (tangled strokes and noise), "none",
+            or "auto" (the default): synthetic for handwriting and clothing, none for photos.
     """
 
     def __init__(
@@ -382,12 +380,7 @@ class ImageDataModule(L.LightningDataModule):
         if isinstance(batch, torch.Tensor):  # pictures alone: the model's example_input_array, for its summary
             return batch
         images, labels = batch
-        training = self.trainer is not None and self.trainer.training
-        if training and self.outliers is not None:
-            pick = torch.randint(len(self.outliers), (max(1, int(OUTLIERS_PER_BATCH * len(images))),), device=images.device)
-            images = torch.cat([images, self.outliers[pick]])
-            labels = torch.cat([labels, labels.new_full((len(pick),), OUTLIER)])
-        if training and self.augmentations:
+        if self.augmentations and self.trainer is not None and self.trainer.training:
             images = augment(images, *self.augmentations)
         return images, labels
 

@@ -7,7 +7,8 @@ The exported model takes a batch of normalized (N, channels, size, size) float32
 (the shape of the checkpoint's data set: (N, 1, 28, 28) for MNIST), and returns (N, number of
 classes) logits. Beside it, a JSON sidecar (same name, .json) records how
 to get there from pixels: the data set, its normalization constants and picture preprocessing,
-the class labels and the input and output names, all from the checkpoint (inference.py).
+the class labels and the input and output names, and how to turn the logits into calibrated
+probabilities and the three answers (confidence.py), all from the checkpoint (inference.py).
 """
 
 import argparse
@@ -15,11 +16,13 @@ import importlib.util
 import json
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from mnist_lit import __version__
 from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
+from mnist_lit.confidence import UNSURE_MARGIN
 from mnist_lit.errors import UserError
 from mnist_lit.files import cannot_write, replaced_atomically
 from mnist_lit.inference import Predictor, load_predictor
@@ -78,8 +81,25 @@ def sidecar(predictor: Predictor, model_format: str) -> dict:
             if dataset.pictures == "photos" else ""
         ),
         "labels": predictor.classes,
+        "calibration": calibration(predictor),
         "checkpoint": str(predictor.checkpoint),
         "mnist_lit_version": __version__,
+    }
+
+
+def calibration(predictor: Predictor) -> Optional[dict]:
+    """The temperature and threshold, with the rules that use them; None for a checkpoint without them."""
+    confidence = predictor.confidence
+    if confidence is None:
+        return None
+    return {
+        "temperature": confidence.temperature,
+        "probabilities": "softmax(logits / temperature)",
+        "energy": "-logsumexp(logits)",
+        "energy_threshold": confidence.threshold,
+        "accept": confidence.accept,
+        "answer": f"energy > energy_threshold: not one of the set's kinds; else top two probabilities less than "
+                  f"{UNSURE_MARGIN} apart: unsure between them; else the top class",
     }
 
 

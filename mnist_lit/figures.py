@@ -1,8 +1,10 @@
-"""The evaluation's pictures: the confusion matrix and the most confident mistakes.
+"""The evaluation's pictures: the confusion matrix, the most confident mistakes and the reliability diagram.
 
 Plain matplotlib Figures (no pyplot state), so they can be saved as PNG files and handed to
 TensorBoard's ``add_figure`` alike.
 """
+
+from typing import Optional
 
 import torch
 from matplotlib.colors import LogNorm
@@ -80,4 +82,25 @@ def mistakes_figure(
         axes.set_title(f"{true} → {predicted}\n{mistakes['confidences'][index].item():.1%}", fontsize=8)
     if count == 0:
         figure.text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=14)
+    return figure
+
+
+def reliability_figure(before: dict[str, torch.Tensor], after: Optional[dict[str, torch.Tensor]] = None) -> Figure:
+    """The reliability diagram: per bin of top probability, how often the answers were right, before and
+    after calibration (``ReliabilityBins.compute()`` results); on the diagonal, the probabilities are honest."""
+    figure = Figure(figsize=(6, 5.5))
+    axes = figure.add_axes((0.13, 0.12, 0.82, 0.78))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    for name, bins, style in (("before", before, "o-"), ("after", after, "s-")):
+        if bins is None:
+            continue
+        used = bins["count"] > 0
+        label = f"{name}: ECE {bins['ece'].item():.2%}" if after is not None else f"ECE {bins['ece'].item():.2%}"
+        axes.plot(bins["confidence"][used].numpy(), bins["accuracy"][used].numpy(), style, markersize=4, label=label)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("top probability (mean in each of 15 bins)")
+    axes.set_ylabel("share right")
+    axes.set_title("Reliability" + (" before and after calibration" if after is not None else ""))
+    axes.legend(loc="upper left")
     return figure

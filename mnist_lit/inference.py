@@ -2,21 +2,26 @@
 
 A checkpoint written by `fit` holds the network's weights and, among its hyperparameters, the
 network's name and sizes and the record of the data set it learned (datasets.py: class names,
-channels, picture size, mean/std, the kind of pictures). That is all inference needs, so this module reads it directly instead of
+channels, picture size, mean/std, the kind of pictures), and the temperature and threshold that
+make its answers honest (confidence.py). That is all inference needs, so this module reads it directly instead of
 rebuilding the LightningModule: Lightning and torchmetrics take seconds to import, which a
 command that reads one picture should not pay.
 
     predictor = load_predictor(Path("checkpoints/version_0/last.ckpt"))
     images = torch.stack([predictor.load_picture("seven.png")])       # (1, channels, size, size)
-    probabilities = predictor.probabilities(images)        # (1, num_classes)
+    logits = predictor.logits(images)                      # (1, num_classes)
+    probabilities = predictor.probabilities(logits)        # calibrated when the checkpoint says how
+    answer = predictor.answer(probabilities[0], logits[0])  # a class, "4 or 9?", or "doesn't look like a digit"
 """
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from mnist_lit.checkpoint_files import read_checkpoint
+from mnist_lit.confidence import Answer, Confidence, answer
 from mnist_lit.datasets import DataSet, normalize
 from mnist_lit.errors import UserError
 from mnist_lit.networks import DEFAULT_NETWORK, network_from_hparams
@@ -34,6 +39,7 @@ class Predictor:
     dataset: DataSet
     checkpoint: Path
     network: str = DEFAULT_NETWORK  # its name in networks.py
+    confidence: Optional[Confidence] = None  # none in checkpoints written before 0.4.0
 
     @property
     def classes(self) -> list[str]:
@@ -59,9 +65,17 @@ class Predictor:
         return self.normalize(self.pixels(source))
 
     @torch.inference_mode()
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalized (N, channels, size, size) inputs -> (N, num_classes) class probabilities."""
-        return self.net(images).float().softmax(dim=1)
+    def logits(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Normalized (N, channels, size, size) inputs -> (N, num_classes) float32 logits."""
+        return torch.cat([self.net(images[start : start + batch_size]).float() for start in range(0, len(images), batch_size)])
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> class probabilities, calibrated by the checkpoint's temperature when it has one."""
+        return logits.softmax(dim=1) if self.confidence is None else self.confidence.probabilities(logits)
+
+    def answer(self, probabilities: torch.Tensor, logits: torch.Tensor, accept_all: bool = False) -> Answer:
+        """One picture's answer in words: its class, unsure between two, or not one of the set's kinds."""
+        return answer(probabilities, logits, self.classes, self.confidence, self.dataset.pictures, accept_all)
 
 
 def load_predictor(path: Path) -> Predictor:
@@ -86,4 +100,8 @@ def load_predictor(path: Path) -> Predictor:
         raise UserError(
             f"{path} is not a checkpoint of mnist-lit's ImageClassifier ({reason}); pass a .ckpt written by `fit`."
         ) from None
-    return Predictor(net.eval(), dataset, path, hparams.get("net", DEFAULT_NETWORK))
+    try:
+        confidence = Confidence.from_record(checkpoint.get("confidence"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{path} holds a calibration mnist-lit cannot read ({type(error).__name__}: {error}).") from None
+    return Predictor(net.eval(), dataset, path, hparams.get("net", DEFAULT_NETWORK), confidence)

@@ -5,8 +5,6 @@ macro average, while the Keras accuracy this project reproduces is micro (the fr
 of digits classified correctly).
 """
 
-from typing import Optional
-
 import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
@@ -19,16 +17,14 @@ from torchmetrics.classification import (
 from torchmetrics.utilities import dim_zero_cat
 
 
-def summary_metrics(num_classes: int, prefix: str, ignore_index: Optional[int] = None) -> MetricCollection:
-    """Accuracy (micro) and macro precision, recall and F1, named ``{prefix}acc`` and so on; pictures
-    labelled ``ignore_index`` (training outliers) are left out."""
-    options = {"num_classes": num_classes, "ignore_index": ignore_index}
+def summary_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """Accuracy (micro) and macro precision, recall and F1, named ``{prefix}acc`` and so on."""
     return MetricCollection(
         {
-            "acc": MulticlassAccuracy(**options, average="micro"),
-            "precision": MulticlassPrecision(**options, average="macro"),
-            "recall": MulticlassRecall(**options, average="macro"),
-            "f1": MulticlassF1Score(**options, average="macro"),
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "precision": MulticlassPrecision(num_classes, average="macro"),
+            "recall": MulticlassRecall(num_classes, average="macro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
         },
         prefix=prefix,
     )
@@ -100,3 +96,23 @@ class ReliabilityBins(Metric):
         confidence, accuracy = self.confidence / count, self.correct / count
         ece = ((self.count / self.count.sum().clamp(min=1)) * (confidence - accuracy).abs()).sum()
         return {"count": self.count, "confidence": confidence, "accuracy": accuracy, "ece": ece}
+
+
+class Coverage(Metric):
+    """Of the pictures an answer accepts (confidence.py): their share of all, and the accuracy on them."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for name in ("total", "accepted", "accepted_right"):
+            self.add_state(name, default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, accepted: torch.Tensor, right: torch.Tensor) -> None:
+        self.total += accepted.numel()
+        self.accepted += accepted.sum()
+        self.accepted_right += (accepted & right).sum()
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return {"coverage": self.accepted / self.total.clamp(min=1),
+                "accuracy_accepted": self.accepted_right / self.accepted.clamp(min=1)}

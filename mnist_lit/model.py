@@ -20,7 +20,10 @@ from mnist_lit.datasets import DataSet, normalize
 from mnist_lit.errors import UserError
 from mnist_lit.metrics import summary_metrics
 from mnist_lit.networks import DEFAULT_NETWORK, SIZE_OPTIONS, NetworkName, build_network
-from mnist_lit.outliers import OUTLIER
+
+
+# Pictures of no class added to each training batch, per picture of the batch.
+OUTLIER_SHARE = 0.25
 
 
 class ImageClassifier(L.LightningModule):
@@ -41,9 +44,9 @@ class ImageClassifier(L.LightningModule):
         accept: the share of the set's pictures that answers accept (confidence.py): the energy
             threshold is fitted on the validation pictures after every epoch, with the temperature
             that calibrates the probabilities, and kept in that epoch's checkpoint.
-        outlier_weight: the weight of the loss on the pictures of no class that the data module adds
-            to training batches (data.py, ``outliers``): the cross-entropy of their answers against
-            every class equally likely, as in outlier exposure (Hendrycks et al. 2019).
+        outlier_weight: the weight of the loss on pictures of no class (the data module's
+            ``outliers``, a quarter of a batch's size added to each training batch): how far their
+            answers are from every class equally likely, as in outlier exposure (Hendrycks et al. 2019).
         dataset_info: the record of the data set it learns (``DataSet.record()``: name, class names,
             channels, size, mean/std...), kept in the checkpoint. Null (the default) takes it from
             the data module when training starts; a checkpoint's own is used to test or resume it.
@@ -75,6 +78,7 @@ class ImageClassifier(L.LightningModule):
         self.dataset: Optional[DataSet] = None
         # Per class, when the data module balances the loss; a buffer, so that it moves with the model.
         self.register_buffer("loss_weights", None, persistent=False)
+        self.register_buffer("outliers", None, persistent=False)  # the data module's pictures of no class
         self.val_acc_best = MaxMetric()
         self.train_loss = MeanMetric()
         # Set by any step whose loss is nan or inf. Not a buffer: DDP would broadcast it every step.
@@ -100,7 +104,7 @@ class ImageClassifier(L.LightningModule):
         # One picture's pixels, which Lightning's model summary runs through the network to show
         # each layer's output size and FLOPs.
         self.example_input_array = torch.zeros(1, dataset.channels, dataset.size, dataset.size, dtype=torch.uint8)
-        self.train_metrics = summary_metrics(dataset.num_classes, prefix="train/", ignore_index=OUTLIER)
+        self.train_metrics = summary_metrics(dataset.num_classes, prefix="train/")
         self.val_metrics = summary_metrics(dataset.num_classes, prefix="val/")
         self.test_metrics = summary_metrics(dataset.num_classes, prefix="test/")
 
@@ -119,6 +123,8 @@ class ImageClassifier(L.LightningModule):
             )
         weights = getattr(datamodule, "loss_weights", None)
         self.loss_weights = None if weights is None else weights.to(self.device, torch.float32)  # the buffer's value
+        outliers = getattr(datamodule, "outliers", None)
+        self.outliers = None if outliers is None or not self.hparams.outlier_weight else outliers.to(self.device)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (or 0-255 float) pixels (N, C, S, S) -> logits (N, num_classes)."""
@@ -133,18 +139,20 @@ class ImageClassifier(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
+        count = len(images)
+        if self.outliers is not None:  # one pass through the network for both
+            pick = torch.randint(len(self.outliers), (max(1, round(OUTLIER_SHARE * count)),), device=images.device)
+            images = torch.cat([images, self.outliers[pick]])
         logits = self(images)
+        logits, outlier_logits = logits[:count], logits[count:]
         # float32 logits when weighted: the weights are float32, and bf16 logits would not match them.
-        loss = F.cross_entropy(
-            logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights, ignore_index=OUTLIER
-        )
-        if self.hparams.outlier_weight:
+        loss = F.cross_entropy(logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights)
+        if len(outlier_logits):
             # How far the outliers' answers are from every class equally likely: the cross-entropy
             # against the uniform distribution less its least value, log(classes), so that it is 0
-            # there (a KL divergence). Masks rather than indexing, which would wait for the device.
-            outlier = (labels == OUTLIER).float()
-            spread = -logits.float().log_softmax(dim=1).mean(dim=1) - math.log(logits.shape[1])
-            loss = loss + self.hparams.outlier_weight * (spread * outlier).sum() / outlier.sum().clamp(min=1)
+            # there (a KL divergence).
+            spread = -outlier_logits.float().log_softmax(dim=1).mean(dim=1) - math.log(logits.shape[1])
+            loss = loss + self.hparams.outlier_weight * spread.mean()
         self.train_loss.update(loss.detach())
         self.train_metrics.update(logits, labels)
         # Reading the flag is a device sync, so it is read only where Lightning syncs anyway: at

@@ -15,9 +15,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-# The label of a picture of no class in a training batch: the loss pulls its answer towards every
-# class equally likely (model.py), and accuracy leaves it out.
-OUTLIER = -1
 OVERSAMPLE = 4  # strokes are drawn at 4x and reduced, which anti-aliases them as MNIST's were
 
 

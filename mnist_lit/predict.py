@@ -5,8 +5,10 @@
 
 A thin command beside LightningCLI's: it reads pictures, not a datamodule, and imports neither
 Lightning nor torchmetrics (inference.py). Each picture is preprocessed like the pictures of the
-data set the checkpoint learned (preprocess.py) and gets one line: the path, the predicted class,
-its probability and the three most probable classes. Pictures are read and predicted in batches,
+data set the checkpoint learned (preprocess.py) and gets one line: the path, the answer in words
+(the class; "4 or 9?" when the top two are close; "doesn't look like a digit" when the picture is
+like none of the set's, unless --accept_all), the top probability and the three most probable
+classes (confidence.py; calibrated probabilities when the checkpoint has a temperature). Pictures are read and predicted in batches,
 so a folder of any size fits in memory. A file that cannot be read gets one `error:` line and
 the others are still predicted; the exit status is 1 if any failed.
 """
@@ -31,7 +33,7 @@ from mnist_lit.inference import Predictor, load_predictor
 from mnist_lit.preprocess import IMAGE_SUFFIXES
 
 TOP = 3
-CSV_COLUMNS = ["path", "class", "label", "confidence"]
+CSV_COLUMNS = ["path", "answer", "kind", "class", "label", "confidence", "energy"]
 CSV_COLUMNS += [f"top{k}_{x}" for k in range(1, TOP + 1) for x in ("class", "label", "p")] + ["error"]
 
 
@@ -48,8 +50,9 @@ def expand_inputs(inputs: list[str]) -> Iterator[Path]:
             yield path
 
 
-def predict(predictor: Predictor, paths: Iterable[Path], batch_size: int = 256) -> Iterator[dict]:
-    """One result per path, in order: class, label, confidence and the top three, or the error that stopped it.
+def predict(predictor: Predictor, paths: Iterable[Path], batch_size: int = 256, accept_all: bool = False) -> Iterator[dict]:
+    """One result per path, in order: the answer in words and its kind ("class", "unsure" or "unknown"), the
+    top class, label and probability, the energy score and the top three; or the error that stopped it.
 
     At most ``batch_size`` pictures are in memory at a time.
     """
@@ -64,17 +67,24 @@ def predict(predictor: Predictor, paths: Iterable[Path], batch_size: int = 256) 
             except UserError as error:
                 results.append({"path": str(path), "error": str(error)})
         if images:
-            top = predictor.probabilities(torch.stack(images)).topk(min(TOP, len(classes)), dim=1)
-            for row, values, indices in zip(readable, top.values.tolist(), top.indices.tolist()):
+            logits = predictor.logits(torch.stack(images))
+            probabilities = predictor.probabilities(logits)
+            top = probabilities.topk(min(TOP, len(classes)), dim=1)
+            for i, (row, values, indices) in enumerate(zip(readable, top.values.tolist(), top.indices.tolist())):
+                said = predictor.answer(probabilities[i], logits[i], accept_all)
                 ranked = [{"class": c, "label": classes[c], "p": p} for c, p in zip(indices, values)]
-                results[row].update({"class": indices[0], "label": ranked[0]["label"], "confidence": values[0], "top": ranked})
+                results[row].update({
+                    "answer": said.text, "kind": said.kind, "class": indices[0], "label": ranked[0]["label"],
+                    "confidence": values[0], "energy": said.energy, "top": ranked,
+                })
         yield from results
 
 
 def csv_row(result: dict) -> list:
     top = [entry[key] for entry in result.get("top", []) for key in ("class", "label", "p")]
     top += [""] * (3 * TOP - len(top))
-    return [result["path"], *(result.get(key, "") for key in ("class", "label", "confidence")), *top, result.get("error", "")]
+    fields = ("answer", "kind", "class", "label", "confidence", "energy")
+    return [result["path"], *(result.get(key, "") for key in fields), *top, result.get("error", "")]
 
 
 @contextmanager
@@ -102,7 +112,7 @@ def result_file(output: Optional[Path]) -> Iterator[Callable[[dict], None]]:
 
 def format_line(result: dict) -> str:
     top = ", ".join(f"{entry['label']} {entry['p']:.3f}" for entry in result["top"])
-    return f"{result['path']}: {result['label']} ({result['confidence']:.1%}; top {len(result['top'])}: {top})"
+    return f"{result['path']}: {result['answer']} ({result['confidence']:.1%}; top {len(result['top'])}: {top})"
 
 
 def main(argv: list[str]) -> int:
@@ -114,6 +124,8 @@ def main(argv: list[str]) -> int:
     add_checkpoint_arguments(parser)
     parser.add_argument("--output", type=Path, help="also write the results to this .csv or .json file")
     parser.add_argument("--batch_size", type=int, default=256, help="pictures read and predicted at a time (default: 256)")
+    parser.add_argument("--accept_all", action="store_true",
+                        help="always answer a class, even for pictures unlike any of the set's (no \"doesn't look like\")")
     args = parser.parse_args(argv)
     if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--output must end in .csv or .json, got {args.output}.")
@@ -123,7 +135,7 @@ def main(argv: list[str]) -> int:
     failed = False
     try:
         with result_file(args.output) as write:
-            for result in predict(predictor, expand_inputs(args.inputs), args.batch_size):
+            for result in predict(predictor, expand_inputs(args.inputs), args.batch_size, args.accept_all):
                 if "error" in result:
                     failed = True
                     print(f"error: {result['error']}", file=sys.stderr)

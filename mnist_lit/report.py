@@ -18,17 +18,18 @@ from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lit import __version__
 from mnist_lit.errors import UserError
-from mnist_lit.figures import confusion_matrix_figure, mistakes_figure
+from mnist_lit.confidence import Confidence
+from mnist_lit.figures import confusion_matrix_figure, mistakes_figure, reliability_figure
 from mnist_lit.files import replaced_atomically
 from mnist_lit.logger import TensorBoardLogger
-from mnist_lit.metrics import ConfidentMistakes, evaluation_metrics
+from mnist_lit.metrics import ConfidentMistakes, Coverage, ReliabilityBins, evaluation_metrics
 
-REPORT_FILES = ("report.json", "confusion_matrix.png", "mistakes.png")
+REPORT_FILES = ("report.json", "confusion_matrix.png", "mistakes.png", "reliability.png")
 # Wider matrices do not fit a terminal; confusion_matrix.png still shows them.
 MAX_PRINTED_CLASSES = 20
 
@@ -55,6 +56,23 @@ def classification_report(
         "weighted_avg": {**scores("weighted"), "support": support.sum().item()},
         "confusion_matrix": confusion.tolist(),  # rows: true class, columns: predicted class, in the order of "classes"
         "most_confused": most_confused(confusion, classes),
+    }
+
+
+def calibration_report(results: dict[str, Any], confidence: Optional[Confidence]) -> dict[str, Any]:
+    """Expected calibration error (15 bins) before and after the temperature, and at the stored threshold the
+    share of pictures accepted and the accuracy on them; without a calibration, the first alone."""
+    if confidence is None:
+        return {"calibrated": False, "ece": results["before"]["ece"].item()}
+    return {
+        "calibrated": True,
+        "temperature": confidence.temperature,
+        "ece_before": results["before"]["ece"].item(),
+        "ece_after": results["after"]["ece"].item(),
+        "accept": confidence.accept,
+        "threshold": confidence.threshold,
+        "coverage": results["coverage"]["coverage"].item(),
+        "accuracy_accepted": results["coverage"]["accuracy_accepted"].item(),
     }
 
 
@@ -107,14 +125,24 @@ def print_report(report: dict, console: Optional[Console] = None) -> None:
         console.print(matrix)
     pairs = ", ".join(f"{m['true']} as {m['predicted']} ({m['count']})" for m in report["most_confused"])
     console.print(f"Most confused (true as predicted): {pairs or 'none'}")
+    calibration = report.get("calibration") or {"calibrated": None}
+    if calibration["calibrated"]:
+        console.print(
+            f"Calibration: expected calibration error {calibration['ece_before']:.2%} before, {calibration['ece_after']:.2%} "
+            f"after (temperature {calibration['temperature']:.3f}). At the stored threshold {calibration['coverage']:.2%} of "
+            f"the pictures are accepted, with accuracy {calibration['accuracy_accepted']:.2%} on them."
+        )
+    elif calibration["calibrated"] is False:
+        console.print(f"Calibration: expected calibration error {calibration['ece']:.2%}; this checkpoint has no "
+                      "temperature or threshold (`python -m mnist_lit calibrate` fits them).")
 
 
-def write_report(folder: Path, report: dict, confusion: Figure, mistakes: Figure) -> list[Path]:
-    """report.json, confusion_matrix.png and mistakes.png in ``folder``, each written whole or not at all."""
+def write_report(folder: Path, report: dict, *figures: Figure) -> list[Path]:
+    """report.json, confusion_matrix.png, mistakes.png and reliability.png in ``folder``, each written whole or not at all."""
     paths = [folder / name for name in REPORT_FILES]
     with replaced_atomically(paths[0]) as temporary:
         temporary.write_text(json.dumps(report, indent=2) + "\n")
-    for figure, path in zip((confusion, mistakes), paths[1:]):
+    for figure, path in zip(figures, paths[1:]):
         with replaced_atomically(path) as temporary:
             figure.savefig(temporary, format="png", dpi=100)
     return paths
@@ -139,6 +167,9 @@ class EvaluationReport(Callback):
         self.val_confusion: Optional[MulticlassConfusionMatrix] = None
         self.test_metrics: Optional[MetricCollection] = None
         self.mistake_finder: Optional[ConfidentMistakes] = None
+        self.calibration_metrics: dict[str, Metric] = {}
+        self.test_calibration: dict[str, Any] = {}
+        self.test_bins: dict[str, dict[str, torch.Tensor]] = {}
         self.val_confusion_matrix: Optional[torch.Tensor] = None
         self.test_results: dict[str, torch.Tensor] = {}
         self.test_mistakes: dict[str, torch.Tensor] = {}
@@ -154,6 +185,7 @@ class EvaluationReport(Callback):
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_metrics = evaluation_metrics(num_classes)
         self.mistake_finder = ConfidentMistakes()
+        self.calibration_metrics = {"before": ReliabilityBins(), "after": ReliabilityBins(), "coverage": Coverage()}
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.val_confusion.to(pl_module.device).reset()
@@ -175,13 +207,19 @@ class EvaluationReport(Callback):
         _log_figure(trainer, "val/confusion_matrix", confusion_matrix_figure(self.val_confusion_matrix, title, self.classes))
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for metric in (self.test_metrics, self.mistake_finder):
+        for metric in (self.test_metrics, self.mistake_finder, *self.calibration_metrics.values()):
             metric.to(pl_module.device).reset()
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         images, labels = batch
         self.test_metrics.update(outputs, labels)
         self.mistake_finder.update(images, outputs, labels)
+        metrics = self.calibration_metrics
+        metrics["before"].update(outputs.float().softmax(dim=1), labels)
+        confidence = getattr(pl_module, "confidence", None)  # the checkpoint's (model.py)
+        if confidence is not None:
+            metrics["after"].update(confidence.probabilities(outputs), labels)
+            metrics["coverage"].update(confidence.accepted(outputs), outputs.argmax(dim=1) == labels)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.test_results = {name: value.cpu() for name, value in self.test_metrics.compute().items()}
@@ -190,6 +228,15 @@ class EvaluationReport(Callback):
         count = len(mistakes["images"])
         self.test_mistakes = {name: value.reshape(count, *value.shape[1:]) if name == "images" else value.reshape(count)
                               for name, value in mistakes.items()}
+        confidence = getattr(pl_module, "confidence", None)
+        computed = ("before", "after", "coverage") if confidence is not None else ("before",)
+        self.test_bins = {name: {key: value.cpu() for key, value in self.calibration_metrics[name].compute().items()}
+                          for name in computed}
+        self.test_calibration = calibration_report(self.test_bins, confidence)
+        # Scalars beside test/acc, in Lightning's table and TensorBoard.
+        for name in ("ece_before", "ece_after", "coverage", "accuracy_accepted"):
+            if name in self.test_calibration:
+                pl_module.log(f"test/{name}", float(self.test_calibration[name]))
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not after Lightning's summary table, because the logger closes before then.
@@ -204,12 +251,15 @@ class EvaluationReport(Callback):
             "images": int(self.test_results["confusion_matrix"].sum()),
         }
         self.report = classification_report(self.test_results, self.classes, trainer.ckpt_path, data)
+        self.report["calibration"] = self.test_calibration
         confusion = confusion_matrix_figure(self.test_results["confusion_matrix"], "Test", self.classes)
         light_on_dark = getattr(dataset, "polarity", "light on dark") == "light on dark"
         mistakes = mistakes_figure(self.test_mistakes, self.mistakes_shown, self.classes, light_on_dark=light_on_dark)
-        self.paths = write_report(folder, self.report, confusion, mistakes)
+        reliability = reliability_figure(self.test_bins["before"], self.test_bins.get("after"))
+        self.paths = write_report(folder, self.report, confusion, mistakes, reliability)
         _log_figure(trainer, "test/confusion_matrix", confusion)
         _log_figure(trainer, "test/mistakes", mistakes)
+        _log_figure(trainer, "test/reliability", reliability)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # After Lightning's own summary table, which is printed once the test loop has ended.

@@ -47,11 +47,11 @@ HOSTS = ["127.0.0.1", "0.0.0.0", "::"]
 
 
 class PictureAPI(ls.LitAPI):
-    """Batches of 28x28 pixels -> class probabilities, in an inference worker."""
+    """Batches of pixels -> logits, in an inference worker; each answer is put in words (confidence.py)."""
 
-    def __init__(self, checkpoint: Path, threads: int, max_batch_size: int, batch_timeout: float):
+    def __init__(self, checkpoint: Path, threads: int, max_batch_size: int, batch_timeout: float, accept_all: bool = False):
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout)
-        self.checkpoint, self.threads = checkpoint, threads
+        self.checkpoint, self.threads, self.accept_all = checkpoint, threads, accept_all
 
     def setup(self, device: str) -> None:
         # Workers share the machine's cores: without this each would start a thread per core.
@@ -69,20 +69,25 @@ class PictureAPI(ls.LitAPI):
 
     def predict(self, pixels: torch.Tensor) -> torch.Tensor:
         """One picture's uint8 pixels ((size, size) for one channel, else (channels, size, size)) or a batch of
-        them -> (num_classes) or (N, num_classes) probabilities."""
+        them -> (num_classes) or (N, num_classes) logits."""
         shape = self.predictor.input_shape
         batched = pixels.dim() == (3 if shape[0] == 1 else 4)
         images = self.predictor.normalize(pixels.to(self.device).reshape(-1, *shape))
-        probabilities = self.predictor.probabilities(images).cpu()
-        return probabilities if batched else probabilities[0]
+        logits = self.predictor.logits(images).cpu()
+        return logits if batched else logits[0]
 
-    def encode_response(self, probabilities: torch.Tensor, context: dict) -> dict[str, Any]:
+    def encode_response(self, logits: torch.Tensor, context: dict) -> dict[str, Any]:
+        probabilities = self.predictor.probabilities(logits[None])[0]
+        said = self.predictor.answer(probabilities, logits, self.accept_all)
         best = int(probabilities.argmax())
         return {
+            "answer": said.text,
+            "kind": said.kind,
             "class": best,
             "label": self.predictor.classes[best],
             "probability": float(probabilities[best]),
             "probabilities": probabilities.tolist(),
+            "energy": said.energy,
             "input": context["input"],
         }
 
@@ -193,13 +198,15 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
     checkpoint = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
     predictor = load_predictor(checkpoint)
     threads = max(1, (os.cpu_count() or 1) // args.workers)
-    api = PictureAPI(checkpoint, threads, args.max_batch_size, args.batch_timeout)
+    api = PictureAPI(checkpoint, threads, args.max_batch_size, args.batch_timeout, args.accept_all)
     metadata = {
         "dataset": predictor.dataset.name,
         "pictures": predictor.dataset.pictures,
         "input_shape": list(predictor.input_shape),
         "classes": predictor.classes,
         "network": predictor.network,
+        "calibrated": predictor.confidence is not None,
+        "rejects": predictor.confidence is not None and not args.accept_all,
         "checkpoint": str(checkpoint),
         "mnist_lit_version": __version__,
     }
@@ -261,6 +268,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch_timeout", type=float, default=0.002, help="seconds a worker waits to fill a batch when batching (default: 0.002)")
     parser.add_argument("--max_upload_mb", type=float, default=5.0, help="largest upload accepted, in MB (default: 5)")
     parser.add_argument("--max_megapixels", type=float, default=16.0, help="largest picture accepted, in millions of pixels (default: 16)")
+    parser.add_argument("--accept_all", action="store_true",
+                        help="always answer a class, even for pictures unlike any of the set's (no \"doesn't look like\")")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"], help="where the workers run the network (default: auto)")
     args = parser.parse_args(argv)
     if not 1024 <= args.port <= 65535:

@@ -207,4 +207,4 @@ def test_an_outside_picture_is_read_exactly_as_the_sets_own(tmp_path):
     for picture in sorted(root.glob("*/00[0-3].*")):
         pixels = predictor.pixels(picture)
         assert (everything == pixels).all(dim=(1, 2, 3)).any(), picture.name
-    assert predictor.probabilities(predictor.load_picture(picture).unsqueeze(0)).shape == (1, 3)
+    assert predictor.probabilities(predictor.logits(predictor.load_picture(picture).unsqueeze(0))).shape == (1, 3)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from conftest import digit_picture, save_checkpoint
 from mnist_lit.cli import main
+from mnist_lit.confidence import Answer, answer
 from mnist_lit.inference import load_predictor
 from mnist_lit.predict import expand_inputs, predict
 
@@ -77,9 +78,15 @@ class CountingPredictor:
         self.events.append("read")
         return torch.full((1, 28, 28), float(path.stem))
 
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
         self.events.append(len(images))
-        return torch.nn.functional.one_hot(images[:, 0, 0, 0].long() % 10, 10).float()
+        return 20 * torch.nn.functional.one_hot(images[:, 0, 0, 0].long() % 10, 10).float()
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.softmax(dim=1)
+
+    def answer(self, probabilities: torch.Tensor, logits: torch.Tensor, accept_all: bool = False) -> Answer:
+        return answer(probabilities, logits, self.classes, None, "handwriting")
 
 
 def test_pictures_are_read_and_predicted_a_batch_at_a_time(tmp_path):

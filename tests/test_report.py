@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from mnist_lit import __version__
 from mnist_lit.data import ImageDataModule
-from mnist_lit.figures import confusion_matrix_figure, mistakes_figure
-from mnist_lit.metrics import ConfidentMistakes, evaluation_metrics
+from mnist_lit.figures import confusion_matrix_figure, mistakes_figure, reliability_figure
+from mnist_lit.metrics import ConfidentMistakes, ReliabilityBins, evaluation_metrics
 from mnist_lit.report import EvaluationReport, classification_report, most_confused, print_report, write_report
 
 DATA = {"dataset": "animals", "split": "test", "data_dir": "/data", "images": 7}
@@ -28,10 +28,14 @@ def report_files(tmp_path, hand_made_predictions):
     metrics.update(logits, labels)
     mistakes.update(torch.rand(7, 1, 28, 28), logits, labels)
     results = metrics.compute()
+    before, after = ReliabilityBins(), ReliabilityBins()
+    before.update(logits.softmax(dim=1), labels)
+    after.update((logits / 2).softmax(dim=1), labels)
     report = classification_report(results, CLASSES, str(tmp_path / "model.ckpt"), DATA)
     figures = (
         confusion_matrix_figure(results["confusion_matrix"], "Test", CLASSES),
         mistakes_figure(mistakes.compute(), 32, CLASSES),
+        reliability_figure(before.compute(), after.compute()),
     )
     return write_report(tmp_path / "run", report, *figures)
 
@@ -82,7 +86,7 @@ def test_report_json_says_what_was_evaluated(report_files, tmp_path):
 
 def test_pictures_are_pngs_of_a_readable_size(report_files):
     names = [path.name for path in report_files]
-    assert names == ["report.json", "confusion_matrix.png", "mistakes.png"]
+    assert names == ["report.json", "confusion_matrix.png", "mistakes.png", "reliability.png"]
     for path in report_files[1:]:
         with Image.open(path) as image:
             assert image.format == "PNG"

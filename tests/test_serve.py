@@ -142,7 +142,7 @@ def test_other_methods_and_paths_are_4xx(server):
 def test_concurrent_clients_each_get_the_answer_to_their_own_picture(model_file):
     pictures = [scribble(seed) for seed in range(320)]
     predictor = load_predictor(model_file)
-    expected = predictor.probabilities(torch.stack([predictor.load_picture(p) for p in pictures]))
+    expected = predictor.probabilities(predictor.logits(torch.stack([predictor.load_picture(p) for p in pictures])))
 
     def ask(index: int) -> list[float]:
         response = requests.post(f"{url}/predict", data=pictures[index], timeout=60)

@@ -105,7 +105,7 @@ def test_an_uploaded_picture_file_is_guessed(page, trained, real_mnist, tmp_path
         path = tmp_path / f"scan{index}.png"
         Image.fromarray(255 - images[index, 0].numpy()).resize((140, 140)).save(path)
         label = int(labels[index])
-        if label not in (0, 7) and int(predictor.probabilities(predictor.load_picture(path)[None]).argmax()) == label:
+        if label not in (0, 7) and int(predictor.logits(predictor.load_picture(path)[None]).argmax()) == label:
             break
 
     page.find_element(By.ID, "upload").send_keys(str(path))

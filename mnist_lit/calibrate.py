@@ -1,0 +1,65 @@
+"""`python -m mnist_lit calibrate`: fit a checkpoint's temperature and threshold again, and keep them in it.
+
+    python -m mnist_lit calibrate --ckpt_path checkpoints/version_0/last.ckpt --accept 0.99
+
+`fit` already does this after every epoch (model.py), on the validation pictures of that epoch's
+weights. This command is for checkpoints written before there was a calibration, and for another
+--accept: it reads the same validation pictures as `fit` did (the split the checkpoint records),
+fits on them (confidence.py) and rewrites the checkpoint whole or not at all.
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from mnist_lit.checkpoint_files import add_checkpoint_arguments, read_checkpoint, resolve_checkpoint
+from mnist_lit.confidence import DEFAULT_ACCEPT, calibrate
+from mnist_lit.data import ImageDataModule
+from mnist_lit.errors import UserError
+from mnist_lit.files import cannot_write, replaced_atomically
+from mnist_lit.inference import load_predictor
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnist_lit calibrate",
+        description="Fit a checkpoint's temperature and 'not one of the set's kinds' threshold on its validation pictures.",
+    )
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--accept", type=float, default=None,
+                        help=f"share of the set's pictures to accept (default: the checkpoint's own, else {DEFAULT_ACCEPT})")
+    parser.add_argument("--data_dir", default=None, help="data root of a built-in set (default: as `fit` finds it)")
+    args = parser.parse_args(argv)
+    path = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
+    predictor = load_predictor(path)  # one line for a file that is not a checkpoint of ours
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint.setdefault("hyper_parameters", {})
+    accept = args.accept if args.accept is not None else hparams.get("accept", DEFAULT_ACCEPT)
+    if not 0 < accept <= 1:
+        raise UserError(f"--accept must be more than 0 and at most 1, got {accept}.")
+    data = validation_pictures(path, checkpoint, predictor.dataset, args.data_dir)
+    logits = predictor.logits(predictor.normalize(data.val_set.images))
+    confidence = calibrate(logits, data.val_set.labels, accept)
+    checkpoint["confidence"] = confidence.record()
+    hparams["accept"] = accept
+    try:
+        with replaced_atomically(path) as temporary:
+            torch.save(checkpoint, temporary)
+    except OSError as error:
+        raise cannot_write(error, "--ckpt_path (a copy of the checkpoint in a writable folder)") from None
+    accepted = float(confidence.accepted(logits).float().mean())
+    print(f"Calibrated {path} on {len(logits):,} validation pictures: temperature {confidence.temperature:.3f}, "
+          f"energy threshold {confidence.threshold:.3f} (accepts {accepted:.1%} of them; asked {accept:.0%}).")
+    return 0
+
+
+def validation_pictures(path: Path, checkpoint: dict, dataset, data_dir) -> ImageDataModule:
+    """The data module `fit` used, set up: the same validation split (the options the checkpoint records)."""
+    overrides = {"data_dir": data_dir} if data_dir is not None else {}
+    if "datamodule_hyper_parameters" in checkpoint:
+        data = ImageDataModule.load_from_checkpoint(path, weights_only=True, **overrides)
+    else:  # written by a plain Trainer, without the data module's options: its defaults
+        data = ImageDataModule(dataset=dataset.path or dataset.name, **overrides)
+    data.setup("fit")
+    return data
