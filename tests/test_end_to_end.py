@@ -1,14 +1,17 @@
 """Real runs on the real MNIST files, each command in its own process as a user would type it."""
 
+import csv
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import run_cli
+from not_digits import drawing
 from mnist_lit.checkpoint_files import read_checkpoint
 
 pytestmark = pytest.mark.e2e
@@ -53,9 +56,14 @@ def test_progress_is_one_line_per_epoch_in_a_log_file(fit_output):
 
 def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, evaluation_output):
     assert "Evaluating checkpoints/version_0/epoch=00-val_acc=" in evaluation_output
-    values = dict(re.findall(r"(test/\w+)\s*│\s*([\d.]+)", evaluation_output))
-    assert set(values) == {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"}
-    assert float(values["test/acc"]) >= 0.97
+    values = {name: float(value) for name, value in re.findall(r"(test/\w+)\s*│\s*([\d.]+)", evaluation_output)}
+    assert set(values) == {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss", "test/ece_before",
+                           "test/ece_after", "test/coverage", "test/accuracy_accepted"}
+    assert values["test/acc"] >= 0.97
+    # The checkpoint's own calibration: honest probabilities, and the pictures it accepts answered better.
+    assert values["test/ece_after"] < min(values["test/ece_before"], 0.015)
+    assert values["test/coverage"] >= 0.93 and values["test/accuracy_accepted"] > values["test/acc"]
+    assert re.search(r"Calibration: expected calibration error [\d.]+% before, [\d.]+%\s+after", evaluation_output)
     assert "Evaluated on mnist, test split (10,000 pictures)" in evaluation_output
     assert "Confusion matrix" in evaluation_output
 
@@ -73,13 +81,16 @@ def read_events(log_dir: Path) -> tuple[EventAccumulator, set, set]:
 def test_test_reports_into_the_folder_of_the_run_it_evaluates(workdir, evaluation_output):
     run = workdir / "logs" / "version_0"
     assert [p.name for p in (workdir / "logs").iterdir()] == ["version_0"]  # no new run for `test`
-    assert "Report written to logs/version_0: report.json, confusion_matrix.png, mistakes.png" in evaluation_output
+    assert "Report written to logs/version_0: report.json, confusion_matrix.png, mistakes.png, reliability.png" in evaluation_output
     report = json.loads((run / "report.json").read_text())
     assert report["checkpoint"].startswith(str(workdir / "checkpoints" / "version_0" / "epoch=00-val_acc="))
     assert report["data"]["images"] == 10_000 and report["accuracy"] >= 0.97
     assert report["data"]["dataset"] == "mnist" and report["data"]["split"] == "test"
     assert report["classes"] == [str(digit) for digit in range(10)]
     assert sum(map(sum, report["confusion_matrix"])) == 10_000
+    calibration = report["calibration"]
+    assert calibration["calibrated"] and calibration["accept"] == 0.95 and calibration["temperature"] > 0
+    assert calibration["ece_after"] < calibration["ece_before"] and calibration["coverage"] >= 0.93
     assert "Most confused (true as predicted): " in evaluation_output
     # `test` saves its own configuration beside the one `fit` saved, not over it.
     assert "max_epochs: 1" in (run / "config.yaml").read_text()
@@ -90,15 +101,15 @@ def test_tensorboard_shows_training_testing_pictures_and_hyperparameters(workdir
     events, hparams, hparams_metrics = read_events(workdir / "logs" / "version_0")
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "lr-Adam"} <= scalars
-    assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss"} <= scalars
+    assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss", "test/ece_after", "test/coverage"} <= scalars
     assert {"lr", "lr_decay", "hidden_units", "batch_size"} <= hparams
     assert "_instantiator" not in hparams
     # The HPARAMS tab's columns: the final validation and test metrics, all logged as scalars.
     assert {"val/acc_best", "val/acc", "test/acc", "test/f1"} <= hparams_metrics <= scalars
-    assert set(events.Tags()["images"]) == {"val/confusion_matrix", "test/confusion_matrix", "test/mistakes"}
+    assert set(events.Tags()["images"]) == {"val/confusion_matrix", "test/confusion_matrix", "test/mistakes", "test/reliability"}
     (last_epoch,) = events.Images("val/confusion_matrix")  # one per epoch; quick.yaml trains one
     assert last_epoch.step == events.Scalars("val/acc")[-1].step
-    for tag in ("test/confusion_matrix", "test/mistakes"):
+    for tag in ("test/confusion_matrix", "test/mistakes", "test/reliability"):
         (image,) = events.Images(tag)
         assert image.width >= 500 and image.height >= 200
 
@@ -106,7 +117,6 @@ def test_tensorboard_shows_training_testing_pictures_and_hyperparameters(workdir
 def write_varied_digits(folder: Path, data_dir: Path, count: int) -> list[int]:
     """The first `count` test digits as picture files in the forms users have: upscaled x4 to
     x10, dark on light, off-centre on a larger sheet, PNG and JPEG. Returns their labels."""
-    import numpy as np
     from PIL import Image, ImageOps
     from torchvision.datasets import MNIST
 
@@ -135,7 +145,32 @@ def test_predict_reads_digits_from_picture_files(workdir, real_mnist, fit_output
     accuracy = sum(p["class"] == label for p, label in zip(predictions, labels)) / len(labels)
     print(f"round-trip accuracy on 500 varied pictures: {accuracy:.1%}")
     assert accuracy >= 0.97
-    # One line per picture on stdout: path, digit, confidence and the top three.
+    # Digits of other forms than MNIST's own are mostly answered with a digit, not rejected.
+    answered = [p for p in predictions if p["kind"] == "class"]
+    assert len(answered) >= 0.85 * len(predictions)
+    assert sum(p["class"] == label for p, label in zip(predictions, labels) if p["kind"] == "class") >= 0.99 * len(answered)
+    # One line per picture on stdout: path, answer, top probability and the top three.
     lines = result.stdout.splitlines()
     assert len(lines) == 500
-    assert re.fullmatch(r"pictures/000\.jpg: \d \(\d+\.\d%; top 3: \d \d\.\d{3}, \d \d\.\d{3}, \d \d\.\d{3}\)", lines[0])
+    top3 = r"\(\d+\.\d%; top 3: \d \d\.\d{3}, \d \d\.\d{3}, \d \d\.\d{3}\)"
+    assert all(re.fullmatch(rf"pictures/\d{{3}}\.(jpg|png): (\d|\d or \d\?|doesn't look like a digit) {top3}", line) for line in lines)
+
+
+def test_drawings_that_are_not_digits_are_said_not_to_look_like_one(workdir, real_mnist, fit_output):
+    rng = np.random.default_rng(7)
+    folder = workdir / "not_digits"
+    folder.mkdir()
+    for kind in ("scribble", "letter", "square"):
+        for i in range(20):
+            (folder / f"{kind}_{i:02d}.png").write_bytes(drawing(kind, rng))
+    run_cli(workdir, real_mnist, "predict", "not_digits", "--output", "not_digits.json")
+    predictions = json.loads((workdir / "not_digits.json").read_text())
+    rejected = [p for p in predictions if p["answer"] == "doesn't look like a digit"]
+    assert all(p["kind"] == "unknown" for p in rejected)
+    # After one epoch of a smaller network: nearly every scribble, and most of the rest (the default
+    # `fit` rejects more: README, "Knowing when it does not know").
+    assert sum("scribble" in p["path"] for p in rejected) >= 16 and len(rejected) >= 30
+    assert all(p["energy"] is not None and len(p["top"]) == 3 for p in predictions)  # the numbers stay there
+    run_cli(workdir, real_mnist, "predict", "not_digits", "--accept_all", "--output", "all.csv")
+    rows = list(csv.DictReader((workdir / "all.csv").open()))
+    assert len(rows) == 60 and all(row["kind"] in ("class", "unsure") for row in rows)
