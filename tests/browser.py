@@ -18,6 +18,9 @@ SEVEN = [[(70, 60), (130, 58), (210, 60), (180, 120), (150, 180), (125, 235)]]
 ZERO = [[(140, 45), (95, 65), (75, 140), (95, 215), (140, 235), (185, 215), (205, 140), (185, 65), (140, 45), (120, 55)]]
 # A 7 drawn small in a corner, as people do: it reaches the network scaled and centred like MNIST's.
 SMALL_SEVEN = [[(25, 25), (75, 24), (120, 26), (95, 80), (70, 140)]]
+# Drawings of no digit: a tangled scribble, and a W (a letter no digit looks like).
+SCRIBBLE = [[(60, 80), (220, 60), (70, 200), (200, 230), (120, 50), (150, 240), (230, 140), (50, 130)]]
+LETTER_W = [[(40, 70), (85, 220), (140, 110), (195, 220), (240, 70)]]
 
 
 def chromium_installed() -> bool:

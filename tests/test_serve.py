@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from conftest import MNIST, digit_picture, save_checkpoint
+from mnist_lit.confidence import Confidence
 from mnist_lit.datasets import DATASETS
 from mnist_lit.inference import load_predictor
 from mnist_lit.model import ImageClassifier
@@ -77,6 +78,27 @@ def test_a_picture_as_body_or_multipart_is_read_like_predict_reads_the_file(serv
     assert raw["probability"] == pytest.approx(offline["confidence"], abs=1e-6)
     assert len(raw["probabilities"]) == 10 and sum(raw["probabilities"]) == pytest.approx(1, abs=1e-5)
     assert max(raw["probabilities"]) == raw["probability"]
+
+
+def test_answers_are_put_in_words_as_predict_puts_them_and_accept_all_turns_rejection_off(model_file, tmp_path):
+    checkpoint = torch.load(model_file, weights_only=True)
+    # A calibration whose threshold no picture passes: every answer is "not one of the set's kinds".
+    checkpoint["confidence"] = Confidence(temperature=2.0, threshold=-1000.0, accept=0.95).record()
+    calibrated = tmp_path / "calibrated.ckpt"
+    torch.save(checkpoint, calibrated)
+    path = digit_picture(tmp_path / "seven.png")
+    [offline] = predict(load_predictor(calibrated), [path])
+    with running_server(calibrated) as url:
+        said = requests.post(f"{url}/predict", data=path.read_bytes()).json()
+        model = requests.get(f"{url}/info").json()["model"]
+    assert said["kind"] == offline["kind"] == "unknown" and said["answer"] == offline["answer"] == "doesn't look like a digit"
+    assert said["energy"] == pytest.approx(offline["energy"], abs=1e-4)
+    assert said["probability"] == pytest.approx(offline["confidence"], abs=1e-6)  # calibrated: T = 2
+    assert model["calibrated"] and model["rejects"]
+    with running_server(calibrated, "--accept_all") as url:
+        said = requests.post(f"{url}/predict", data=path.read_bytes()).json()
+        assert not requests.get(f"{url}/info").json()["model"]["rejects"]
+    assert said["kind"] in ("class", "unsure") and said["label"] in said["answer"]
 
 
 def test_health_and_info_describe_the_model(server, model_file):

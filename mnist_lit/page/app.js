@@ -1,4 +1,4 @@
-// The drawing page: strokes on a canvas -> PNG -> POST /predict -> the guess, a bar per class, the 28x28 input.
+// The drawing page: strokes on a canvas -> PNG -> POST /predict -> the answer in words, a bar per class, the 28x28 input.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -115,10 +115,15 @@ function setBars(probabilities) {
   });
 }
 
+// The answer in words: a class ("guess"), two close ones ("unsure": "4 or 9?"), or not one of the
+// set's kinds ("unknown"), whose bars are greyed: they are the network's numbers, not an answer.
+const STATES = { class: "guess", unsure: "unsure", unknown: "unknown" };
+
 function show(answer) {
-  guess.dataset.state = "guess";
-  guess.textContent = answer.label;
-  confidence.textContent = `${(100 * answer.probability).toFixed(1)}% sure`;
+  guess.dataset.state = STATES[answer.kind] || "guess";
+  guess.textContent = answer.answer;
+  confidence.textContent = answer.kind === "unknown" ? "" : `${(100 * answer.probability).toFixed(1)}% sure`;
+  results.classList.toggle("rejected", answer.kind === "unknown");
   status.textContent = "";
   setBars(answer.probabilities);
   // One channel arrives as rows of pixels, colour as three such planes (red, green, blue).
@@ -133,6 +138,7 @@ function show(answer) {
 
 function showNothing(state, text) {
   guess.dataset.state = state;
+  results.classList.remove("rejected");
   guess.textContent = text;
   confidence.textContent = "";
   setBars(classes.map(() => 0));
