@@ -72,6 +72,7 @@ def test_export_matches_the_checkpoints_network(capsys, tmp_path, any_checkpoint
     assert info["normalization"]["mean"] == list(mnist.mean) and info["normalization"]["std"] == list(mnist.std)
     assert info["labels"] == [str(d) for d in range(10)] and info["format"] == format and info["dataset"] == "mnist"
     assert info["checkpoint"] == str(checkpoint) and info["network"] == checkpoint.stem
+    assert info["calibration"] is None  # a checkpoint without one: the logits alone
 
 
 def test_the_readme_lines_run_the_onnx_file_without_mnist_lit(capsys, tmp_path, checkpoint, pixels, monkeypatch):
