@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the server process helper the tests u
 
 from server_process import server_process, session_processes  # noqa: E402
 
-from mnist_lit.data import load_split  # noqa: E402
 from mnist_lit.datasets import DATASETS  # noqa: E402
+from mnist_lit.sources import load_builtin  # noqa: E402
 
 SETTINGS = [  # (workers, max_batch_size)
     (1, 1),
@@ -41,11 +41,11 @@ SETTINGS = [  # (workers, max_batch_size)
 
 
 def pictures(data_dir: Path, count: int) -> list[bytes]:
-    images, _ = load_split(DATASETS["mnist"], data_dir, train=False)
+    images, _ = load_builtin(DATASETS["mnist"], data_dir, train=False)  # (N, 1, 28, 28)
     encoded = []
     for image in images[:count]:
         buffer = io.BytesIO()
-        Image.fromarray(image.numpy()).resize((280, 280)).save(buffer, format="PNG")
+        Image.fromarray(image[0].numpy()).resize((280, 280)).save(buffer, format="PNG")
         encoded.append(buffer.getvalue())
     return encoded
 

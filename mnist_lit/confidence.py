@@ -21,8 +21,6 @@ import torch
 DEFAULT_ACCEPT = 0.95
 # The top two are "close" when the first's calibrated probability leads the second's by less than this.
 UNSURE_MARGIN = 0.5
-# What a rejected picture is said not to look like, by the set's kind of pictures.
-KIND_WORDS = {"handwriting": "a digit", "clothing": "clothing"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +91,15 @@ class Answer:
     energy: Optional[float]
 
 
+def kind_of_set(pictures: str, classes: list[str]) -> str:
+    """What the set's pictures are, for "doesn't look like ...": a digit, a character, clothing, or its classes."""
+    if pictures == "handwriting":
+        return "a digit" if all(name.isdigit() for name in classes) else "a character"
+    if pictures == "clothing":
+        return "clothing"
+    return "any of: " + ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+
+
 def answer(
     probabilities: torch.Tensor, logits: torch.Tensor, classes: list[str], confidence: Optional[Confidence],
     pictures: str, accept_all: bool = False,
@@ -101,9 +108,7 @@ def answer(
     (checkpoints written before there was one) or with ``accept_all``, no picture is rejected."""
     score = float(energy(logits[None])[0])
     if confidence is not None and not accept_all and score > confidence.threshold:
-        named = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-        kinds = KIND_WORDS.get(pictures, f"any of: {named}")
-        return Answer("unknown", f"doesn't look like {kinds}", score)
+        return Answer("unknown", f"doesn't look like {kind_of_set(pictures, classes)}", score)
     top = probabilities.topk(2)  # every set has at least two classes
     first, second = (classes[i] for i in top.indices.tolist())
     if float(top.values[0] - top.values[1]) < UNSURE_MARGIN:

@@ -68,7 +68,8 @@ class ImageClassifier(L.LightningModule):
         dataset_info: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
-        if lr <= 0 or not 0 < lr_decay <= 1 or weight_decay < 0 or not 0 <= (dropout or 0) < 1 or outlier_weight < 0 or not 0 < accept <= 1:
+        valid = lr > 0 and 0 < lr_decay <= 1 and weight_decay >= 0 and 0 <= (dropout or 0) < 1
+        if not valid or outlier_weight < 0 or not 0 < accept <= 1:
             raise UserError(
                 f"Need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0, 0 <= dropout < 1, outlier_weight >= 0 and 0 < accept <= 1; "
                 f"got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, dropout={dropout}, "

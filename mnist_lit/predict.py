@@ -8,8 +8,8 @@ Lightning nor torchmetrics (inference.py). Each picture is preprocessed like the
 data set the checkpoint learned (preprocess.py) and gets one line: the path, the answer in words
 (the class; "4 or 9?" when the top two are close; "doesn't look like a digit" when the picture is
 like none of the set's, unless --accept_all), the top probability and the three most probable
-classes (confidence.py; calibrated probabilities when the checkpoint has a temperature). Pictures are read and predicted in batches,
-so a folder of any size fits in memory. A file that cannot be read gets one `error:` line and
+classes (confidence.py; calibrated probabilities when the checkpoint has a temperature). Pictures
+are read and predicted in batches, so a folder of any size fits in memory. A file that cannot be read gets one `error:` line and
 the others are still predicted; the exit status is 1 if any failed.
 """
 

@@ -84,6 +84,8 @@ CASES = {
     "wrong type": (["fit", "--model.lr", "fast"], r'Parser key "model.lr": Expected a <class .float.>. Got value: fast'),
     "negative learning rate": (["fit", "--model.lr", "-0.1"], r"Need lr > 0"),
     "batch size 0": (["fit", "--data.batch_size", "0"], r"batch_size must be a positive integer, got 0"),
+    "share to accept over 1": (["fit", "--model.accept", "1.5"], r"0 < accept <= 1; got .*accept=1.5"),
+    "unknown kind of outliers": (["fit", "--data.outliers", "fashion"], r'Parser key "data.outliers":.*synthetic.*Got value: fashion'),
     "validation split too large": (["fit", "--data.val_size", "60000"], r"val_size must be between 1 and 59999"),
     "unknown network": (["fit", "--model.net", "resnet"], r'Parser key "model.net":.*keras_cnn.*batchnorm_cnn.*Got value: resnet'),
     "unknown data set": (["fit", "--data.dataset", "cifar100"], r"Unknown data set 'cifar100'; --data.dataset takes one of mnist, .*cifar10, or the path of a folder"),

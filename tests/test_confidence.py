@@ -47,6 +47,7 @@ def test_energy_is_low_when_one_class_stands_out():
     ([9.0, 0, 0], "handwriting", ["0", "1", "2"], "class", "0"),
     ([5.0, 4.9, 0], "handwriting", ["4", "9", "1"], "unsure", "4 or 9?"),
     ([0.1, 0, 0], "handwriting", ["0", "1", "2"], "unknown", "doesn't look like a digit"),
+    ([0.1, 0, 0], "handwriting", ["a", "b", "c"], "unknown", "doesn't look like a character"),  # EMNIST letters
     ([0.1, 0, 0], "clothing", ["Shirt", "Coat", "Bag"], "unknown", "doesn't look like clothing"),
     ([0.1, 0, 0], "photos", ["circle", "square", "triangle"], "unknown", "doesn't look like any of: circle, square, triangle"),
 ])
