@@ -148,4 +148,5 @@ def test_the_readme_python_lines_name_the_class_of_a_picture(capsys, tmp_path, c
     shutil.copy(checkpoint, tmp_path / "checkpoints" / "version_0" / "last.ckpt")
     digit_picture(tmp_path / "seven.png")
     exec(textwrap.dedent(block), {})
-    assert capsys.readouterr().out.strip() in [str(digit) for digit in range(10)]
+    # An answer in words: a digit, two close ones, or none (the model here is untrained).
+    assert re.fullmatch(r"\d|\d or \d\?|doesn't look like a digit", capsys.readouterr().out.strip())
