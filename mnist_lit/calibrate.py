@@ -18,7 +18,7 @@ from mnist_lit.confidence import DEFAULT_ACCEPT, calibrate
 from mnist_lit.data import ImageDataModule
 from mnist_lit.errors import UserError
 from mnist_lit.files import cannot_write, replaced_atomically
-from mnist_lit.inference import load_predictor
+from mnist_lit.inference import predictor_of
 
 
 def main(argv: list[str]) -> int:
@@ -32,8 +32,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data_dir", default=None, help="data root of a built-in set (default: as `fit` finds it)")
     args = parser.parse_args(argv)
     path = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
-    predictor = load_predictor(path)  # one line for a file that is not a checkpoint of ours
     checkpoint = read_checkpoint(path)
+    predictor = predictor_of(checkpoint, path)  # one line for a file that is not a checkpoint of ours
     hparams = checkpoint.setdefault("hyper_parameters", {})
     accept = args.accept if args.accept is not None else hparams.get("accept", DEFAULT_ACCEPT)
     if not 0 < accept <= 1:

@@ -13,6 +13,7 @@ answer in words. Torch alone: `predict` and `serve` use it.
   are close; or not one of the set's kinds.
 """
 
+import argparse
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -114,3 +115,9 @@ def answer(
     if float(top.values[0] - top.values[1]) < UNSURE_MARGIN:
         return Answer("unsure", f"{first} or {second}?", score)
     return Answer("class", first, score)
+
+
+def add_accept_all_argument(parser: argparse.ArgumentParser) -> None:
+    """--accept_all, for the commands that answer (predict, serve)."""
+    parser.add_argument("--accept_all", action="store_true",
+                        help="always answer a class, even for pictures unlike any of the set's (no \"doesn't look like\")")

@@ -80,7 +80,11 @@ class Predictor:
 
 def load_predictor(path: Path) -> Predictor:
     """The predictor of a checkpoint written by `fit`; one clear line for any other file."""
-    checkpoint = read_checkpoint(path)
+    return predictor_of(read_checkpoint(path), path)
+
+
+def predictor_of(checkpoint: dict, path: Path) -> Predictor:
+    """The predictor of a checkpoint already read (``read_checkpoint``) from ``path``, which errors name."""
     hparams = checkpoint.get("hyper_parameters") or {}
     try:
         dataset = DataSet.from_record(hparams.get("dataset_info"))

@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 
 from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
+from mnist_lit.confidence import add_accept_all_argument
 from mnist_lit.errors import UserError
 from mnist_lit.files import cannot_write, replaced_atomically
 from mnist_lit.inference import Predictor, load_predictor
@@ -124,8 +125,7 @@ def main(argv: list[str]) -> int:
     add_checkpoint_arguments(parser)
     parser.add_argument("--output", type=Path, help="also write the results to this .csv or .json file")
     parser.add_argument("--batch_size", type=int, default=256, help="pictures read and predicted at a time (default: 256)")
-    parser.add_argument("--accept_all", action="store_true",
-                        help="always answer a class, even for pictures unlike any of the set's (no \"doesn't look like\")")
+    add_accept_all_argument(parser)
     args = parser.parse_args(argv)
     if args.output is not None and args.output.suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--output must end in .csv or .json, got {args.output}.")

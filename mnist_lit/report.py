@@ -22,8 +22,8 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lit import __version__
-from mnist_lit.errors import UserError
 from mnist_lit.confidence import Confidence
+from mnist_lit.errors import UserError
 from mnist_lit.figures import confusion_matrix_figure, mistakes_figure, reliability_figure
 from mnist_lit.files import replaced_atomically
 from mnist_lit.logger import TensorBoardLogger

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mnist_lit import __version__
 from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
+from mnist_lit.confidence import add_accept_all_argument
 from mnist_lit.datasets import DataSet
 from mnist_lit.errors import UserError
 from mnist_lit.inference import load_predictor
@@ -268,8 +269,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch_timeout", type=float, default=0.002, help="seconds a worker waits to fill a batch when batching (default: 0.002)")
     parser.add_argument("--max_upload_mb", type=float, default=5.0, help="largest upload accepted, in MB (default: 5)")
     parser.add_argument("--max_megapixels", type=float, default=16.0, help="largest picture accepted, in millions of pixels (default: 16)")
-    parser.add_argument("--accept_all", action="store_true",
-                        help="always answer a class, even for pictures unlike any of the set's (no \"doesn't look like\")")
+    add_accept_all_argument(parser)
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"], help="where the workers run the network (default: auto)")
     args = parser.parse_args(argv)
     if not 1024 <= args.port <= 65535:
