@@ -7,9 +7,10 @@ from importlib import import_module
 # without importing Lightning at all: inference.py).
 THIN_COMMANDS = {
     "predict": "mnist_lit.predict", "export": "mnist_lit.export", "serve": "mnist_lit.serve", "calibrate": "mnist_lit.calibrate",
+    "tune": "mnist_lit.tune",
 }
 # Commands that import an optional dependency from their first line: the extra of pyproject.toml named after them.
-NEED_EXTRAS = {"serve"}
+NEED_EXTRAS = {"serve", "tune"}
 
 
 def run() -> None:

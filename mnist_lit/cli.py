@@ -15,6 +15,8 @@ arguments works from any directory and from an installed wheel; configs/default.
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -170,37 +172,42 @@ def data_set_for(trained_on: DataSet, configured: Optional[str]) -> str:
     return configured
 
 
-def main(args: Optional[list[str]] = None) -> None:
-    quiet_irrelevant_messages()
-    argv = sys.argv[1:] if args is None else args
+def build_cli(args: list[str], run: bool = True) -> MNISTLitCLI:
+    """The LightningCLI of `fit`/`validate`/`test` (``run=True``), or, with ``run=False``, the objects of a
+    `fit` configured by ``args`` (no command name), not yet started: what `tune` trains in each trial."""
+    return MNISTLitCLI(
+        ImageClassifier,
+        ImageDataModule,
+        seed_everything_default=42,
+        trainer_defaults=TRAINER_DEFAULTS,
+        auto_configure_optimizers=False,  # the model's configure_optimizers is the one place for that
+        # Each logged run saves config.yaml in its own folder; only a logger-less run reuses one.
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={
+            "prog": "python -m mnist_lit",
+            "description": "Train, test and inspect a CNN on MNIST, another built-in set or a folder of your own "
+            "pictures (--data.dataset). Also `predict` (classes of picture files), `export` (ONNX, TorchScript), "
+            "`serve` (HTTP and a page to draw or upload on), `calibrate` (a checkpoint's temperature and threshold) "
+            "and `tune` (a search for better options); add --help to any.",
+            # Raise instead of printing the 100-line usage text before the one line that matters.
+            "exit_on_error": False,
+        },
+        args=args,
+        run=run,
+    )
+
+
+@contextmanager
+def one_line_errors(argv: list[str], command: str = "") -> Iterator[None]:
+    """Turn the errors addressed to the user (a bad option, an impossible combination, an unwritable
+    folder) into one `error:` line and exit status, naming ``command``'s help."""
     try:
-        if argv[:1] and argv[0] in COMMANDS_BESIDE_LIGHTNING:
-            raise SystemExit(run_command(COMMANDS_BESIDE_LIGHTNING[argv[0]], argv[1:]))
-        MNISTLitCLI(
-            ImageClassifier,
-            ImageDataModule,
-            seed_everything_default=42,
-            trainer_defaults=TRAINER_DEFAULTS,
-            auto_configure_optimizers=False,  # the model's configure_optimizers is the one place for that
-            # Each logged run saves config.yaml in its own folder; only a logger-less run reuses one.
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={
-                "prog": "python -m mnist_lit",
-                "description": "Train, test and inspect a CNN on MNIST, another built-in set or a folder of your own "
-                "pictures (--data.dataset). Also `predict` (classes of picture files), `export` (ONNX, TorchScript), "
-                "`serve` (HTTP and a page to draw or upload on) and `calibrate` (a checkpoint's temperature and threshold); "
-                "add --help to any.",
-                # Raise instead of printing the 100-line usage text before the one line that matters.
-                "exit_on_error": False,
-            },
-            args=args,
-        )
+        yield
     except ArgumentError as error:  # an unknown option, a wrong type, a config file that does not parse
         message = " ".join(str(error).split())  # jsonargparse's messages span lines
         if message.startswith("Problems parsing config"):  # it does not say which file
             configs = [value for option, value in zip(argv, argv[1:]) if option in ("--config", "-c")]
             message = f"{', '.join(configs)}: {message}"
-        command = " ".join(argv[:1]) if argv[:1] and argv[0] in MNISTLitCLI.subcommands() else ""
         help_line = " ".join(("python -m mnist_lit", command, "--help")).replace("  ", " ")
         print(f"error: {message} (`{help_line}` lists the options)", file=sys.stderr)
         raise SystemExit(2) from None
@@ -213,6 +220,16 @@ def main(args: Optional[list[str]] = None) -> None:
         options = "--trainer.logger.init_args.save_dir and --checkpoint.dirpath"
         print(f"error: {cannot_write(error, options)}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    quiet_irrelevant_messages()
+    argv = sys.argv[1:] if args is None else args
+    if argv[:1] and argv[0] in COMMANDS_BESIDE_LIGHTNING:
+        raise SystemExit(run_command(COMMANDS_BESIDE_LIGHTNING[argv[0]], argv[1:]))
+    command = argv[0] if argv[:1] and argv[0] in MNISTLitCLI.subcommands() else ""
+    with one_line_errors(argv, command):
+        build_cli(args)
 
 
 if __name__ == "__main__":

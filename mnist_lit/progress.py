@@ -26,7 +26,8 @@ class ProgressBar(RichProgressBar):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        self.plain = not sys.stdout.isatty()
+        # refresh_rate 0 means silent in both forms.
+        self.plain = not sys.stdout.isatty() and self.refresh_rate > 0
         if self.plain:
             self.disable()
 

@@ -1,0 +1,186 @@
+"""`python -m mnist_lit tune`: search spaces, one-line refusals, and studies shared, killed and continued.
+
+The searches run on tiny synthetic MNIST files with a few training steps per trial: what is tested is
+the study's bookkeeping (how many trials, which state, what is written), not what they learn.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from conftest import REPO
+from mnist_lit import tune
+from mnist_lit.errors import UserError, run_command
+
+TINY_TRIAL = ["--data.val_size", "20", "--data.batch_size", "16", "--trainer.limit_train_batches", "3",
+              "--trainer.max_epochs", "2", "--data.outliers", "none"]
+SPACE = "model.lr: {low: 1.0e-3, high: 1.0e-2, log: true}\nmodel.dropout: [0.0, 0.25]\n"
+
+
+def test_the_default_space_is_the_one_in_configs():
+    assert yaml.safe_load((REPO / "configs" / "search" / "default.yaml").read_text()) == tune.DEFAULT_SPACE
+
+
+def test_search_space_entries_become_optuna_distributions(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("model.lr: {low: 1e-4, high: 1.0e-2, log: true}\ndata.batch_size: {low: 32, high: 256, step: 32}\n"
+                    "model.dropout: {low: 0, high: 0.5}\nmodel.net: [keras_cnn, batchnorm_cnn]\n")
+    space = tune.read_space(path)
+    assert space["model.lr"] == FloatDistribution(1e-4, 1e-2, log=True)  # YAML's string "1e-4" read as the number
+    assert space["data.batch_size"] == IntDistribution(32, 256, step=32)
+    assert space["model.dropout"] == FloatDistribution(0.0, 0.5)  # a float range, as one bound is
+    assert space["model.net"] == CategoricalDistribution(["keras_cnn", "batchnorm_cnn"])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{low: 0.1, high: 0.01}", r"model.lr: .*low.*high"),
+    ("{low: 0, high: 0.1, log: true}", r"model.lr: .*log"),
+    ("{low: 0.001}", r"model.lr: a range needs both low and high"),
+    ("{low: 0.001, high: 0.1, scale: log}", r"model.lr has unknown keys \['scale'\]"),
+    ("{choices: []}", r"model.lr: choices must be a non-empty list"),
+    ("0.01", r"model.lr must be \{low: ..., high: ...\} or \{choices: \[...\]\}"),
+])
+def test_a_bad_distribution_is_refused_naming_the_file_and_option(tmp_path, spec, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(f"model.lr: {spec}\n")
+    with pytest.raises(UserError, match=rf"space.yaml: {message}"):
+        tune.read_space(path)
+
+
+def tune_in_process(args: list[str], capsys) -> tuple[int, str]:
+    """tune's exit status and stderr, run as the command line runs it."""
+    try:
+        status = run_command(tune.main, args)
+    except SystemExit as exit_:  # a fit option refused by LightningCLI's parser
+        status = exit_.code
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["unknown option in the space", "bad value in the space", "unknown fixed option",
+                                  "bad distribution", "unreachable storage", "not a storage URL"])
+def test_bad_input_gets_one_line_and_leaves_nothing(case, tmp_path, tiny_mnist, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNIST_LIT_DATA_DIR", str(tiny_mnist))
+    space, extra, message = {
+        "unknown option in the space": ("model.lr_typo: [0.1]", [], r"model.lr_typo = 0.1 is not a `fit` option value.*unrecognized"),
+        "bad value in the space": ("model.net: [keras_cnn, resnet]", [], r"model.net = 'resnet' is not a `fit` option value"),
+        "unknown fixed option": (SPACE, ["--model.lr_typo", "1"], r"unrecognized arguments: --model.lr_typo 1 \(`python -m mnist_lit fit --help`"),
+        "bad distribution": ("model.lr: {low: 1, high: 0.5}", [], r"space.yaml: model.lr: "),
+        "unreachable storage": (SPACE, ["--storage", f"sqlite:///{tmp_path}/no/such/folder/study.db"],
+                                r"Cannot open the study's storage sqlite:///.*study.db: .*unable to open database file.*--storage"),
+        "not a storage URL": (SPACE, ["--storage", "study.db"], r"--storage 'study.db' is not a database URL"),
+    }[case]
+    (tmp_path / "space.yaml").write_text(space + "\n")
+    before = set(tmp_path.iterdir())
+    status, stderr = tune_in_process(["--search", "space.yaml", *extra, *TINY_TRIAL], capsys)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert status != 0 and len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert __import__("re").search(message, errors[0]), errors[0]
+    assert set(tmp_path.iterdir()) == before
+
+
+def start_tune(cwd: Path, data_dir: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir)}
+    return subprocess.Popen([sys.executable, "-m", "mnist_lit", "tune", "--search", "space.yaml", *args, *TINY_TRIAL],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def states(cwd: Path, study: str = "search") -> dict[TrialState, int]:
+    trials = optuna.load_study(study_name=study, storage=f"sqlite:///{cwd}/studies/{study}/study.db").get_trials()
+    return {state: sum(t.state == state for t in trials) for state in TrialState}
+
+
+def test_a_search_writes_runs_best_options_and_pictures_that_fit_runs(tmp_path, tiny_mnist):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    output = finish(start_tune(tmp_path, tiny_mnist, "--trials", "3"))
+    counts = states(tmp_path)
+    assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 3 and counts[TrialState.FAIL] == 0, output
+    study = tmp_path / "studies" / "search"
+    assert sorted(p.name for p in (study / "logs").iterdir()) == ["trial_0000", "trial_0001", "trial_0002"]
+    # Each trial's run shows its sampled options by their option names in TensorBoard's HPARAMS tab.
+    hparams = yaml.safe_load((study / "logs" / "trial_0001" / "hparams.yaml").read_text())
+    assert {"model.lr", "model.dropout"} <= set(hparams)
+    best_trial = optuna.load_study(study_name="search", storage=f"sqlite:///{study}/study.db").best_trial
+    best = yaml.safe_load((study / "best.yaml").read_text())
+    assert best["model"]["lr"] == best_trial.params["model.lr"] and best["model"]["dropout"] == best_trial.params["model.dropout"]
+    assert best["data"]["val_size"] == 20  # the fixed options too
+    assert (study / "history.png").stat().st_size > 0 and (study / "importances.png").stat().st_size > 0
+    assert f"trial {best_trial.number}" in output and "fit --config studies/search/best.yaml" in output
+    run = subprocess.run([sys.executable, "-m", "mnist_lit", "fit", "--config", "studies/search/best.yaml"], cwd=tmp_path,
+                         env={**os.environ, "MNIST_LIT_DATA_DIR": str(tiny_mnist)}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "checkpoints" / "version_0" / "last.ckpt").is_file()
+
+
+def test_two_searches_on_one_study_finish_exactly_the_trials_asked(tmp_path, tiny_mnist):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    # One of them with two worker processes of its own: three workers on one SQLite file.
+    searches = [start_tune(tmp_path, tiny_mnist, "--trials", "7", *jobs) for jobs in ([], ["--jobs", "2"])]
+    outputs = [finish(search) for search in searches]
+    counts = states(tmp_path)
+    assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 7, outputs
+    assert counts[TrialState.RUNNING] == 0, outputs
+
+
+def test_a_search_killed_mid_trial_continues_and_the_killed_trial_does_not_count(tmp_path, tiny_mnist):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    slow = ["--trainer.max_epochs", "6"]  # several seconds a trial, so that it is killed mid-way
+    search = start_tune(tmp_path, tiny_mnist, "--trials", "3", *slow)
+    second_run = tmp_path / "studies" / "search" / "logs" / "trial_0001"
+    deadline = time.monotonic() + 300
+    while not second_run.exists() and search.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert search.poll() is None, search.communicate()[0][-3000:]
+    search.send_signal(signal.SIGKILL)
+    search.wait()
+    assert states(tmp_path)[TrialState.RUNNING] == 1  # what kill -9 leaves behind
+
+    output = finish(start_tune(tmp_path, tiny_mnist, "--trials", "3", *slow))
+    counts = states(tmp_path)
+    assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 3, output
+    assert counts[TrialState.FAIL] == 1 and counts[TrialState.RUNNING] == 0, output
+
+
+def test_a_study_refuses_another_search_space(tmp_path, tiny_mnist, monkeypatch, capsys):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    finish(start_tune(tmp_path, tiny_mnist, "--trials", "1"))
+    (tmp_path / "space.yaml").write_text("model.lr: {low: 1.0e-4, high: 1.0e-2, log: true}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNIST_LIT_DATA_DIR", str(tiny_mnist))
+    status, stderr = tune_in_process(["--search", "space.yaml", "--trials", "2", *TINY_TRIAL], capsys)
+    assert status == 1 and stderr.count("\n") == 1, stderr
+    assert "The study 'search' in sqlite:///studies/search/study.db searches ['model.dropout', 'model.lr']" in stderr
+    assert "pass another --study, or the --search it was started with" in stderr
+    assert states(tmp_path)[TrialState.COMPLETE] + states(tmp_path)[TrialState.PRUNED] == 1
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_the_pruner_stops_a_trial_after_its_first_epoch(tmp_path, tiny_mnist, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNIST_LIT_DATA_DIR", str(tiny_mnist))
+    (tmp_path / "space.yaml").write_text(SPACE)
+    search = tune.parse(["--search", "space.yaml", *TINY_TRIAL, "--trainer.max_epochs", "4"])
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    study.optimize(lambda trial: tune.run_trial(search, trial), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
+    assert 0 <= trial.intermediate_values[0] <= 1  # the validation accuracy of epoch 1
