@@ -41,6 +41,22 @@ def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:
     return best
 
 
+def resume_point(checkpoint_dir: str, root_dir: str) -> Optional[tuple[Path, Optional[str]]]:
+    """What `fit --ckpt_path last` continues from, and the name of that run: None before any checkpoint.
+
+    The latest run's last.ckpt, unless Lightning's SLURM requeue (SIGUSR1) saved a later point of the
+    run as ``hpc_ckpt_N.ckpt`` in the trainer's root folder. None lets the same command start a job
+    and restart it after every preemption.
+    """
+    hpc = _newest(Path(root_dir).glob("hpc_ckpt_*.ckpt"))
+    if _newest(Path(checkpoint_dir).glob("**/*.ckpt")) is None:
+        return None if hpc is None else (hpc, None)
+    last = resolve_checkpoint("last", checkpoint_dir)
+    if hpc is not None and hpc.stat().st_mtime > last.stat().st_mtime:
+        return hpc, last.parent.name
+    return last, last.parent.name
+
+
 def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     """--ckpt_path and --checkpoint_dir, for the commands beside LightningCLI (predict, export)."""
     parser.add_argument("--ckpt_path", default=None, help="a .ckpt file, 'best' (default) or 'last' of the latest run")

@@ -24,9 +24,10 @@ from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 
 from mnist_lit import calibrate, export, predict
-from mnist_lit.checkpoint_files import resolve_checkpoint, run_name
+from mnist_lit.checkpoint_files import resolve_checkpoint, resume_point, run_name
 from mnist_lit.checkpoints import RunCheckpoint
 from mnist_lit.data import ImageDataModule
 from mnist_lit.datasets import DATASETS, DataSet
@@ -112,6 +113,12 @@ class MNISTLitCLI(LightningCLI):
         if subcommand is None:
             return
         config = self.config[subcommand]
+        run = None
+        if subcommand == "fit" and config.ckpt_path == "last":
+            found = resume_point(config.checkpoint.dirpath, config.trainer.default_root_dir or ".")
+            if found is None:
+                rank_zero_only(print)(f"No checkpoint under {config.checkpoint.dirpath}/ yet: starting a new run.")
+            config.ckpt_path, run = (str(found[0]), found[1]) if found else (None, None)
         if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
             # A checkpoint of another model fails here, in one line.
@@ -127,7 +134,8 @@ class MNISTLitCLI(LightningCLI):
         # continues its own curves and checkpoints, and `test` puts its report beside them, so
         # TensorBoard shows the run's validation and test metrics in one row. (`validate` does
         # not: its step-0 values would land on the run's validation curves.)
-        run = run_name(Path(config.ckpt_path), config.checkpoint.dirpath) if config.ckpt_path else None
+        if run is None and config.ckpt_path:
+            run = run_name(Path(config.ckpt_path), config.checkpoint.dirpath)
         logger = config.trainer.logger
         if subcommand in ("fit", "test") and run and isinstance(logger, Namespace) and "init_args" in logger:
             if logger.init_args.get("version") is None:

@@ -28,6 +28,8 @@ class ProgressBar(RichProgressBar):
         super().setup(trainer, pl_module, stage)
         # refresh_rate 0 means silent in both forms.
         self.plain = not sys.stdout.isatty() and self.refresh_rate > 0
+        # A run resumed in the middle of an epoch starts without on_train_epoch_start.
+        self.epoch_started = time.monotonic()
         if self.plain:
             self.disable()
 

@@ -1,11 +1,16 @@
-"""Two-process training and testing with Lightning's DDP on the CPU (gloo), on the real MNIST files."""
+"""Training and testing with Lightning's DDP on the CPU (gloo), on the real MNIST files: two processes on one
+machine, and two "nodes" (two processes with their own NODE_RANK and working folders, as two machines run it)."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 from mnist_lit.checkpoint_files import read_checkpoint
 
 pytestmark = pytest.mark.e2e
@@ -50,3 +55,65 @@ def test_multi_process_test_metrics_equal_the_single_process_ones(ddp_run, real_
     assert sum(map(sum, report["confusion_matrix"])) == 10_000
     for key in ("accuracy", "per_class", "macro_avg", "weighted_avg", "confusion_matrix"):
         assert report[key] == one_process_report[key], key
+
+
+TWO_NODES = ["--trainer.num_nodes", "2", "--trainer.devices", "1", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_two_nodes(root: Path, data_dir: Path, *args: str) -> list[Path]:
+    """``python -m mnist_lit ARGS`` as node 0 and node 1 of one run, each in its own folder; the folders."""
+    port, folders = free_port(), [root / "node0", root / "node1"]
+    nodes = []
+    for rank, folder in enumerate(folders):
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO / "tests"), "NODE_RANK": str(rank),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        nodes.append(subprocess.Popen([sys.executable, "-m", "mnist_lit", *args, *TWO_NODES], cwd=folder, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for node in nodes:
+        output, _ = node.communicate(timeout=900)
+        assert node.returncode == 0, output[-3000:]
+    return folders
+
+
+@pytest.fixture(scope="module")
+def two_node_fit(tmp_path_factory, real_mnist) -> tuple[list[Path], list[dict]]:
+    root = tmp_path_factory.mktemp("nodes")
+    record = root / "record.jsonl"
+    recorder = ["--trainer.callbacks", "node_recorder.RecordNode", "--trainer.callbacks.init_args.path", str(record)]
+    folders = run_two_nodes(root, real_mnist, "fit", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "40", *recorder)
+    return folders, [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def test_two_nodes_train_on_disjoint_shards_and_prepare_the_data_once_each(two_node_fit):
+    _, events = two_node_fit
+    assert sorted(e["node"] for e in events if e["event"] == "prepare_data") == [0, 1]
+    dealt = {e["rank"]: set(e["indices"]) for e in events if e["event"] == "train"}
+    assert sorted(dealt) == [0, 1] and all(e["world_size"] == 2 for e in events if e["event"] == "train")
+    assert len(dealt[0]) == len(dealt[1]) == 40 * 128 and not dealt[0] & dealt[1]
+
+
+def test_only_the_first_node_writes_checkpoints_and_logs(two_node_fit):
+    (node0, node1), _ = two_node_fit
+    assert sorted(p.name for p in (node0 / "checkpoints" / "version_0").iterdir())[-1] == "last.ckpt"
+    assert (node0 / "logs" / "version_0" / "config.yaml").is_file()
+    assert list(node1.iterdir()) == []
+    assert read_checkpoint(node0 / "checkpoints" / "version_0" / "last.ckpt")["global_step"] == 40
+
+
+def test_two_node_test_metrics_equal_the_single_process_ones(two_node_fit, real_mnist, tmp_path):
+    (node0, _), _ = two_node_fit
+    checkpoint = str(node0 / "checkpoints" / "version_0" / "last.ckpt")
+    single = evaluate(tmp_path / "one", real_mnist, checkpoint)
+    node0, node1 = run_two_nodes(tmp_path / "nodes", real_mnist, "test", "--ckpt_path", checkpoint)
+    report = json.loads(next(node0.glob("logs/*/report.json")).read_text())
+    assert list(node1.iterdir()) == []  # the report, figures and logs come from the first node alone
+    assert sum(map(sum, report["confusion_matrix"])) == 10_000
+    for key in ("accuracy", "per_class", "macro_avg", "weighted_avg", "confusion_matrix"):
+        assert report[key] == single[key], key

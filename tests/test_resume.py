@@ -22,9 +22,9 @@ OPTIONS = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "150"]
 PAUSE_IN_SECOND_EPOCH = ["--trainer.callbacks", "pause_callback.PauseInEpoch"]
 
 
-def fit(cwd: Path, data_dir: Path, *args: str) -> subprocess.Popen:
+def fit(cwd: Path, data_dir: Path, *args: str, env: Optional[dict] = None) -> subprocess.Popen:
     cwd.mkdir(exist_ok=True)
-    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir), "PYTHONPATH": str(TESTS)}
+    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir), "PYTHONPATH": str(TESTS), **(env or {})}
     command = [sys.executable, "-m", "mnist_lit", "fit", *OPTIONS, *args]
     return subprocess.Popen(
         command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -86,10 +86,12 @@ def test_a_killed_fit_resumes_where_it_stopped(tmp_path, real_mnist):
     # waiting threads make that several times slower, not twice.
     finish(fit(tmp_path / "uninterrupted", real_mnist))
 
-    killed = fit(tmp_path / "killed", real_mnist, *PAUSE_IN_SECOND_EPOCH)
+    # The same command starts the run and resumes it: what a job that is requeued needs.
+    killed = fit(tmp_path / "killed", real_mnist, "--ckpt_path", "last", *PAUSE_IN_SECOND_EPOCH)
     printed = Output(killed).until(PAUSED)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
+    assert "No checkpoint under checkpoints/ yet: starting a new run." in printed
     assert "\nEpoch 1/3:" in printed  # the first epoch ended, with its checkpoint
     run = tmp_path / "killed"
     assert last_state(run)["epoch"] == 0
@@ -125,3 +127,32 @@ def test_ctrl_c_stops_gracefully_and_says_how_to_resume(tmp_path, real_mnist):
     assert "Traceback" not in output
     assert "python -m mnist_lit fit --ckpt_path last" in output
     assert last_state(run)["epoch"] == 0  # the finished epoch's checkpoint, whole
+
+
+def test_slurm_requeue_signal_saves_the_moment_and_last_resumes_from_it(tmp_path, real_mnist):
+    # A SLURM job as Lightning recognises one, and an `scontrol` that records the requeue it is asked for.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/scontrol.txt\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "mnist", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    run = tmp_path / "job"
+    job = fit(run, real_mnist, "--ckpt_path", "last", *PAUSE_IN_SECOND_EPOCH, env=slurm)
+    printed = Output(job)
+    printed.until(PAUSED)
+    job.send_signal(signal.SIGUSR1)  # what SLURM sends before the job's time runs out (sbatch --signal)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "scontrol.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "scontrol.txt").read_text().split() == ["requeue", "4242"]
+    job.send_signal(signal.SIGKILL)  # the job ends; SLURM starts it again with the same command
+    job.wait()
+    saved = read_checkpoint(run / "hpc_ckpt_1.ckpt")
+    assert saved["global_step"] == 150 + 10  # the moment of the signal, mid-way through epoch 2
+
+    resumed_output = finish(fit(run, real_mnist, "--ckpt_path", "last", env=slurm))
+    assert "Restoring states from the checkpoint path at hpc_ckpt_1.ckpt" in resumed_output
+    assert [p.name for p in (run / "logs").iterdir()] == ["version_0"]  # the same run continues
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["version_0"]
+    assert last_state(run)["epoch"] == 2
