@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -33,6 +34,7 @@ from optuna.distributions import (
     BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution, distribution_to_json,
 )
 from optuna.trial import FrozenTrial, TrialState
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from optuna_integration import PyTorchLightningPruningCallback
 
 from mnist_lit.errors import UserError
@@ -83,13 +85,11 @@ def main(argv: list[str]) -> int:
     check_fit_options(search)
     open_study(search)  # one line for a bad storage or another space, before any worker starts
     try:
-        if search.jobs == 1:
-            status = work(search, threads=None)
-        else:
-            status = work_in_processes(search)
-    except KeyboardInterrupt:
-        print("Interrupted; the same command continues the study.", file=sys.stderr)
+        status = work(search, threads=None) if search.jobs == 1 else work_in_processes(search)
+    except KeyboardInterrupt:  # Optuna marked the trial in progress failed
         status = 130
+    if status in (130, 143):
+        print("Stopped; the same command continues the study.", file=sys.stderr)
     summarize(search)
     return status
 
@@ -252,8 +252,10 @@ def storage_shown(url: str) -> str:
 
 
 def pruner(name: str) -> optuna.pruners.BasePruner:
-    if name == "median":  # from the second epoch on, once five trials show what is typical
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "median":
+        # From the third epoch on, once five trials show what is typical: a one-cycle schedule is
+        # still warming up in the first epochs, and would be stopped for being slow to start.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1)
     return optuna.pruners.NopPruner()
@@ -298,6 +300,8 @@ def work_in_processes(search: Search) -> int:
     workers = [context.Process(target=work_and_exit, args=(search, threads)) for _ in range(search.jobs)]
     for worker in workers:
         worker.start()
+    # SIGTERM (a scheduler stopping the job) reaches the workers, which mark their trials failed and stop.
+    signal.signal(signal.SIGTERM, lambda *_: [worker.terminate() for worker in workers])
     try:
         for worker in workers:
             worker.join()
@@ -311,7 +315,11 @@ def work_in_processes(search: Search) -> int:
 def work_and_exit(search: Search, threads: int) -> None:
     from mnist_lit.errors import run_command
 
-    raise SystemExit(run_command(lambda _: work(search, threads), []))
+    try:
+        status = run_command(lambda _: work(search, threads), [])
+    except KeyboardInterrupt:  # the parent got the same Ctrl-C and says so once
+        status = 130
+    raise SystemExit(status)
 
 
 def work(search: Search, threads: Optional[int]) -> int:
@@ -321,6 +329,7 @@ def work(search: Search, threads: Optional[int]) -> int:
     quiet()
     study = open_study(search)
     failures: list[str] = []
+    stopped: list[int] = []
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
@@ -331,17 +340,19 @@ def work(search: Search, threads: Optional[int]) -> int:
             raise Surplus()
         try:
             return run_trial(search, trial)
-        except (optuna.TrialPruned, KeyboardInterrupt, Surplus):
+        except (optuna.TrialPruned, Surplus):
             raise
-        except SystemExit as error:  # a trial's options refused by the command line
-            trial.set_user_attr("error", f"options refused (exit status {error.code})")
-            raise RuntimeError(trial.user_attrs["error"]) from None
-        except Exception as error:
+        except SIGTERMException:  # Lightning's, between two steps: this trial fails, the search stops
+            trial.set_user_attr("error", "stopped by SIGTERM")
+            stopped.append(trial.number)
+            study.stop()
+            raise Stopped() from None
+        except Exception as error:  # Ctrl-C is not an Exception: Optuna marks the trial failed and stops
             trial.set_user_attr("error", " ".join(f"{type(error).__name__}: {error}".split()))
             raise
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.user_attrs.get("surplus"):
+        if trial.user_attrs.get("surplus") or trial.number in stopped:
             return
         print(trial_line(trial), flush=True)
         failures[:] = [*failures, trial.user_attrs.get("error", "")] if trial.state == TrialState.FAIL else []
@@ -351,9 +362,15 @@ def work(search: Search, threads: Optional[int]) -> int:
     if enough(study, search.trials):
         return 0
     study.optimize(objective, timeout=search.timeout, callbacks=[after_trial], catch=(Exception,), gc_after_trial=True)
+    if stopped:
+        return 143  # as a process ended by SIGTERM
     if len(failures) >= FAILURES_IN_A_ROW:
         raise UserError(f"{FAILURES_IN_A_ROW} trials in a row failed, the last with: {failures[-1]}")
     return 0
+
+
+class Stopped(Exception):
+    """The trial in progress when SIGTERM came; marked failed."""
 
 
 class Surplus(Exception):
@@ -470,7 +487,7 @@ def draw_pictures(study: optuna.Study, folder: Path) -> list[Path]:
 
     written = []
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore")  # "experimental", "too few trials for importances": the pictures say enough
         for name, draw in (("history.png", lambda: plots.plot_optimization_history(study)),
                            ("importances.png", lambda: plots.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator()))):
             try:

@@ -137,18 +137,24 @@ def test_two_searches_on_one_study_finish_exactly_the_trials_asked(tmp_path, tin
     assert counts[TrialState.RUNNING] == 0, outputs
 
 
-def test_a_search_killed_mid_trial_continues_and_the_killed_trial_does_not_count(tmp_path, tiny_mnist):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
+def test_a_search_stopped_mid_trial_continues_and_the_stopped_trial_does_not_count(tmp_path, tiny_mnist, stop):
     (tmp_path / "space.yaml").write_text(SPACE)
-    slow = ["--trainer.max_epochs", "6"]  # several seconds a trial, so that it is killed mid-way
+    slow = ["--trainer.max_epochs", "6"]  # several seconds a trial, so that it is stopped mid-way
     search = start_tune(tmp_path, tiny_mnist, "--trials", "3", *slow)
-    second_run = tmp_path / "studies" / "search" / "logs" / "trial_0001"
+    # The second trial's first epoch is written: it is training.
+    training = tmp_path / "studies" / "search" / "checkpoints" / "trial_0001" / "last.ckpt"
     deadline = time.monotonic() + 300
-    while not second_run.exists() and search.poll() is None and time.monotonic() < deadline:
+    while not training.exists() and search.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert search.poll() is None, search.communicate()[0][-3000:]
-    search.send_signal(signal.SIGKILL)
-    search.wait()
-    assert states(tmp_path)[TrialState.RUNNING] == 1  # what kill -9 leaves behind
+    search.send_signal(stop)
+    output, _ = search.communicate(timeout=120)
+    if stop == signal.SIGTERM:  # stopped between two steps: the trial marked failed, the study summed up
+        assert search.returncode == 143 and "Stopped; the same command continues the study." in output, output[-3000:]
+        assert "Traceback" not in output and states(tmp_path)[TrialState.FAIL] == 1
+    else:
+        assert states(tmp_path)[TrialState.RUNNING] == 1  # what kill -9 leaves behind
 
     output = finish(start_tune(tmp_path, tiny_mnist, "--trials", "3", *slow))
     counts = states(tmp_path)
