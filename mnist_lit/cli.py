@@ -7,6 +7,7 @@
     python -m mnist_lit export --format onnx     # the network for other programs (export.py)
     python -m mnist_lit calibrate                # fit a checkpoint's temperature and threshold again (calibrate.py)
     python -m mnist_lit serve                    # HTTP and a page to draw on (serve.py)
+    python -m mnist_lit tune                     # search for better fit options with Optuna (tune.py)
 
 All defaults live in code (the __init__ signatures plus the values set here), so `fit` with no
 arguments works from any directory and from an installed wheel; configs/default.yaml mirrors them.
