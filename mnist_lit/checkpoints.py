@@ -20,6 +20,8 @@ from mnist_lit.files import replaced_atomically
 class RunCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that files each run in a subfolder named after the logger's version."""
 
+    say_how_to_resume = True  # on Ctrl-C, print the command that continues the run
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.fitting = stage == "fit"
         self.runs_dir = getattr(self, "runs_dir", self.dirpath)  # the configured dirpath, before any run folder
@@ -32,7 +34,8 @@ class RunCheckpoint(ModelCheckpoint):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         last = Path(self.dirpath or "") / LAST
         fitting = getattr(self, "fitting", False)  # an exception may come before setup
-        if fitting and isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero and last.is_file():
+        interrupted = fitting and isinstance(exception, KeyboardInterrupt) and self.say_how_to_resume
+        if interrupted and trainer.is_global_zero and last.is_file():
             print(f"Interrupted. To continue this run from {last}: python -m mnist_lit fit --ckpt_path last")
 
     def load_state_dict(self, state_dict: dict) -> None:

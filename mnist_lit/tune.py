@@ -342,35 +342,37 @@ def work(search: Search, threads: Optional[int]) -> int:
             return run_trial(search, trial)
         except (optuna.TrialPruned, Surplus):
             raise
-        except SIGTERMException:  # Lightning's, between two steps: this trial fails, the search stops
-            trial.set_user_attr("error", "stopped by SIGTERM")
-            stopped.append(trial.number)
+        except SystemExit as stop:  # how Lightning ends a fit on Ctrl-C (exit 1) and SIGTERM (SIGTERMException)
+            sigterm = isinstance(stop, SIGTERMException)
+            trial.set_user_attr("error", f"stopped by {'SIGTERM' if sigterm else 'Ctrl-C'}")
+            stopped.append(143 if sigterm else 130)
             study.stop()
-            raise Stopped() from None
-        except Exception as error:  # Ctrl-C is not an Exception: Optuna marks the trial failed and stops
+            raise Stopped() from None  # an Exception: Optuna marks the trial failed
+        except Exception as error:  # (Ctrl-C outside a fit is a KeyboardInterrupt: Optuna marks the trial failed and stops)
             trial.set_user_attr("error", " ".join(f"{type(error).__name__}: {error}".split()))
             raise
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.user_attrs.get("surplus") or trial.number in stopped:
+        if trial.user_attrs.get("surplus"):
             return
         print(trial_line(trial), flush=True)
         failures[:] = [*failures, trial.user_attrs.get("error", "")] if trial.state == TrialState.FAIL else []
-        if len(failures) >= FAILURES_IN_A_ROW or len(study.get_trials(deepcopy=False, states=DONE)) >= search.trials:
+        # Trials still running elsewhere count: they will finish the study, and starting another would overshoot.
+        if len(failures) >= FAILURES_IN_A_ROW or enough(study, search.trials):
             study.stop()
 
     if enough(study, search.trials):
         return 0
     study.optimize(objective, timeout=search.timeout, callbacks=[after_trial], catch=(Exception,), gc_after_trial=True)
     if stopped:
-        return 143  # as a process ended by SIGTERM
+        return stopped[0]  # the exit status of a process ended by that signal
     if len(failures) >= FAILURES_IN_A_ROW:
         raise UserError(f"{FAILURES_IN_A_ROW} trials in a row failed, the last with: {failures[-1]}")
     return 0
 
 
 class Stopped(Exception):
-    """The trial in progress when SIGTERM came; marked failed."""
+    """The trial in progress when Ctrl-C or SIGTERM came; marked failed."""
 
 
 class Surplus(Exception):
@@ -378,6 +380,7 @@ class Surplus(Exception):
 
 
 def enough(study: optuna.Study, trials: int) -> bool:
+    """Whether the finished and running trials make up the study's number."""
     return len(study.get_trials(deepcopy=False, states=(*DONE, TrialState.RUNNING))) >= trials
 
 
@@ -400,6 +403,7 @@ def run_trial(search: Search, trial: optuna.Trial) -> float:
     params = {name: suggest(trial, name, distribution) for name, distribution in search.space.items()}
     sampled = [part for name, value in params.items() for part in (f"--{name}", as_option(value))]
     cli = build_cli([*search.fixed, *sampled, *overrides(search, f"trial_{trial.number:04d}")], run=False)
+    cli.trainer.checkpoint_callback.say_how_to_resume = False  # a stopped trial is not resumed: tune runs another
     pruning = Pruning(trial, monitor=MONITOR)
     cli.trainer.callbacks.append(pruning)
     # TensorBoard's HPARAMS tab: the model's and data's options, and the sampled ones by their option names.
