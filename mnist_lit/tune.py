@@ -246,9 +246,12 @@ def storage_shown(url: str) -> str:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         raise UserError(f"--storage {url!r} is not a database URL (e.g. sqlite:///study.db, postgresql://host/db).") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise UserError(f"--storage {url} would keep the study in memory, lost at the end; name a file (sqlite:///study.db).")
+    return parsed.render_as_string(hide_password=True)
 
 
 def pruner(name: str) -> optuna.pruners.BasePruner:

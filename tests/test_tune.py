@@ -66,7 +66,7 @@ def tune_in_process(args: list[str], capsys) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("case", ["unknown option in the space", "bad value in the space", "unknown fixed option",
-                                  "bad distribution", "unreachable storage", "not a storage URL"])
+                                  "bad distribution", "unreachable storage", "not a storage URL", "storage in memory"])
 def test_bad_input_gets_one_line_and_leaves_nothing(case, tmp_path, tiny_mnist, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNIST_LIT_DATA_DIR", str(tiny_mnist))
@@ -78,6 +78,7 @@ def test_bad_input_gets_one_line_and_leaves_nothing(case, tmp_path, tiny_mnist, 
         "unreachable storage": (SPACE, ["--storage", f"sqlite:///{tmp_path}/no/such/folder/study.db"],
                                 r"Cannot open the study's storage sqlite:///.*study.db: .*unable to open database file.*--storage"),
         "not a storage URL": (SPACE, ["--storage", "study.db"], r"--storage 'study.db' is not a database URL"),
+        "storage in memory": (SPACE, ["--storage", "sqlite:///:memory:"], r"would keep the study in memory, lost at the end"),
     }[case]
     (tmp_path / "space.yaml").write_text(space + "\n")
     before = set(tmp_path.iterdir())
