@@ -131,10 +131,10 @@ def test_a_search_writes_runs_best_options_and_pictures_that_fit_runs(tmp_path, 
 def test_two_searches_on_one_study_finish_exactly_the_trials_asked(tmp_path, tiny_mnist):
     (tmp_path / "space.yaml").write_text(SPACE)
     # One of them with two worker processes of its own: three workers on one SQLite file.
-    searches = [start_tune(tmp_path, tiny_mnist, "--trials", "7", *jobs) for jobs in ([], ["--jobs", "2"])]
+    searches = [start_tune(tmp_path, tiny_mnist, "--trials", "5", *jobs) for jobs in ([], ["--jobs", "2"])]
     outputs = [finish(search) for search in searches]
     counts = states(tmp_path)
-    assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 7, outputs
+    assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 5, outputs
     assert counts[TrialState.RUNNING] == 0, outputs
 
 
@@ -142,7 +142,7 @@ def test_two_searches_on_one_study_finish_exactly_the_trials_asked(tmp_path, tin
 def test_a_search_stopped_mid_trial_continues_and_the_stopped_trial_does_not_count(tmp_path, tiny_mnist, stop):
     (tmp_path / "space.yaml").write_text(SPACE)
     slow = ["--trainer.max_epochs", "6"]  # several seconds a trial, so that it is stopped mid-way
-    search = start_tune(tmp_path, tiny_mnist, "--trials", "3", *slow)
+    search = start_tune(tmp_path, tiny_mnist, "--trials", "2", *slow)
     # The second trial's first epoch is written: it is training.
     training = tmp_path / "studies" / "search" / "checkpoints" / "trial_0001" / "last.ckpt"
     deadline = time.monotonic() + 300
@@ -157,9 +157,9 @@ def test_a_search_stopped_mid_trial_continues_and_the_stopped_trial_does_not_cou
     else:
         assert states(tmp_path)[TrialState.RUNNING] == 1  # what kill -9 leaves behind
 
-    output = finish(start_tune(tmp_path, tiny_mnist, "--trials", "3", *slow))
+    output = finish(start_tune(tmp_path, tiny_mnist, "--trials", "2", *slow))
     counts = states(tmp_path)
-    assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 3, output
+    assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 2, output
     assert counts[TrialState.FAIL] == 1 and counts[TrialState.RUNNING] == 0, output
 
 
