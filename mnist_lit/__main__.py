@@ -13,8 +13,44 @@ THIN_COMMANDS = {
 NEED_EXTRAS = {"serve", "tune"}
 
 
+# Every command, as `python -m mnist_lit` lists them (tests/test_cli.py keeps it complete).
+COMMANDS = {
+    "fit": "train a network on a built-in set or a folder of pictures",
+    "validate": "evaluate a checkpoint on the validation pictures",
+    "test": "evaluate a checkpoint on the test pictures: accuracy, precision, recall, F1, calibration",
+    "predict": "the classes of picture files",
+    "export": "a checkpoint's network as ONNX or TorchScript, for other programs",
+    "serve": "an HTTP API and a page to draw or upload pictures on",
+    "calibrate": "fit a checkpoint's temperature and 'none of these' threshold again",
+    "tune": "search for better fit options with Optuna",
+}
+
+
+def commands_text() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name.ljust(width)}  {summary}" for name, summary in COMMANDS.items()]
+    return "\n".join(["usage: python -m mnist_lit COMMAND [OPTIONS]   (COMMAND --help lists its options)", "",
+                      "commands:", *lines, "", "  --version   print the version"])
+
+
 def run() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
+    # The list of commands and the version come without importing torch or Lightning.
+    if command in (None, "-h", "--help"):
+        print(commands_text(), file=sys.stdout if command else sys.stderr)
+        raise SystemExit(0 if command else 2)
+    if command == "--version":
+        from mnist_lit import __version__
+
+        print(f"mnist-lit {__version__}")
+        raise SystemExit(0)
+    if command not in COMMANDS:
+        from difflib import get_close_matches
+
+        close = get_close_matches(command, COMMANDS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        print(f"error: unknown command {command!r}{hint}\n\n{commands_text()}", file=sys.stderr)
+        raise SystemExit(2)
     if command in THIN_COMMANDS:
         from mnist_lit.errors import run_command
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import mnist_lit
 import mnist_lit.__main__ as entry
 from mnist_lit import cli, errors, hardware
 from mnist_lit.cli import main
@@ -135,3 +136,30 @@ def test_a_config_written_by_0_2_0_still_parses_with_its_class_names(capsys):
     from mnist_lit.networks import DigitCNN, KerasCNN
 
     assert (MNISTDataModule, DigitClassifier, DigitCNN) == (ImageDataModule, ImageClassifier, KerasCNN)
+
+
+def test_the_command_list_names_every_command():
+    assert set(entry.COMMANDS) == set(entry.THIN_COMMANDS) | set(cli.LIGHTNING_SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("args, status", [(["--help"], 0), ([], 2), (["fitt"], 2), (["--version"], 0)])
+def test_the_front_door_lists_the_commands_without_importing_lightning(args, status):
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['mnist-lit', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('mnist_lit', run_name='__main__')\n"
+        "finally:\n"
+        "    print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'torch', 'pytorch_lightning'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == status, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"  # neither torch nor Lightning imported
+    shown = result.stdout + result.stderr
+    if args == ["--version"]:
+        assert shown.startswith("mnist-lit ") and mnist_lit.__version__ in shown
+        return
+    for command in entry.COMMANDS:
+        assert f"\n  {command} " in shown, command
+    if args == ["fitt"]:
+        assert result.stderr.splitlines()[0] == "error: unknown command 'fitt'; did you mean fit?"
