@@ -4,6 +4,7 @@ Each `fit` run writes into ``checkpoints/version_N/``, named after its TensorBoa
 ``logs/version_N/``, so runs never overwrite each other and a checkpoint's logs are easy to find.
 """
 
+import io
 from pathlib import Path
 from typing import Optional
 
@@ -57,16 +58,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[object] = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}.")
+        # Serialized in memory, then written by Python: torch's own file writer reports a full disk
+        # as "unexpected pos 1061568 vs 1061460", while a Python write names the operating system's reason.
+        serialized = io.BytesIO()
+        torch.save(checkpoint, serialized)
         try:
             with replaced_atomically(Path(path)) as temporary:
-                torch.save(checkpoint, temporary)
-        # torch's zip writer reports a failed write (a full disk, a file-size limit) as a RuntimeError.
-        except (OSError, RuntimeError) as error:
+                temporary.write_bytes(serialized.getbuffer())
+        except OSError as error:
             raise UserError(
-                f"Could not write the checkpoint {path} ({_first_line(error)}); free some space or choose a "
+                f"Could not write the checkpoint {path} ({error.strerror or error}); free some space or choose a "
                 "writable folder with --checkpoint.dirpath. The previous checkpoints are intact."
             ) from None
 
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -101,7 +101,7 @@ CASES = {
     "read-only working directory": (TINY_FIT, rf"cannot write .* {UNWRITABLE}.* --trainer.logger.init_args.save_dir and --checkpoint.dirpath"),
     "predict into a read-only folder": (["predict", "{seven}", "--ckpt_path", "{good}", "--output", "out.csv"], rf"cannot write out\.csv {UNWRITABLE}; choose a writable place with --output,"),
     "export into a read-only folder": (["export", "--format", "torchscript", "--ckpt_path", "{good}"], rf"cannot write mnist_cnn\.pt {UNWRITABLE}; choose a writable place with --output,"),
-    "full disk": (TINY_FIT, r"Could not write the checkpoint .*The previous checkpoints are intact"),
+    "full disk": (TINY_FIT, r"Could not write the checkpoint .* \(File too large\); .*The previous checkpoints are intact"),
     # Training
     "non-finite loss": ([*TINY_FIT, "--model.lr", "1e30", "--trainer.log_every_n_steps", "1"], r"loss became nan or inf in epoch 1"),
 }

@@ -1,10 +1,12 @@
+import errno
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from mnist_lit.checkpoint_files import resolve_checkpoint, run_name
+from mnist_lit.checkpoint_files import resolve_checkpoint, resume_point, run_name
+from mnist_lit.checkpoints import AtomicCheckpointIO
 from mnist_lit.inference import load_predictor
 from mnist_lit.errors import UserError
 
@@ -68,3 +70,26 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
     path.write_text("hello")
     with pytest.raises(UserError, match="notes.ckpt is not a readable checkpoint"):
         load_predictor(resolve_checkpoint(str(path), str(tmp_path)))
+
+
+def test_a_full_disk_is_named_and_the_previous_checkpoint_stays(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    def disk_full(self, data):  # what a write on a full file system raises
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(UserError, match=r"Could not write the checkpoint .*last.ckpt \(No space left on device\); free some space"):
+        AtomicCheckpointIO().save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    assert torch.load(path)["step"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_last_before_any_checkpoint_means_a_new_run_and_a_later_requeue_checkpoint_wins(two_runs, tmp_path):
+    assert resume_point(str(tmp_path / "none_yet"), str(tmp_path)) is None
+    last, run = resume_point(str(two_runs), str(tmp_path))
+    assert last == resolve_checkpoint("last", str(two_runs)) and run == last.parent.name
+    requeue = tmp_path / "hpc_ckpt_1.ckpt"
+    requeue.write_bytes(last.read_bytes())
+    os.utime(requeue, (last.stat().st_mtime + 5, last.stat().st_mtime + 5))
+    assert resume_point(str(two_runs), str(tmp_path)) == (requeue, last.parent.name)
