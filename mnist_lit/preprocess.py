@@ -66,24 +66,33 @@ def open_picture(source: str | Path | bytes, name: str = "upload", max_pixels: i
         file = name = Path(source)
         if not name.is_file():
             raise UserError(f"{name}: no such file.")
-    try:
-        # Pillow warns from 89 to 179 million pixels and refuses beyond; refuse both.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+    # Pillow warns about damaged metadata (a TIFF tag longer than the file, corrupt EXIF...): part of
+    # the one line when the picture is refused, silent when it decodes. Decompression bombs: Pillow
+    # warns from 89 to 179 million pixels and refuses beyond; both are refused here.
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
             with Image.open(file) as image:
                 if max_pixels is not None and image.width * image.height > max_pixels:
                     raise ImageTooLarge(f"{name}: image too large ({image.width}x{image.height}, over {max_pixels:,} pixels).")
                 image.seek(0)
                 image.load()
                 return ImageOps.exif_transpose(image)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageTooLarge(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels).") from None
-    except UnidentifiedImageError:
-        raise NotAnImage(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP...).") from None
-    except UserError:
-        raise
-    except Exception as error:  # noqa: BLE001 - Pillow's decoders raise many types for damaged data
-        raise UserError(f"{name}: unreadable image ({type(error).__name__}: {error}).") from None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ImageTooLarge(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels).") from None
+        except UnidentifiedImageError:
+            raise NotAnImage(f"{name}: not an image Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP...){_said(warned)}.") from None
+        except UserError:
+            raise
+        except Exception as error:  # noqa: BLE001 - Pillow's decoders raise many types for damaged data
+            reason = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            raise UserError(f"{name}: unreadable image ({reason}{_said(warned)}).") from None
+
+
+def _said(warned: list[warnings.WarningMessage]) -> str:
+    """What Pillow warned while it read a picture, in order, once each, as the end of a sentence."""
+    return "".join(f"; {reason}" for reason in dict.fromkeys(" ".join(str(w.message).split()) for w in warned))
 
 
 def open_image(source: str | Path | bytes, name: str = "upload", max_pixels: int | None = None) -> Image.Image:
