@@ -256,12 +256,14 @@ def load_picture(
 def read_sizes(paths: list[str]) -> list[int | None]:
     """The longer side of each picture, upright, from its header alone (None where Pillow cannot read it)."""
     sides = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                sides.append(max(image.size))
-        except Exception:  # noqa: BLE001 - reported when the picture itself is decoded
-            sides.append(None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # damaged metadata is reported when the picture itself is decoded
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    sides.append(max(image.size))
+            except Exception:  # noqa: BLE001 - likewise
+                sides.append(None)
     return sides
 
 
