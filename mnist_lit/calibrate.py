@@ -9,6 +9,7 @@ fits on them (confidence.py) and rewrites the checkpoint whole or not at all.
 """
 
 import argparse
+import inspect
 from pathlib import Path
 
 import torch
@@ -58,7 +59,11 @@ def validation_pictures(path: Path, checkpoint: dict, dataset, data_dir) -> Imag
     """The data module `fit` used, set up: the same validation split (the options the checkpoint records)."""
     overrides = {"data_dir": data_dir} if data_dir is not None else {}
     if "datamodule_hyper_parameters" in checkpoint:
-        data = ImageDataModule.load_from_checkpoint(path, weights_only=True, **overrides)
+        # The options by name, never through load_from_checkpoint: a checkpoint's `_instantiator` or
+        # `_class_path` would have it import and call what the file names.
+        accepted = inspect.signature(ImageDataModule).parameters
+        options = {name: value for name, value in checkpoint["datamodule_hyper_parameters"].items() if name in accepted}
+        data = ImageDataModule(**{**options, **overrides})
     else:  # written by a plain Trainer, without the data module's options: its defaults
         data = ImageDataModule(dataset=dataset.path or dataset.name, **overrides)
     data.setup("fit")

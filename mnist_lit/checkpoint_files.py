@@ -7,6 +7,7 @@ Each `fit` run writes into ``checkpoints/version_N/``, named after its TensorBoa
 import argparse
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -15,6 +16,8 @@ import torch
 from mnist_lit.errors import UserError
 
 LAST = "last.ckpt"
+# The largest tensor a checkpoint may hold: far above any network of networks.py at any supported size.
+MAX_MEMBER_BYTES = 2 * 2**30
 
 
 def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:
@@ -74,6 +77,7 @@ def read_checkpoint(path: Path) -> dict:
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty; pass a .ckpt written by `fit`.")
     damaged = f"{path} is not a readable checkpoint: truncated, damaged or another kind of file"
+    refuse_huge_members(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -89,6 +93,24 @@ def read_checkpoint(path: Path) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by `fit`.")
     return checkpoint
+
+
+def refuse_huge_members(path: Path) -> None:
+    """Refuse a checkpoint whose zip members claim more than a checkpoint of ours could hold.
+
+    torch reads a member into memory of the size its header declares, so a crafted header (or a
+    deflated member of zeros) could take all the memory before anything fails.
+    """
+    if not zipfile.is_zipfile(path):
+        return  # torch's message names what else it is
+    try:
+        with zipfile.ZipFile(path) as archive:
+            largest = max(archive.infolist(), key=lambda member: member.file_size, default=None)
+    except (zipfile.BadZipFile, OSError):
+        return
+    if largest is not None and largest.file_size > MAX_MEMBER_BYTES:
+        raise UserError(f"{path} holds a member ({largest.filename}) of {largest.file_size / 2**30:.1f} GiB, more than a "
+                        f"checkpoint of mnist-lit could ({MAX_MEMBER_BYTES / 2**30:.0f} GiB); it is not read.")
 
 
 def _latest_run(checkpoint_dir: Path) -> Path:
