@@ -16,6 +16,13 @@ import torch
 from mnist_lit.errors import UserError
 
 LAST = "last.ckpt"
+# What LightningCLI records about how to rebuild a model (Lightning's load_from_checkpoint imports and
+# calls it): the values it writes for mnist-lit's own classes; any other is refused.
+BUILDERS = {
+    "_instantiator": {"lightning.pytorch.cli.instantiate_module"},
+    "_class_path": {"mnist_lit.model.ImageClassifier", "mnist_lit.model.DigitClassifier",
+                    "mnist_lit.data.ImageDataModule", "mnist_lit.data.MNISTDataModule"},
+}
 # The largest tensor a checkpoint may hold: far above any network of networks.py at any supported size.
 MAX_MEMBER_BYTES = 2 * 2**30
 
@@ -92,6 +99,13 @@ def read_checkpoint(path: Path) -> dict:
         raise UserError(f"{damaged} ({type(error).__name__}); pass a .ckpt written by `fit`.") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by `fit`.")
+    for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+        options = checkpoint.get(key)
+        for name, trusted in BUILDERS.items():
+            named = options.get(name) if isinstance(options, dict) else None
+            if named is not None and named not in trusted:
+                raise UserError(f"{path} names code to build its model or data with ({name} {named!r}); mnist-lit builds "
+                                "its own classes from a checkpoint and runs nothing a file names. Pass a .ckpt written by `fit`.")
     return checkpoint
 
 

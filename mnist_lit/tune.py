@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
