@@ -101,6 +101,25 @@ class RequestError(Exception):
         self.status = status
 
 
+# How much of a refused upload is read and thrown away before the answer. A server that answers
+# and closes while the body still arrives resets the connection, and clients that write the whole
+# body before reading (Python's urllib) see "connection reset" instead of the 413; nginx lingers
+# for the same reason. Beyond this, the connection is closed.
+DRAIN_BYTES = 256 * 2**20
+
+
+async def drain(receive: Receive, limit: int) -> None:
+    """Read and discard the rest of a request's body, up to ``limit`` bytes."""
+    if limit > DRAIN_BYTES:
+        return
+    read = 0
+    while read <= limit:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        read += len(message.get("body", b""))
+
+
 class PictureUploads:
     """ASGI middleware: a picture POSTed to /predict, as the body or as a multipart file, becomes its pixels.
 
@@ -162,6 +181,7 @@ class PictureUploads:
         headers = Request(scope).headers
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
+            await drain(receive, int(declared))
             raise too_large
         body = bytearray()
         while True:
@@ -170,6 +190,7 @@ class PictureUploads:
                 raise RequestError(400, "the client went away before sending the picture.")
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
+                await drain(receive, DRAIN_BYTES)
                 raise too_large
             if not message.get("more_body", False):
                 break

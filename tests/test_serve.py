@@ -1,6 +1,7 @@
 """`serve` as an HTTP client sees it: real servers on 127.0.0.1, started as the README says."""
 
 import io
+import json
 import os
 import signal
 import socket
@@ -8,6 +9,8 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -152,6 +155,17 @@ def test_an_oversized_upload_without_a_length_is_refused_while_it_arrives(server
     chunks = (b"\0" * 65536 for _ in range(int(4 * MAX_UPLOAD_MB * 16)))  # sent chunked: no Content-Length
     response = requests.post(f"{server}/predict", data=chunks)
     assert response.status_code == 413 and "--max_upload_mb" in response.json()["detail"]
+
+
+def test_an_oversized_upload_gets_its_413_with_pythons_own_client(server):
+    # urllib writes the whole body before it reads the answer: a server that answered and closed
+    # while 60 MB were still arriving would reset the connection under it.
+    request = urllib.request.Request(f"{server}/predict", data=b"\xff" * (60 * 2**20), headers={"Content-Type": "image/png"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=120)
+    assert refused.value.code == 413
+    assert "--max_upload_mb" in json.loads(refused.value.read())["detail"]
+    assert healthy(server)
 
 
 def test_other_methods_and_paths_are_4xx(server):
