@@ -14,6 +14,7 @@ command that reads one picture should not pay.
     answer = predictor.answer(probabilities[0], logits[0])  # a class, "4 or 9?", or "doesn't look like a digit"
 """
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -49,6 +50,15 @@ class Predictor:
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, size, size) of one input picture."""
         return (self.dataset.channels, self.dataset.size, self.dataset.size)
+
+    @property
+    def weights_digest(self) -> str:
+        """The first 12 hex digits of the SHA-256 of the network's weights: which model is answering."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.net.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:12]
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 pixels -> the float input the network was trained on."""

@@ -229,7 +229,9 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
         "network": predictor.network,
         "calibrated": predictor.confidence is not None,
         "rejects": predictor.confidence is not None and not args.accept_all,
-        "checkpoint": str(checkpoint),
+        # The file's name and its weights' digest say which model answers; its path is the server's business.
+        "checkpoint": checkpoint.name,
+        "weights_sha256": predictor.weights_digest,
         "mnist_lit_version": __version__,
     }
     server = ls.LitServer(
@@ -308,7 +310,7 @@ def main(argv: list[str]) -> int:
     server = build_server(args)
     sigterm_as_ctrl_c()
     address = f"http://{'localhost' if args.host != '127.0.0.1' else args.host}:{args.port}"
-    print(f"Serving {server.model_metadata['checkpoint']} ({server.model_metadata['dataset']}) at {address}/ once its "
+    print(f"Serving {resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)} ({server.model_metadata['dataset']}) at {address}/ once its "
           f"{args.workers} worker(s) have loaded it; POST a picture to {address}{PREDICT}. Ctrl+C stops.", flush=True)
     server.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
     return 0

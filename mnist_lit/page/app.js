@@ -200,7 +200,7 @@ async function describeModel() {
     document.querySelector("figcaption").textContent = `what the model sees (${size}x${size})`;
   }
   document.getElementById("model").textContent =
-    `${info.dataset} · ${info.network} · ${info.checkpoint} · mnist-lit ${info.mnist_lit_version}`;
+    `${info.dataset} · ${info.network} · ${info.checkpoint} (weights ${info.weights_sha256}) · mnist-lit ${info.mnist_lit_version}`;
   bars.replaceChildren(...classes.map((name) => {
     const row = document.createElement("li");
     row.innerHTML = '<span class="label"></span><div class="bar" role="meter" aria-valuemin="0" aria-valuemax="100"><span></span></div><span class="p"></span>';
