@@ -30,6 +30,12 @@ def test_the_default_space_is_the_one_in_configs():
     assert yaml.safe_load((REPO / "configs" / "search" / "default.yaml").read_text()) == tune.DEFAULT_SPACE
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "search").glob("*.yaml")), ids=lambda path: path.name)
+def test_every_search_space_in_configs_is_one_fit_takes(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tune.check_fit_options(tune.parse(["--search", str(path)]))  # every bound and choice parsed as `fit` would
+
+
 def test_search_space_entries_become_optuna_distributions(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text("model.lr: {low: 1e-4, high: 1.0e-2, log: true}\ndata.batch_size: {low: 32, high: 256, step: 32}\n"
