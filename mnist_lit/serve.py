@@ -15,10 +15,12 @@ unreadable picture would fail every request batched with it. Only 784 pixels rea
 """
 
 import argparse
+import datetime
 import json
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +217,35 @@ class PictureUploads:
             raise RequestError(400, f"unreadable multipart form ({error.detail}).") from None
 
 
+class AccessLog:
+    """ASGI middleware: one line per HTTP request, when its answer has been sent.
+
+    Time (UTC), method, path, status and milliseconds; never the query string or the body, which may
+    hold a picture.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.monotonic(), 500  # 500 if the app fails before it answers
+
+        async def send_and_note(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            milliseconds = (time.monotonic() - started) * 1000
+            print(f"{now} {scope['method']} {scope['path']} {status} {milliseconds:.1f} ms", flush=True)
+
+
 def build_server(args: argparse.Namespace) -> ls.LitServer:
     """The LitServer of the checkpoint at ``args.ckpt_path``, checked here, before any worker starts."""
     checkpoint = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
@@ -244,7 +275,7 @@ def build_server(args: argparse.Namespace) -> ls.LitServer:
             "dataset": predictor.dataset.record(),
             "max_upload_mb": args.max_upload_mb,
             "max_megapixels": args.max_megapixels,
-        })],
+        }), *([AccessLog] if args.access_log else [])],  # listed last: outside, so it sees every answer
     )
     server.app.mount(PAGE, StaticFiles(directory=PAGE_FILES, html=True), name="page")
     return server
@@ -293,6 +324,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max_upload_mb", type=float, default=5.0, help="largest upload accepted, in MB (default: 5)")
     parser.add_argument("--max_megapixels", type=float, default=16.0, help="largest picture accepted, in millions of pixels (default: 16)")
     add_accept_all_argument(parser)
+    parser.add_argument("--access_log", action=argparse.BooleanOptionalAction, default=True,
+                        help="print a line per request: time, method, path, status, milliseconds (default: on)")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"], help="where the workers run the network (default: auto)")
     args = parser.parse_args(argv)
     if not 1024 <= args.port <= 65535:

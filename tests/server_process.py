@@ -44,6 +44,7 @@ def server_process(checkpoint: Path, *options: str) -> Iterator[tuple[subprocess
                 log.seek(0)
                 raise RuntimeError(f"the server did not start: {' '.join(command)}\n{log.read()[-3000:]}")
             time.sleep(0.1)  # polling the observable condition, /health
+        process.output = log  # what the server has printed, for the tests that read it
         yield process, url
     finally:
         stop(process)

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -169,6 +170,29 @@ def test_an_oversized_upload_gets_its_413_with_pythons_own_client(server):
     assert refused.value.code == 413
     assert "--max_upload_mb" in json.loads(refused.value.read())["detail"]
     assert healthy(server)
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_each_request_gets_one_access_log_line_without_its_picture(model_file, access_log):
+    with server_process(model_file, *([] if access_log else ["--no-access_log"])) as (process, url):
+        picture = scribble(3)
+        requests.post(f"{url}/predict?secret=1", data=picture)  # a picture and a query string, neither logged
+        requests.post(f"{url}/predict", data=b"not a picture")
+        requests.get(f"{url}/info")
+        deadline = time.monotonic() + 30
+        while True:  # until the last request's line is written
+            process.output.seek(0)
+            lines = [line for line in process.output.read().splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]
+            if not access_log or any(" GET /info " in line for line in lines) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    if not access_log:
+        assert lines == []
+        return
+    shown = [line.split()[1:4] for line in lines]
+    assert ["POST", "/predict", "200"] in shown and ["POST", "/predict", "415"] in shown and ["GET", "/info", "200"] in shown
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \w+ /\S* \d{3} \d+\.\d ms", line) for line in lines), lines
+    assert not any("secret" in line for line in lines)
 
 
 def test_other_methods_and_paths_are_4xx(server):
