@@ -246,9 +246,8 @@ class AccessLog:
             print(f"{now} {scope['method']} {scope['path']} {status} {milliseconds:.1f} ms", flush=True)
 
 
-def build_server(args: argparse.Namespace) -> ls.LitServer:
-    """The LitServer of the checkpoint at ``args.ckpt_path``, checked here, before any worker starts."""
-    checkpoint = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
+def build_server(args: argparse.Namespace, checkpoint: Path) -> ls.LitServer:
+    """The LitServer of ``checkpoint``, checked here, before any worker starts."""
     predictor = load_predictor(checkpoint)
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     api = PictureAPI(checkpoint, threads, args.max_batch_size, args.batch_timeout, args.accept_all)
@@ -340,10 +339,11 @@ def main(argv: list[str]) -> int:
             raise UserError(f"--{option} must be more than 0, got {getattr(args, option)}.")
 
     check_port_free(args.host, args.port)
-    server = build_server(args)
+    checkpoint = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
+    server = build_server(args, checkpoint)
     sigterm_as_ctrl_c()
     address = f"http://{'localhost' if args.host != '127.0.0.1' else args.host}:{args.port}"
-    print(f"Serving {resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)} ({server.model_metadata['dataset']}) at {address}/ once its "
+    print(f"Serving {checkpoint} ({server.model_metadata['dataset']}) at {address}/ once its "
           f"{args.workers} worker(s) have loaded it; POST a picture to {address}{PREDICT}. Ctrl+C stops.", flush=True)
     server.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
     return 0

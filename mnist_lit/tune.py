@@ -82,14 +82,14 @@ def main(argv: list[str]) -> int:
     quiet()
     reuse_freed_memory()  # every trial trains (hardware.py)
     check_fit_options(search)
-    open_study(search)  # one line for a bad storage or another space, before any worker starts
+    study = open_study(search)  # one line for a bad storage or another space, before any worker starts
     try:
-        status = work(search, threads=None) if search.jobs == 1 else work_in_processes(search)
+        status = work(search, study) if search.jobs == 1 else work_in_processes(search)
     except KeyboardInterrupt:  # Optuna marked the trial in progress failed
         status = 130
     if status in (130, 143):
         print("Stopped; the same command continues the study.", file=sys.stderr)
-    summarize(search)
+    summarize(search, study)
     return status
 
 
@@ -205,6 +205,11 @@ def as_option(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def as_options(params: dict[str, Any]) -> list[str]:
+    """Sampled options as command-line arguments: ``--model.lr 0.002 ...``."""
+    return [part for name, value in params.items() for part in (f"--{name}", as_option(value))]
+
+
 def overrides(search: Search, run: str) -> list[str]:
     """Options of every trial: quiet, and its TensorBoard run and checkpoints in the study's folder."""
     return [*TRIAL_DEFAULTS, "--trainer.logger.init_args.save_dir", str(search.folder / "logs"),
@@ -315,21 +320,20 @@ def work_in_processes(search: Search) -> int:
 
 
 def work_and_exit(search: Search, threads: int) -> None:
+    """One of --jobs worker processes: its share of the cores, its own connection to the study."""
     from mnist_lit.errors import run_command
 
+    torch.set_num_threads(threads)
+    quiet()
     try:
-        status = run_command(lambda _: work(search, threads), [])
+        status = run_command(lambda _: work(search, open_study(search)), [])
     except KeyboardInterrupt:  # the parent got the same Ctrl-C and says so once
         status = 130
     raise SystemExit(status)
 
 
-def work(search: Search, threads: Optional[int]) -> int:
-    """Run trials until the study holds --trials finished ones, or --timeout has passed."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    quiet()
-    study = open_study(search)
+def work(search: Search, study: optuna.Study) -> int:
+    """Run trials of ``study`` until it holds --trials finished ones, or --timeout has passed."""
     failures: list[str] = []
     stopped: list[int] = []
 
@@ -403,8 +407,7 @@ def run_trial(search: Search, trial: optuna.Trial) -> float:
     from mnist_lit.cli import build_cli
 
     params = {name: suggest(trial, name, distribution) for name, distribution in search.space.items()}
-    sampled = [part for name, value in params.items() for part in (f"--{name}", as_option(value))]
-    cli = build_cli([*search.fixed, *sampled, *overrides(search, f"trial_{trial.number:04d}")], run=False)
+    cli = build_cli([*search.fixed, *as_options(params), *overrides(search, f"trial_{trial.number:04d}")], run=False)
     cli.trainer.checkpoint_callback.say_how_to_resume = False  # a stopped trial is not resumed: tune runs another
     pruning = Pruning(trial, monitor=MONITOR)
     cli.trainer.callbacks.append(pruning)
@@ -441,9 +444,8 @@ def format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def summarize(search: Search) -> None:
+def summarize(search: Search, study: optuna.Study) -> None:
     """The best trials, the best options as a config `fit` runs, and the study's pictures."""
-    study = optuna.load_study(study_name=search.study, storage=search.storage)
     trials = study.get_trials(deepcopy=False)
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
     print(f"Study {search.study!r} ({storage_shown(search.storage)}): {len(trials)} trials, "
@@ -472,8 +474,7 @@ def write_best_config(search: Search, trial: FrozenTrial) -> Path:
     from mnist_lit.cli import build_cli
     from mnist_lit.files import replaced_atomically
 
-    sampled = [part for name, value in trial.params.items() for part in (f"--{name}", as_option(value))]
-    cli = build_cli([*search.fixed, *sampled], run=False)
+    cli = build_cli([*search.fixed, *as_options(trial.params)], run=False)
     text = cli.parser.dump(cli.config)
     path = search.folder / "best.yaml"
     search.folder.mkdir(parents=True, exist_ok=True)
