@@ -224,8 +224,7 @@ def open_study(search: Search) -> optuna.Study:
         search.folder.mkdir(parents=True, exist_ok=True)
     try:
         engine = {"connect_args": {"timeout": 60}} if search.storage.startswith("sqlite") else {}
-        storage = optuna.storages.RDBStorage(search.storage, engine_kwargs=engine,
-                                             heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        storage = rdb_storage(search.storage, engine)
         fail_abandoned_trials(storage, search.study)
         study = optuna.create_study(study_name=search.study, storage=storage, direction="maximize",
                                     load_if_exists=True, pruner=pruner(search.pruner))
@@ -242,6 +241,19 @@ def open_study(search: Search) -> optuna.Study:
         raise UserError(f"The study {search.study!r} in {shown} searches {sorted(recorded)} with other ranges than "
                         "this command's; pass another --study, or the --search it was started with.")
     return study
+
+
+def rdb_storage(url: str, engine: dict) -> optuna.storages.RDBStorage:
+    """Optuna's storage at ``url``. Two searches that start together on a new database both create its
+    tables, and the second finds them made (an IntegrityError); it then opens what the first made."""
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        except IntegrityError:
+            if attempt == 2:
+                raise
 
 
 def storage_shown(url: str) -> str:
