@@ -10,11 +10,15 @@ seeds like everything else.
 """
 
 import torch
-from kornia.augmentation import RandomAffine, RandomHorizontalFlip
+
+# kornia is imported where a transform is made: a run without augmentation does not wait for it
+# (a quarter of a second or more of every `fit`'s start).
 
 
-def random_affine(degrees: float, shift: float, scale: float) -> RandomAffine:
+def random_affine(degrees: float, shift: float, scale: float) -> torch.nn.Module:
     """Rotation by up to ``degrees``, shift by up to ``shift`` of the side, zoom by up to ``scale``, per picture."""
+    from kornia.augmentation import RandomAffine
+
     return RandomAffine(
         degrees=degrees,
         translate=(shift, shift) if shift else None,
@@ -24,8 +28,10 @@ def random_affine(degrees: float, shift: float, scale: float) -> RandomAffine:
     )
 
 
-def random_flip() -> RandomHorizontalFlip:
+def random_flip() -> torch.nn.Module:
     """A left-right mirror of half the pictures, chosen at random."""
+    from kornia.augmentation import RandomHorizontalFlip
+
     return RandomHorizontalFlip(p=0.5)
 
 

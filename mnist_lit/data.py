@@ -213,7 +213,7 @@ class ImageDataModule(L.LightningDataModule):
         self.val_set: Optional[InMemoryPictures] = None
         self.test_set: Optional[InMemoryPictures] = None
         self.loss_weights: Optional[torch.Tensor] = None
-        self.outliers: Optional[torch.Tensor] = None
+        self._outliers: Optional[torch.Tensor] = None
 
     # --- built-in sets -------------------------------------------------------------------------
 
@@ -276,9 +276,6 @@ class ImageDataModule(L.LightningDataModule):
         for part in (self.train_set, self.val_set, self.test_set):
             if part is not None:
                 part.images, part.labels = part.images.to(device), part.labels.to(device)
-        if fitting and self._uses_outliers():
-            spec = self.dataset
-            self.outliers = synthetic_outliers(OUTLIERS_MADE, spec.size, spec.channels, self.hparams.split_seed).to(device)
         if fitting and self.hparams.balance == "loss":
             counts = torch.bincount(self.train_set.labels.cpu(), minlength=len(self.classes)).float()
             self.loss_weights = counts.sum() / (len(counts) * counts.clamp(min=1))
@@ -337,10 +334,15 @@ class ImageDataModule(L.LightningDataModule):
                 "consider --data.balance sampler or --data.balance loss."
             )
 
-    def _uses_outliers(self) -> bool:
-        if self.hparams.outliers == "auto":
-            return self.dataset.pictures in ("handwriting", "clothing")
-        return self.hparams.outliers == "synthetic"
+    def outlier_pictures(self) -> Optional[torch.Tensor]:
+        """The pictures of no class to train with (``outliers``), or None. Drawn on first use, so that a
+        model trained without them (``--model.outlier_weight 0``) does not wait for them."""
+        uses = self.dataset.pictures in ("handwriting", "clothing") if self.hparams.outliers == "auto" else self.hparams.outliers == "synthetic"
+        if uses and self._outliers is None:
+            spec = self.dataset
+            made = synthetic_outliers(OUTLIERS_MADE, spec.size, spec.channels, self.hparams.split_seed)
+            self._outliers = made.to(self._storage_device())
+        return self._outliers if uses else None
 
     def _storage_device(self) -> torch.device:
         """The training GPU when there is one, else the CPU."""

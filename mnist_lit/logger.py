@@ -42,9 +42,10 @@ class TensorBoardLogger(loggers.TensorBoardLogger):
         super().log_metrics(metrics, step)
 
     @rank_zero_only
-    def log_figure(self, tag: str, figure: Figure) -> None:
-        """A matplotlib figure under IMAGES, at the step of the latest logged scalars."""
-        self.experiment.add_figure(tag, figure, global_step=self.last_step)
+    def log_figure(self, tag: str, figure: Figure, step: Optional[int] = None) -> None:
+        """A matplotlib figure under IMAGES, at ``step``, else at the step of the latest logged scalars."""
+        # close=False: the figure is not pyplot's, and pyplot's global state is not for other threads.
+        self.experiment.add_figure(tag, figure, global_step=self.last_step if step is None else step, close=False)
 
     @rank_zero_only
     def log_hyperparams(

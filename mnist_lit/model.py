@@ -124,8 +124,8 @@ class ImageClassifier(L.LightningModule):
             )
         weights = getattr(datamodule, "loss_weights", None)
         self.loss_weights = None if weights is None else weights.to(self.device, torch.float32)  # the buffer's value
-        outliers = getattr(datamodule, "outliers", None)
-        self.outliers = None if outliers is None or not self.hparams.outlier_weight else outliers.to(self.device)
+        outliers = datamodule.outlier_pictures() if self.hparams.outlier_weight and hasattr(datamodule, "outlier_pictures") else None
+        self.outliers = None if outliers is None else outliers.to(self.device)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (or 0-255 float) pixels (N, C, S, S) -> logits (N, num_classes)."""

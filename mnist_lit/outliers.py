@@ -24,7 +24,7 @@ def tangle(rng: np.random.Generator, size: int) -> Image.Image:
     image = Image.new("L", (big, big), 0)
     # MNIST's digits fill a 20x20 box in the 28x28 frame; the strokes stay about that size.
     centre, reach = big / 2, big * rng.uniform(0.2, 0.36)
-    points = [tuple(centre + reach * rng.uniform(-1, 1, 2)) for _ in range(int(rng.integers(5, 13)))]
+    points = [tuple(point) for point in (centre + reach * rng.uniform(-1, 1, (int(rng.integers(5, 13)), 2))).tolist()]
     width = int(big * rng.uniform(0.05, 0.12))
     ImageDraw.Draw(image).line(points, fill=int(rng.integers(160, 256)), width=width, joint="curve")
     return image.reduce(OVERSAMPLE)  # each pixel the mean of a 4x4 block

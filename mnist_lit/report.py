@@ -9,6 +9,7 @@ any LightningModule whose steps return logits and any data module that names its
 """
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -175,6 +176,9 @@ class EvaluationReport(Callback):
         self.test_mistakes: dict[str, torch.Tensor] = {}
         self.report: Optional[dict] = None
         self.paths: list[Path] = []
+        # The validation confusion matrices, drawn on a thread of their own (on_validation_end).
+        self.painter: Optional[ThreadPoolExecutor] = None
+        self.paintings: list[Future] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.classes = list(getattr(trainer.datamodule, "classes", None) or [])
@@ -200,11 +204,32 @@ class EvaluationReport(Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, after Lightning logged the epoch's validation scalars: the picture lands on their step.
-        if trainer.sanity_checking or not trainer.is_global_zero or self.val_confusion_matrix is None:
+        if trainer.sanity_checking or not trainer.is_global_zero or not isinstance(trainer.logger, TensorBoardLogger):
             return
-        # Drawing and encoding take about 0.15 s (measured), against an epoch of several seconds on a CPU.
+        if self.val_confusion_matrix is None:
+            return
+        # Drawing and encoding take 0.15-0.5 s, which the next epoch's training would wait for; on a
+        # thread of its own the drawing runs while the training steps compute. One thread, so
+        # matplotlib never draws two pictures at once.
+        if self.painter is None:
+            self.painter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="confusion-matrix")
         title = f"Validation, epoch {trainer.current_epoch + 1}"
-        _log_figure(trainer, "val/confusion_matrix", confusion_matrix_figure(self.val_confusion_matrix, title, self.classes))
+        self.paintings.append(self.painter.submit(
+            _draw_and_log, trainer.logger, trainer.logger.last_step, self.val_confusion_matrix, title, self.classes
+        ))
+
+    def finish_paintings(self, raise_errors: bool = True) -> None:
+        """Wait for the validation pictures still being drawn, before the logger closes."""
+        if self.painter is not None:
+            self.painter.shutdown(wait=True)
+            self.painter = None
+        paintings, self.paintings = self.paintings, []
+        for painting in paintings:
+            if raise_errors:
+                painting.result()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.finish_paintings(raise_errors=False)  # the exception that stopped the run is the one to tell
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for metric in (self.test_metrics, self.mistake_finder, *self.calibration_metrics.values()):
@@ -262,6 +287,7 @@ class EvaluationReport(Callback):
         _log_figure(trainer, "test/reliability", reliability)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.finish_paintings()  # Lightning closes the logger after this
         # After Lightning's own summary table, which is printed once the test loop has ended.
         if stage == "test" and self.report is not None:
             print_report(self.report)
@@ -279,6 +305,10 @@ def dataset_location(datamodule: Any) -> Optional[str]:
     """The folder or CSV file of a set of one's own pictures, else the data root of a built-in set."""
     place = getattr(datamodule, "path", None) or getattr(datamodule, "data_dir", None)
     return str(Path(place).resolve()) if place is not None else None
+
+
+def _draw_and_log(logger: TensorBoardLogger, step: Optional[int], confusion: torch.Tensor, title: str, classes: list[str]) -> None:
+    logger.log_figure("val/confusion_matrix", confusion_matrix_figure(confusion, title, classes), step=step)
 
 
 def _log_figure(trainer: L.Trainer, tag: str, figure: Figure) -> None:

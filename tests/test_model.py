@@ -2,6 +2,7 @@ import lightning as L
 import pytest
 import torch
 
+import mnist_lit.data
 from mnist_lit.data import ImageDataModule
 from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
@@ -158,3 +159,24 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tin
     assert last["epoch"] == 0
     assert all(torch.isfinite(weights).all() for weights in last["state_dict"].values())
     assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=8.ckpt", "last.ckpt"]
+
+
+@pytest.mark.parametrize(
+    "outlier_weight, outliers, trained_with",
+    [(0.5, "auto", True), (0.5, "none", False), (0.0, "auto", False), (0.0, "synthetic", False)],
+)
+def test_outliers_are_drawn_only_for_a_model_that_trains_with_them(tiny_mnist, monkeypatch, outlier_weight, outliers, trained_with):
+    # Drawing them takes about a second of a run's start, which a model that ignores them should not wait for.
+    drawn = []
+    real = mnist_lit.data.synthetic_outliers
+    monkeypatch.setattr(mnist_lit.data, "synthetic_outliers", lambda *args: drawn.append(args) or real(*args))
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False, outliers=outliers)
+    model = ImageClassifier(outlier_weight=outlier_weight)
+    trainer.fit(model, data)
+    assert (model.outliers is not None) == trained_with == bool(drawn)
+    if trained_with:
+        assert model.outliers.shape == (4096, 1, 28, 28) and model.outliers.dtype == torch.uint8
