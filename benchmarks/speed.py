@@ -162,8 +162,9 @@ class MinimalClassifier(L.LightningModule):
         self.net = DigitCNN(10).to(memory_format=torch.channels_last)
 
     def training_step(self, batch, batch_idx):
-        images, labels = batch
-        return F.cross_entropy(self.net(images), labels)
+        images, labels = batch  # uint8 pixels, as mnist-lit's data module hands them out
+        mnist = DATASETS["mnist"]
+        return F.cross_entropy(self.net(normalize(images, mnist.mean, mnist.std)), labels)
 
     def validation_step(self, batch, batch_idx) -> None:
         pass  # only so that validation starts, where EpochClock ends the epoch's training time

@@ -6,7 +6,7 @@ two stage widths, a dense width and a dropout rate, each with the network's own 
 
 - ``keras_cnn`` (``KerasCNN``), the default: the Keras MNIST example this project reimplements.
 - ``batchnorm_cnn`` (``BatchNormCNN``): a deeper stack with batch normalization, for the most
-  accuracy a CPU can train in minutes (README, "Getting the most accuracy").
+  accuracy a CPU can train in minutes (docs/accuracy.md, "Getting the most accuracy").
 """
 
 from typing import Literal

@@ -129,7 +129,7 @@ def test_the_tables_mean_and_std_are_those_of_the_training_files(name):
     env = [Path(os.environ[DATA_DIR_ENV])] if os.environ.get(DATA_DIR_ENV) else []
     roots = [root for root in (*env, *CANDIDATE_DATA_DIRS) if has_files(root, DATASETS[name])]
     if not roots:
-        pytest.skip(f"no copy of {name} here")
+        pytest.skip(f"{name}'s training files are not in the data dir")
     images, _ = load_builtin(DATASETS[name], roots[0], train=True)
     assert pixel_stats(images) == (DATASETS[name].mean, DATASETS[name].std)
 

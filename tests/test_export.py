@@ -14,7 +14,7 @@ from mnist_lit.model import ImageClassifier
 from mnist_lit.datasets import DATASETS
 from mnist_lit.inference import load_predictor
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PREDICT_DOC = Path(__file__).resolve().parents[1] / "docs" / "predict.md"
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +75,10 @@ def test_export_matches_the_checkpoints_network(capsys, tmp_path, any_checkpoint
     assert info["calibration"] is None  # a checkpoint without one: the logits alone
 
 
-def test_the_readme_lines_run_the_onnx_file_without_mnist_lit(capsys, tmp_path, checkpoint, pixels, monkeypatch):
+def test_the_documented_lines_run_the_onnx_file_without_mnist_lit(capsys, tmp_path, checkpoint, pixels, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run_export(capsys, "--format", "onnx", "--ckpt_path", checkpoint)[0] == 0
-    block = re.search(r"\n(    import numpy as np, onnxruntime\n(?:    .*\n){2})", README.read_text()).group(1)
+    block = re.search(r"\n(    import numpy as np, onnxruntime\n(?:    .*\n){2})", PREDICT_DOC.read_text()).group(1)
     namespace = {"pixels": pixels}
     exec(textwrap.dedent(block), namespace)
     predictor = load_predictor(checkpoint)

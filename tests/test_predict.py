@@ -140,8 +140,8 @@ def test_output_must_be_csv_or_json(capsys, tmp_path, checkpoint):
     assert not (tmp_path / "o.txt").exists()
 
 
-def test_the_readme_python_lines_name_the_class_of_a_picture(capsys, tmp_path, checkpoint, monkeypatch):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_the_documented_python_lines_name_the_class_of_a_picture(capsys, tmp_path, checkpoint, monkeypatch):
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "predict.md").read_text()
     block = re.search(r"\n(    from pathlib import Path\n    from mnist_lit\.inference .*\n(?:    .*\n)+)", readme).group(1)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "checkpoints" / "version_0").mkdir(parents=True)

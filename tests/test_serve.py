@@ -1,4 +1,4 @@
-"""`serve` as an HTTP client sees it: real servers on 127.0.0.1, started as the README says."""
+"""`serve` as an HTTP client sees it: real servers on 127.0.0.1, started as docs/serving.md says."""
 
 import io
 import json
