@@ -1,6 +1,7 @@
 """Requests per second and latency of `python -m mnist_lit serve` under 16 concurrent clients.
 
     python benchmarks/serve_load.py --ckpt_path checkpoints/version_0/last.ckpt
+    python benchmarks/serve_load.py --ckpt_path CKPT --compare_with ../other-checkout   # an A/B
 
 Starts a server for each setting (1 and 2 workers, batching off and on), sends every client's
 requests one after another (real MNIST test digits as 280x280 PNGs, like the page's canvas), and
@@ -124,6 +125,30 @@ def load(url: str, bodies: list[bytes], clients: int) -> tuple[float, list[float
     return time.perf_counter() - start, [t for run in runs for t in run]
 
 
+def run_default(checkpoint: Path, bodies: list[bytes], clients: int, tree: Path) -> tuple[float, float]:
+    """Requests/s and p95 latency (ms) of the default server of the mnist-lit checkout at ``tree``."""
+    os.environ["PYTHONPATH"] = str(tree)  # the server process imports mnist_lit from there
+    with server_process(checkpoint) as (_, url):
+        load(url, bodies[: 4 * clients], clients)  # warm-up
+        seconds, latencies = load(url, bodies, clients)
+    return len(latencies) / seconds, 1000 * statistics.quantiles(latencies, n=20)[18]
+
+
+def compare(args: argparse.Namespace, bodies: list[bytes]) -> None:
+    """This checkout's default server against another's, alternating, so that the machine's drift lands on both."""
+    trees = {"this checkout": ROOT, str(args.compare_with): args.compare_with.resolve()}
+    runs = {name: [] for name in trees}
+    for round in range(args.rounds):
+        # ABBA: each goes first in every other round, so that neither always gets the fresher machine.
+        for name, tree in list(trees.items())[:: 1 if round % 2 == 0 else -1]:
+            runs[name].append(run_default(args.ckpt_path, bodies, args.clients, tree))
+            print(f"{name}: {runs[name][-1][0]:.0f} requests/s, p95 {runs[name][-1][1]:.1f} ms", flush=True)
+    (this, other) = ([statistics.median(column) for column in zip(*runs[name])] for name in trees)
+    print(f"\nmedians of {args.rounds} rounds: this checkout {this[0]:.0f} requests/s, p95 {this[1]:.1f} ms; "
+          f"{args.compare_with}: {other[0]:.0f} requests/s, p95 {other[1]:.1f} ms; "
+          f"ratios {this[0] / other[0]:.3f} (requests/s) and {this[1] / other[1]:.3f} (p95)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", type=Path, required=True)
@@ -131,9 +156,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--output", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--compare_with", type=Path, help="another checkout of mnist-lit: only the default server, "
+                        "alternating with that checkout's --rounds times, and the ratios")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     bodies = pictures(args.data_dir, args.requests)
+    if args.compare_with:
+        return compare(args, bodies)
     rows = []
     print("| workers | batching | requests/s | p50 ms | p95 ms | server memory (PSS) |")
     print("|---|---|---|---|---|---|")

@@ -1,22 +1,24 @@
 """How fast mnist-lit trains, against a bare PyTorch loop and end to end.
 
-    python benchmarks/speed.py                      # about 8 minutes on 2 CPU cores
+    python benchmarks/speed.py                      # 15-35 minutes on 2 CPU cores
     python benchmarks/speed.py --accelerator gpu    # the same on a GPU
     python benchmarks/speed.py --keras_python PY    # adds the Keras model, run by PY (3 minutes)
 
-Latest result (2026-11-25, 2-core AMD EPYC, bf16): Lightning trains at 12,400 img/s, 1.16x the
-bare loop's epoch time (a minimal LightningModule: 1.11x); the default 5-epoch `fit` takes 27.9 s
-end to end (Keras, same run: 31.0 s) and configs/fast.yaml 13.3 s, both at >= 99.0% test
-accuracy for three seeds.
+Latest result (2026-12-03, 2-core Intel Xeon, bf16, its hypervisor taking a third or more of the
+CPU): the default 5-epoch `fit` took 81.3 s end to end, 1.18x five epochs of the bare loop doing
+the same steps (1.54x the bare loop without the pictures of no class), Keras 99.1 s in the same run;
+configs/speedrun.yaml 34.8 s at 99.12% mean test accuracy over seeds 0-9. docs/speed.md has the table.
 
 Measures, in one run on one machine:
   1. a bare PyTorch loop (same network, optimizer, batch size and precision; the digits in
-     memory as uint8 tensors, cut into batches by indexing) in images/s, for a few settings;
+     memory as uint8 tensors, cut into batches by indexing) in images/s, with and without the
+     default's pictures of no class, and a few other settings;
   2. mnist-lit's own training path through Lightning, epoch for epoch against (1), and a
      minimal LightningModule beside it (Lightning's own share of the difference);
-  3. `python -m mnist_lit fit` end to end in a subprocess, with the default config and with
-     configs/fast.yaml: wall time, start-up, time per epoch, peak memory, and the test
-     accuracy of the best checkpoint.
+  3. `python -m mnist_lit --help` beside `python -c "import lightning"`;
+  4. `python -m mnist_lit fit` end to end in a subprocess, with the default config, configs/fast.yaml
+     (seeds 42-44) and configs/speedrun.yaml (seeds 0-9): wall time, time to the first training
+     step, time per epoch, peak memory, and the test accuracy of the best checkpoint.
 Every timing is repeated and reported as the median. Prints a table and writes JSON.
 The data comes from --data_dir, else $MNIST_LIT_DATA_DIR, else ./data, as for mnist-lit.
 """

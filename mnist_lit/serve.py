@@ -16,18 +16,23 @@ unreadable picture would fail every request batched with it. Only 784 pixels rea
 
 import argparse
 import datetime
+import functools
+import hmac
 import json
 import os
+import shutil
 import signal
 import socket
+import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import anyio
 import litserve as ls
 import torch
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -43,6 +48,7 @@ from mnist_lit.inference import load_predictor
 from mnist_lit.preprocess import BlankPicture, ImageTooLarge, NotAnImage, load_picture
 
 PREDICT = "/predict"
+METRICS = "/metrics"
 PAGE = "/ui/"
 PAGE_FILES = Path(__file__).parent / "page"
 # LitServe's own check: it binds only these (0.0.0.0 and :: listen on every network interface).
@@ -96,11 +102,11 @@ class PictureAPI(ls.LitAPI):
 
 
 class RequestError(Exception):
-    """An upload the server refuses: an HTTP status and a one-line reason."""
+    """An upload the server refuses: an HTTP status, a one-line reason and its name for /metrics."""
 
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, reason: str):
         super().__init__(detail)
-        self.status = status
+        self.status, self.reason = status, reason
 
 
 # How much of a refused upload is read and thrown away before the answer. A server that answers
@@ -120,6 +126,12 @@ async def drain(receive: Receive, limit: int) -> None:
         if message["type"] != "http.request" or not message.get("more_body", False):
             return
         read += len(message.get("body", b""))
+
+
+async def refuse(reason: str, status: int, detail: str, scope: Scope, receive: Receive, send: Send, **response: Any) -> None:
+    """Answer a refused upload with its status and ``{"detail": ...}``, and count it by reason."""
+    served_metrics().refused.labels(reason).inc()
+    await JSONResponse({"detail": detail}, status, **response)(scope, receive, send)
 
 
 class PictureUploads:
@@ -155,13 +167,13 @@ class PictureUploads:
             if pixels.ndim == 3 and len(pixels) == 1:  # one channel travels as rows, as MNIST's always has
                 pixels = pixels[0]
         except RequestError as error:
-            return await JSONResponse({"detail": str(error)}, error.status)(scope, receive, send)
+            return await refuse(error.reason, error.status, str(error), scope, receive, send)
         except ImageTooLarge as error:
             detail = f"{error} Send a smaller picture (the server's --max_megapixels)."
-            return await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+            return await refuse("too_many_pixels", 413, detail, scope, receive, send)
         except UserError as error:
-            statuses = {NotAnImage: 415, BlankPicture: 422}
-            return await JSONResponse({"detail": str(error)}, statuses.get(type(error), 400))(scope, receive, send)
+            status, reason = {NotAnImage: (415, "not_a_picture"), BlankPicture: (422, "blank")}.get(type(error), (400, "unreadable"))
+            return await refuse(reason, status, str(error), scope, receive, send)
 
         body = json.dumps({"pixels": pixels.tolist()}).encode()
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
@@ -179,7 +191,7 @@ class PictureUploads:
 
     async def picture_bytes(self, scope: Scope, receive: Receive) -> bytes:
         """The uploaded file: the whole body, or the first file of a multipart form."""
-        too_large = RequestError(413, f"upload over {self.max_upload_mb:g} MB (the server's --max_upload_mb).")
+        too_large = RequestError(413, f"upload over {self.max_upload_mb:g} MB (the server's --max_upload_mb).", "too_large")
         headers = Request(scope).headers
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
@@ -189,7 +201,7 @@ class PictureUploads:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise RequestError(400, "the client went away before sending the picture.")
+                raise RequestError(400, "the client went away before sending the picture.", "client_gone")
             body += message.get("body", b"")
             if len(body) > self.max_bytes:
                 await drain(receive, DRAIN_BYTES)
@@ -199,7 +211,7 @@ class PictureUploads:
         if headers.get("content-type", "").startswith("multipart/form-data"):
             body = await self.form_file(scope, bytes(body))
         if not body:
-            raise RequestError(400, "empty upload: send a picture (PNG, JPEG...) as the body or as a multipart file.")
+            raise RequestError(400, "empty upload: send a picture (PNG, JPEG...) as the body or as a multipart file.", "empty")
         return bytes(body)
 
     @staticmethod
@@ -211,10 +223,107 @@ class PictureUploads:
             async with Request(scope, receive_body).form(max_files=1, max_fields=10) as form:
                 files = [value for value in form.values() if isinstance(value, UploadFile)]
                 if not files:
-                    raise RequestError(400, "the multipart form has no file: send the picture as a file field.")
+                    raise RequestError(400, "the multipart form has no file: send the picture as a file field.", "no_file")
                 return await files[0].read()
         except HTTPException as error:  # how Starlette reports a malformed form
-            raise RequestError(400, f"unreadable multipart form ({error.detail}).") from None
+            raise RequestError(400, f"unreadable multipart form ({error.detail}).", "bad_form") from None
+
+
+class RequireKey:
+    """ASGI middleware: /predict answers only requests that carry the server's key (``--api_key_env``),
+    as an ``X-API-Key`` header or as ``Authorization: Bearer KEY``. The page, /health (for load
+    balancers) and /info stay open. Without the key: 401 and one line, the body read and discarded as
+    for a refused upload.
+    """
+
+    def __init__(self, app: ASGIApp, key: str):
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PREDICT:
+            return await self.app(scope, receive, send)
+        headers = Request(scope).headers
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        given = headers.get("x-api-key") or (token.strip() if scheme.lower() == "bearer" else "")
+        if hmac.compare_digest(given.encode(), self.key):  # the same time for every wrong key
+            return await self.app(scope, receive, send)
+        declared = headers.get("content-length", "")
+        await drain(receive, int(declared) if declared.isdigit() else DRAIN_BYTES)
+        detail = "this server needs its key: send it as an X-API-Key header or as Authorization: Bearer KEY."
+        await refuse("no_key", 401, detail, scope, receive, send, headers={"WWW-Authenticate": "Bearer"})
+
+
+class ServedMetrics:
+    """What /metrics shows, in Prometheus' text format (prometheus-client).
+
+    LitServe answers HTTP in one process per worker, each with its own counts: they are kept in files
+    in ``PROMETHEUS_MULTIPROC_DIR`` (set by ``main`` before prometheus-client is first imported) and
+    summed when /metrics is read, so whichever process answers speaks for all.
+    """
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.requests = Counter("mnist_lit_http_requests", "HTTP requests answered, by route and status", ["route", "status"])
+        self.seconds = Histogram("mnist_lit_http_request_duration_seconds", "Seconds to answer a request, by route", ["route"])
+        self.refused = Counter("mnist_lit_uploads_refused", "Pictures sent to /predict and refused, by reason", ["reason"])
+        self.predicted = Counter("mnist_lit_pictures_predicted", "Pictures answered by /predict")
+
+    @staticmethod
+    def text() -> bytes:
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+
+@functools.cache
+def served_metrics() -> ServedMetrics:
+    """This process's metrics, made on first use (in an HTTP process, after ``main`` has set the folder)."""
+    return ServedMetrics()
+
+
+def route_of(path: str) -> str:
+    """The route a path is counted under: one of the server's, else "other" (so no client can add a label per path)."""
+    if path.startswith(PAGE):
+        return PAGE
+    return path if path in (PREDICT, METRICS, "/health", "/info", "/") else "other"
+
+
+class Metrics:
+    """ASGI middleware: counts and times every request (``ServedMetrics``) and answers ``GET /metrics``."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        metrics = served_metrics()
+        started, status = time.monotonic(), 500  # 500 if the app fails before it answers
+
+        async def send_and_note(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if scope["path"] == METRICS and scope["method"] in ("GET", "HEAD"):
+                from prometheus_client import CONTENT_TYPE_LATEST
+
+                text = await anyio.to_thread.run_sync(metrics.text)  # reads every process's file
+                await Response(text, media_type=CONTENT_TYPE_LATEST)(scope, receive, send_and_note)
+            else:
+                await self.app(scope, receive, send_and_note)
+        finally:
+            route = route_of(scope["path"])
+            metrics.requests.labels(route, str(status)).inc()
+            metrics.seconds.labels(route).observe(time.monotonic() - started)
+            if route == PREDICT and status == 200:
+                metrics.predicted.inc()
 
 
 class AccessLog:
@@ -246,8 +355,8 @@ class AccessLog:
             print(f"{now} {scope['method']} {scope['path']} {status} {milliseconds:.1f} ms", flush=True)
 
 
-def build_server(args: argparse.Namespace, checkpoint: Path) -> ls.LitServer:
-    """The LitServer of ``checkpoint``, checked here, before any worker starts."""
+def build_server(args: argparse.Namespace, checkpoint: Path, key: Optional[str] = None) -> ls.LitServer:
+    """The LitServer of ``checkpoint``, checked here, before any worker starts; /predict needs ``key`` when given."""
     predictor = load_predictor(checkpoint)
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     api = PictureAPI(checkpoint, threads, args.max_batch_size, args.batch_timeout, args.accept_all)
@@ -263,6 +372,7 @@ def build_server(args: argparse.Namespace, checkpoint: Path) -> ls.LitServer:
         "checkpoint": checkpoint.name,
         "weights_sha256": predictor.weights_digest,
         "mnist_lit_version": __version__,
+        "needs_key": key is not None,  # the page asks for it before the first picture
     }
     server = ls.LitServer(
         api,
@@ -274,7 +384,12 @@ def build_server(args: argparse.Namespace, checkpoint: Path) -> ls.LitServer:
             "dataset": predictor.dataset.record(),
             "max_upload_mb": args.max_upload_mb,
             "max_megapixels": args.max_megapixels,
-        }), *([AccessLog] if args.access_log else [])],  # listed last: outside, so it sees every answer
+        }),
+            # Outside the uploads: a request without the key is refused before its picture is read.
+            *([(RequireKey, {"key": key})] if key is not None else []),
+            Metrics,
+            *([AccessLog] if args.access_log else []),  # listed last: outside, so it sees every answer
+        ],
     )
     server.app.mount(PAGE, StaticFiles(directory=PAGE_FILES, html=True), name="page")
     return server
@@ -325,6 +440,9 @@ def main(argv: list[str]) -> int:
     add_accept_all_argument(parser)
     parser.add_argument("--access_log", action=argparse.BooleanOptionalAction, default=True,
                         help="print a line per request: time, method, path, status, milliseconds (default: on)")
+    parser.add_argument("--api_key_env", metavar="NAME",
+                        help="require the key held in the environment variable NAME with every POST /predict, as an "
+                        "X-API-Key header or Authorization: Bearer KEY (the page asks for it once); /health and /info stay open")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "cuda"], help="where the workers run the network (default: auto)")
     args = parser.parse_args(argv)
     if not 1024 <= args.port <= 65535:
@@ -338,12 +456,28 @@ def main(argv: list[str]) -> int:
         if getattr(args, option) <= 0:
             raise UserError(f"--{option} must be more than 0, got {getattr(args, option)}.")
 
+    key = None
+    if args.api_key_env is not None:
+        key = os.environ.get(args.api_key_env, "")
+        if not key.strip():
+            raise UserError(f"--api_key_env {args.api_key_env}: that environment variable is not set or is empty; "
+                            f"export {args.api_key_env}=KEY before starting the server.")
+    elif args.host != "127.0.0.1":
+        print(f"warning: listening on every network interface ({args.host}) with no key: any machine that can reach this "
+              "one can use /predict; pass --api_key_env NAME to require a key.", file=sys.stderr, flush=True)
+
     check_port_free(args.host, args.port)
     checkpoint = resolve_checkpoint(args.ckpt_path, args.checkpoint_dir)
-    server = build_server(args, checkpoint)
+    server = build_server(args, checkpoint, key)
+    # Each server counts from zero, in files of its own that its HTTP processes share (ServedMetrics).
+    metrics_folder = tempfile.mkdtemp(prefix="mnist-lit-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_folder
     sigterm_as_ctrl_c()
     address = f"http://{'localhost' if args.host != '127.0.0.1' else args.host}:{args.port}"
     print(f"Serving {checkpoint} ({server.model_metadata['dataset']}) at {address}/ once its "
           f"{args.workers} worker(s) have loaded it; POST a picture to {address}{PREDICT}. Ctrl+C stops.", flush=True)
-    server.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
+    try:
+        server.run(host=args.host, port=args.port, generate_client_file=False, log_level="warning")
+    finally:
+        shutil.rmtree(metrics_folder, ignore_errors=True)
     return 0

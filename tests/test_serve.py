@@ -21,6 +21,7 @@ import pytest
 import requests
 import torch
 from PIL import Image, ImageDraw
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import MNIST, digit_picture, save_checkpoint
 from mnist_lit.confidence import Confidence
@@ -45,6 +46,12 @@ def model_file(tmp_path_factory) -> Path:
 def server(model_file) -> str:
     with running_server(model_file, "--max_upload_mb", str(MAX_UPLOAD_MB), "--max_megapixels", str(MAX_MEGAPIXELS)) as url:
         yield url
+
+
+def counts(url: str) -> dict[tuple, float]:
+    """GET /metrics, parsed: {(sample name, label pairs...): value}."""
+    families = text_string_to_metric_families(requests.get(f"{url}/metrics").text)
+    return {(sample.name, *sorted(sample.labels.items())): sample.value for family in families for sample in family.samples}
 
 
 def png_bytes(image: Image.Image, format: str = "PNG") -> bytes:
@@ -113,7 +120,7 @@ def test_health_and_info_describe_the_model(server, model_file):
     assert model["checkpoint"] == model_file.name and model["network"] == "keras_cnn"
     assert model["weights_sha256"] == load_predictor(model_file).weights_digest and len(model["weights_sha256"]) == 12
     assert str(model_file.parent) not in requests.get(f"{server}/info").text
-    assert model["mnist_lit_version"]
+    assert model["mnist_lit_version"] and model["needs_key"] is False
 
 
 def test_the_page_and_its_assets_come_from_the_package(server):
@@ -172,9 +179,34 @@ def test_an_oversized_upload_gets_its_413_with_pythons_own_client(server):
     assert healthy(server)
 
 
+def test_a_server_with_a_key_answers_pictures_only_to_requests_that_carry_it(model_file, monkeypatch):
+    monkeypatch.setenv("MNIST_LIT_TEST_KEY", "open sesame")
+    # On every interface, as a server that needs a key would be; with the key there is nothing to warn about.
+    with server_process(model_file, "--api_key_env", "MNIST_LIT_TEST_KEY", "--host", "0.0.0.0") as (process, url):
+        assert requests.get(f"{url}/health").text == "ok"  # open to load balancers
+        assert requests.get(f"{url}/info").json()["model"]["needs_key"] is True
+        assert requests.get(f"{url}/").ok
+        for wrong in ({}, {"X-API-Key": "open"}, {"Authorization": "Bearer open sesam"}, {"Authorization": "open sesame"}):
+            refused = requests.post(f"{url}/predict", data=scribble(4), headers=wrong)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+            assert "X-API-Key" in refused.json()["detail"] and "\n" not in refused.json()["detail"]
+        for right in ({"X-API-Key": "open sesame"}, {"Authorization": "Bearer open sesame"}):
+            assert requests.post(f"{url}/predict", data=scribble(4), headers=right).json()["kind"] in ("class", "unsure", "unknown")
+        # A client that writes its whole body before reading still gets the 401, not a reset connection.
+        request = urllib.request.Request(f"{url}/predict", data=b"\xff" * (6 * 2**20), headers={"Content-Type": "image/png"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=120)
+        assert refused.value.code == 401
+        process.output.seek(0)
+        assert "warning" not in process.output.read()
+    assert "MNIST_LIT_NO_SUCH_KEY" in serve_error("--ckpt_path", str(model_file), "--api_key_env", "MNIST_LIT_NO_SUCH_KEY")
+
+
 @pytest.mark.parametrize("access_log", [True, False])
 def test_each_request_gets_one_access_log_line_without_its_picture(model_file, access_log):
-    with server_process(model_file, *([] if access_log else ["--no-access_log"])) as (process, url):
+    # On every interface without a key (the warning is checked below), else on 127.0.0.1 as by default.
+    host = ["--host", "0.0.0.0"] if access_log else []
+    with server_process(model_file, *host, *([] if access_log else ["--no-access_log"])) as (process, url):
         picture = scribble(3)
         requests.post(f"{url}/predict?secret=1", data=picture)  # a picture and a query string, neither logged
         requests.post(f"{url}/predict", data=b"not a picture")
@@ -186,9 +218,22 @@ def test_each_request_gets_one_access_log_line_without_its_picture(model_file, a
             if not access_log or any(" GET /info " in line for line in lines) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
+        process.output.seek(0)
+        warnings = [line for line in process.output.read().splitlines() if line.startswith("warning:")]
+        # The same requests in /metrics, each counted once (/health as often as the start-up polled it).
+        counted = counts(url)
+    requests_by = {(route, status): value for (name, (_, route), (_, status)), value in
+                   ((key, value) for key, value in counted.items() if key[0] == "mnist_lit_http_requests_total")}
+    assert requests_by.pop(("/health", "200")) >= 1
+    assert requests_by == {("/predict", "200"): 1, ("/predict", "415"): 1, ("/info", "200"): 1}
+    refused = {key[1][1]: value for key, value in counted.items() if key[0] == "mnist_lit_uploads_refused_total"}
+    assert refused == {"not_a_picture": 1}
+    assert counted[("mnist_lit_pictures_predicted_total",)] == 1
+    assert counted[("mnist_lit_http_request_duration_seconds_count", ("route", "/predict"))] == 2
     if not access_log:
-        assert lines == []
+        assert lines == [] and warnings == []  # 127.0.0.1: nothing to warn about
         return
+    assert len(warnings) == 1 and "--api_key_env" in warnings[0]
     shown = [line.split()[1:4] for line in lines]
     assert ["POST", "/predict", "200"] in shown and ["POST", "/predict", "415"] in shown and ["GET", "/info", "200"] in shown
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \w+ /\S* \d{3} \d+\.\d ms", line) for line in lines), lines
@@ -216,6 +261,8 @@ def test_concurrent_clients_each_get_the_answer_to_their_own_picture(model_file)
         with ThreadPoolExecutor(max_workers=16) as clients:
             answers = list(clients.map(ask, range(len(pictures))))
         assert healthy(url)
+        # Two HTTP processes took these requests; /metrics, answered by either, counts them all.
+        assert {counts(url)[("mnist_lit_pictures_predicted_total",)] for _ in range(4)} == {len(pictures)}
     assert torch.tensor(answers) == pytest.approx(expected, abs=1e-5)
 
 

@@ -9,6 +9,7 @@ from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from browser import LETTER_W, SCRIBBLE, SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview, preview_rgb
@@ -138,6 +139,26 @@ def test_a_phone_sized_window_shows_everything_without_scrolling_sideways(page):
         wait_for(page, lambda: guess(page) == ("guess", "7"))
     finally:
         page.set_window_size(900, 1000)
+
+
+def test_a_server_with_a_key_is_asked_for_it_once_and_then_answers(trained, monkeypatch):
+    monkeypatch.setenv("MNIST_LIT_PAGE_KEY", "page key")
+    with running_server(trained, "--api_key_env", "MNIST_LIT_PAGE_KEY") as url:
+        driver = chromium()
+        try:
+            driver.get(url)
+            prompt = WebDriverWait(driver, 30).until(expected_conditions.alert_is_present())
+            assert "key" in prompt.text
+            prompt.send_keys("page key")
+            prompt.accept()
+            wait_for(driver, lambda: len(bars(driver)) == 10 and guess(driver)[0] == "empty")
+            for digit, strokes in ((7, SEVEN), (0, ZERO)):  # the second picture is sent without asking again
+                driver.find_element(By.ID, "clear").click()
+                draw(driver, strokes, pointer="mouse")
+                wait_for(driver, lambda: guess(driver) == ("guess", str(digit)))
+            assert driver.execute_script("return sessionStorage.getItem('mnist-lit-api-key')") == "page key"
+        finally:
+            driver.quit()
 
 
 def test_a_scribble_and_a_letter_are_said_not_to_be_digits_with_greyed_bars(page):

@@ -84,12 +84,34 @@ function setBusy() {
   results.setAttribute("aria-busy", String(inFlight > 0 || dirty || timer !== null));
 }
 
+// A server started with --api_key_env answers pictures only with its key: asked for when the page
+// opens (and again if the server refuses it), kept for this tab only.
+const KEY_ITEM = "mnist-lit-api-key";
+
+function askForKey() {
+  const key = (window.prompt("This server needs its key to answer. Key:") || "").trim();
+  if (key) sessionStorage.setItem(KEY_ITEM, key);
+  return Boolean(key);
+}
+
+async function postPicture(picture, type) {
+  const headers = { "Content-Type": type };
+  const key = sessionStorage.getItem(KEY_ITEM);
+  if (key) headers["X-API-Key"] = key;
+  const response = await fetch("/predict", { method: "POST", headers, body: picture });
+  if (response.status === 401) {
+    sessionStorage.removeItem(KEY_ITEM);
+    if (askForKey()) return postPicture(picture, type);
+  }
+  return response;
+}
+
 async function send(picture, type) {
   const sent = generation;
   inFlight += 1;
   setBusy();
   try {
-    const response = await fetch("/predict", { method: "POST", headers: { "Content-Type": type }, body: picture });
+    const response = await postPicture(picture, type);
     const answer = await response.json();
     if (sent !== generation) return;
     if (response.ok) show(answer);
@@ -191,6 +213,7 @@ drawingSide.addEventListener("drop", (event) => {
 async function describeModel() {
   const info = (await (await fetch("/info")).json()).model;
   classes = info.classes;
+  if (info.needs_key && !sessionStorage.getItem(KEY_ITEM)) askForKey();
   const digits = classes.every((name, i) => String(name) === String(i));
   emptyText = info.pictures === "clothing" ? "draw or upload a piece of clothing" : digits ? "draw a digit" : "draw a character";
   if (info.pictures === "photos") {  // nothing to draw: the canvas gives way to an upload and drop zone
