@@ -125,13 +125,20 @@ def load(url: str, bodies: list[bytes], clients: int) -> tuple[float, list[float
     return time.perf_counter() - start, [t for run in runs for t in run]
 
 
+def measure(url: str, bodies: list[bytes], clients: int) -> dict[str, float]:
+    """Requests/s and p50/p95 latency (ms) of a running server, after a warm-up (first calls, threads, connections)."""
+    load(url, bodies[: 4 * clients], clients)
+    seconds, latencies = load(url, bodies, clients)
+    return {"requests_per_s": len(latencies) / seconds, "p50_ms": 1000 * statistics.median(latencies),
+            "p95_ms": 1000 * statistics.quantiles(latencies, n=20)[18]}
+
+
 def run_default(checkpoint: Path, bodies: list[bytes], clients: int, tree: Path) -> tuple[float, float]:
     """Requests/s and p95 latency (ms) of the default server of the mnist-lit checkout at ``tree``."""
     os.environ["PYTHONPATH"] = str(tree)  # the server process imports mnist_lit from there
     with server_process(checkpoint) as (_, url):
-        load(url, bodies[: 4 * clients], clients)  # warm-up
-        seconds, latencies = load(url, bodies, clients)
-    return len(latencies) / seconds, 1000 * statistics.quantiles(latencies, n=20)[18]
+        measured = measure(url, bodies, clients)
+    return measured["requests_per_s"], measured["p95_ms"]
 
 
 def compare(args: argparse.Namespace, bodies: list[bytes]) -> None:
@@ -170,18 +177,9 @@ def main() -> None:
     for workers, batch in SETTINGS:
         options = ["--workers", str(workers), "--max_batch_size", str(batch)]
         with server_process(args.ckpt_path, *options) as (process, url):
-            load(url, bodies[: 4 * args.clients], args.clients)  # warm-up: first calls, threads, connections
-            seconds, latencies = load(url, bodies, args.clients)
+            measured = measure(url, bodies, args.clients)
             memory = memory_mb(process.pid)
-        quantiles = statistics.quantiles(latencies, n=20)
-        row = {
-            "workers": workers,
-            "max_batch_size": batch,
-            "requests_per_s": len(latencies) / seconds,
-            "p50_ms": 1000 * statistics.median(latencies),
-            "p95_ms": 1000 * quantiles[18],
-            "memory_mb": memory,
-        }
+        row = {"workers": workers, "max_batch_size": batch, **measured, "memory_mb": memory}
         rows.append(row)
         batching = f"up to {batch}" if batch > 1 else "off"
         print(f"| {workers} | {batching} | {row['requests_per_s']:.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {memory:.0f} MB |", flush=True)

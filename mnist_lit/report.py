@@ -204,9 +204,9 @@ class EvaluationReport(Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, after Lightning logged the epoch's validation scalars: the picture lands on their step.
-        if trainer.sanity_checking or not trainer.is_global_zero or not isinstance(trainer.logger, TensorBoardLogger):
+        if trainer.sanity_checking or not trainer.is_global_zero or self.val_confusion_matrix is None:
             return
-        if self.val_confusion_matrix is None:
+        if not isinstance(trainer.logger, TensorBoardLogger):  # mnist-lit's, which knows the step of the scalars
             return
         # Drawing and encoding take 0.15-0.5 s, which the next epoch's training would wait for; on a
         # thread of its own the drawing runs while the training steps compute. One thread, so

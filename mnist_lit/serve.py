@@ -292,11 +292,15 @@ def route_of(path: str) -> str:
     return path if path in (PREDICT, METRICS, "/health", "/info", "/") else "other"
 
 
-class Metrics:
-    """ASGI middleware: counts and times every request (``ServedMetrics``) and answers ``GET /metrics``."""
+class RequestRecords:
+    """ASGI middleware: every HTTP request, once answered, counted and timed for /metrics
+    (``ServedMetrics``) and, with ``access_log``, printed as one line: time (UTC), method, path, status
+    and milliseconds, never the query string or the body, which may hold a picture. Also answers
+    ``GET /metrics``.
+    """
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
+    def __init__(self, app: ASGIApp, access_log: bool):
+        self.app, self.access_log = app, access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -319,40 +323,14 @@ class Metrics:
             else:
                 await self.app(scope, receive, send_and_note)
         finally:
-            route = route_of(scope["path"])
+            seconds, route = time.monotonic() - started, route_of(scope["path"])
             metrics.requests.labels(route, str(status)).inc()
-            metrics.seconds.labels(route).observe(time.monotonic() - started)
+            metrics.seconds.labels(route).observe(seconds)
             if route == PREDICT and status == 200:
                 metrics.predicted.inc()
-
-
-class AccessLog:
-    """ASGI middleware: one line per HTTP request, when its answer has been sent.
-
-    Time (UTC), method, path, status and milliseconds; never the query string or the body, which may
-    hold a picture.
-    """
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started, status = time.monotonic(), 500  # 500 if the app fails before it answers
-
-        async def send_and_note(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            milliseconds = (time.monotonic() - started) * 1000
-            print(f"{now} {scope['method']} {scope['path']} {status} {milliseconds:.1f} ms", flush=True)
+            if self.access_log:
+                now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                print(f"{now} {scope['method']} {scope['path']} {status} {1000 * seconds:.1f} ms", flush=True)
 
 
 def build_server(args: argparse.Namespace, checkpoint: Path, key: Optional[str] = None) -> ls.LitServer:
@@ -387,8 +365,7 @@ def build_server(args: argparse.Namespace, checkpoint: Path, key: Optional[str] 
         }),
             # Outside the uploads: a request without the key is refused before its picture is read.
             *([(RequireKey, {"key": key})] if key is not None else []),
-            Metrics,
-            *([AccessLog] if args.access_log else []),  # listed last: outside, so it sees every answer
+            (RequestRecords, {"access_log": args.access_log}),  # listed last: outside, so it sees every answer
         ],
     )
     server.app.mount(PAGE, StaticFiles(directory=PAGE_FILES, html=True), name="page")
