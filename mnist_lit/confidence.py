@@ -56,17 +56,19 @@ def energy(logits: torch.Tensor) -> torch.Tensor:
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The temperature that minimizes the negative log-likelihood of ``labels`` under ``logits / T``."""
-    logits = logits.float().clone()  # a tensor made under inference_mode cannot take part in autograd
-    log_t = torch.zeros((), requires_grad=True)  # log T: T stays positive
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100, line_search_fn="strong_wolfe")
+    # `validate` calls this under inference_mode, which enable_grad alone does not lift; tensors made
+    # in inference mode cannot be saved for backward, hence the copies made outside it.
+    with torch.inference_mode(False), torch.enable_grad():
+        logits, labels = logits.float().clone(), labels.clone()
+        log_t = torch.zeros((), requires_grad=True)  # log T: T stays positive
+        optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100, line_search_fn="strong_wolfe")
 
-    def loss() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
-        value.backward()
-        return value
+        def loss() -> torch.Tensor:
+            optimizer.zero_grad()
+            value = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels)
+            value.backward()
+            return value
 
-    with torch.enable_grad():
         optimizer.step(loss)
     return float(log_t.detach().exp())
 

@@ -24,31 +24,38 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(checkpoint: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """A server of ``checkpoint`` on 127.0.0.1 and its base URL, once /health says it is ready; stopped after."""
-    port = free_port()
-    command = [sys.executable, "-m", "mnist_lit", "serve", "--ckpt_path", str(checkpoint), "--port", str(port), *options]
-    # Its own session: a stop reaches the HTTP and worker processes it starts, and they can be found.
-    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a pipe nobody reads would block the server
+def process_answering(command: list[str], ready_url: str, **popen) -> Iterator[subprocess.Popen]:
+    """``command`` in a process group of its own, once ``ready_url`` answers 200; stopped after."""
+    # Its own session: a stop reaches every process it starts (a server's workers), and they can be found.
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a pipe nobody reads would block the process
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         # A shell starts background jobs with Ctrl+C ignored, and children inherit that; stop() sends it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not healthy(url):
+        while not answers(ready_url):
             if process.poll() is not None or time.monotonic() > deadline:
                 stop(process)
                 log.seek(0)
-                raise RuntimeError(f"the server did not start: {' '.join(command)}\n{log.read()[-3000:]}")
-            time.sleep(0.1)  # polling the observable condition, /health
-        process.output = log  # what the server has printed, for the tests that read it
-        yield process, url
+                raise RuntimeError(f"did not start: {' '.join(command)}\n{log.read()[-3000:]}")
+            time.sleep(0.1)  # polling the observable condition, the URL's answer
+        process.output = log  # what the process has printed, for the tests that read it
+        yield process
     finally:
         stop(process)
         log.close()
+
+
+@contextmanager
+def server_process(checkpoint: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A server of ``checkpoint`` on 127.0.0.1 and its base URL, once /health says it is ready; stopped after."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "mnist_lit", "serve", "--ckpt_path", str(checkpoint), "--port", str(port), *options]
+    with process_answering(command, f"{url}/health") as process:
+        yield process, url
 
 
 @contextmanager
@@ -73,8 +80,12 @@ def session_processes(session: int) -> list[int]:
 
 
 def healthy(url: str) -> bool:
+    return answers(f"{url}/health")
+
+
+def answers(url: str) -> bool:
     try:
-        return requests.get(f"{url}/health", timeout=5).status_code == 200
+        return requests.get(url, timeout=5).status_code == 200
     except requests.ConnectionError:
         return False
 

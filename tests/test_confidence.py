@@ -28,6 +28,14 @@ def test_the_fitted_temperature_is_the_one_the_answers_were_drawn_with():
     assert after < before / 3
 
 
+def test_the_temperature_is_fitted_under_inference_mode_as_validate_runs_it():
+    logits, labels = overconfident(2_000, temperature=2.0)
+    with torch.inference_mode():  # Lightning's `validate` runs the validation hooks so
+        logits, labels = logits.clone(), labels.clone()  # inference tensors, as the hooks receive them
+        temperature = fit_temperature(logits, labels)
+    assert temperature == pytest.approx(fit_temperature(logits.clone(), labels.clone()))
+
+
 def test_the_threshold_accepts_the_asked_share_of_the_validation_pictures_and_a_little_more():
     logits, labels = overconfident(5_000, temperature=1.0)
     confidence = calibrate(logits, labels, accept=0.9)
