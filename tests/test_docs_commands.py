@@ -165,6 +165,8 @@ def test_every_command_of_the_page_runs_as_written(page, finished_run, real_mnis
     # `python` in the docs is this interpreter; the data root is the one the other tests read.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     env = {**os.environ, "PATH": path, "MNIST_LIT_DATA_DIR": str(real_mnist.resolve())}
+    # What the checks that change nothing printed, by the command line they ran: each runs once a page.
+    answered: dict[str, subprocess.CompletedProcess] = {}
     # A server keeps running for the commands after it, as for a reader, until the next one starts.
     with ExitStack() as server:
         for command in page_commands(page):
@@ -180,19 +182,20 @@ def test_every_command_of_the_page_runs_as_written(page, finished_run, real_mnis
                 url = f"http://localhost:{port}/" if shell.startswith("tensorboard") else f"http://127.0.0.1:{port}/health"
                 server.enter_context(process_answering(["bash", "-c", f"exec {shell}"], url, cwd=root, env=env))
             else:
-                run_command(command, shell, how, root, env)
+                run_command(command, shell, how, root, env, answered)
 
 
-def run_command(command: str, shell: str, how: str, root: Path, env: dict) -> None:
+def run_command(command: str, shell: str, how: str, root: Path, env: dict, answered: dict) -> None:
     """``shell`` (``command`` of the docs, ready to run) checked as its rule says."""
     if how == "skip":
         return
     if how == "help":
-        out = check(f"{shell} --help", root, env).stdout
+        script = " ".join(shell.split()[:2])  # python benchmarks/NAME.py
+        out = check_once(f"{script} --help", root, env, answered).stdout
         for option in re.findall(r"--\w+", shell):
             assert option in out, f"`{command}`: {option} is not among the script's options"
     elif how == "parse" or too_few_gpus(how, shell):
-        check("python " + shell[shell.index("-m mnist_lit") :] + " --print_config", root, env)
+        check_once("python " + shell[shell.index("-m mnist_lit") :] + " --print_config", root, env, answered)
     elif how in ("short", "gpu"):
         shortened = [part + " " + " ".join(SHORT + (("--trials", "1") if "mnist_lit tune" in part else ()))
                      if re.search(r"mnist_lit (fit|tune)", part) else part for part in shell.split(" && ")]
@@ -234,3 +237,10 @@ def check(shell: str, root: Path, env: dict) -> subprocess.CompletedProcess:
     result = subprocess.run(["bash", "-c", shell], cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"`{shell}` failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
     return result
+
+
+def check_once(shell: str, root: Path, env: dict, answered: dict) -> subprocess.CompletedProcess:
+    """``check``, unless the same line already ran on this page (for lines that change nothing)."""
+    if shell not in answered:
+        answered[shell] = check(shell, root, env)
+    return answered[shell]
