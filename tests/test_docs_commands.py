@@ -49,6 +49,7 @@ class Rule:
     why: str = ""
 
 
+# The first rule whose pattern a command matches says how it is checked.
 RULES = [
     Rule(r"python -m pytest", "skip", "the test suite itself: .ci/run runs this command"),
     Rule(r"tensorflow-cpu", "skip", "installs TensorFlow, about 500 MB"),
@@ -107,8 +108,8 @@ def page_commands(page: Path) -> list[str]:
     return blocks + [command for command in dict.fromkeys(scripts) if command not in blocks]
 
 
-def rule_for(command: str) -> Rule:
-    return next(rule for rule in RULES if re.search(rule.pattern, installed_part_dropped(command)))
+def rules_matching(command: str) -> list[Rule]:
+    return [rule for rule in RULES if re.search(rule.pattern, installed_part_dropped(command))]
 
 
 def installed_part_dropped(command: str) -> str:
@@ -119,16 +120,15 @@ def installed_part_dropped(command: str) -> str:
 def test_every_command_in_the_docs_has_a_rule_and_every_rule_a_command():
     commands = [c for page in PAGES for c in page_commands(page)]
     assert len(commands) > 40  # the extraction found the docs' commands
-    unmatched = [c for c in commands if not any(re.search(r.pattern, installed_part_dropped(c)) for r in RULES)]
+    unmatched = [c for c in commands if not rules_matching(c)]
     assert not unmatched, f"commands in the docs that no rule in {Path(__file__).name} covers: {unmatched}"
-    unused = [r.pattern for r in RULES if not any(re.search(r.pattern, installed_part_dropped(c)) for c in commands)]
+    unused = [r.pattern for r in RULES if not any(r in rules_matching(c) for c in commands)]
     assert not unused, f"rules for commands the docs no longer hold: {unused}"
 
 
 def test_the_extras_the_docs_install_come_with_the_test_command():
     """So that dropping ``pip install -e '.[extra]' &&`` from a command changes nothing in the tests."""
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and later
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     name = lambda requirement: re.match(r"[\w.-]+", requirement).group()  # noqa: E731
     dev_names = {name(requirement) for requirement in extras["dev"]}
@@ -171,7 +171,7 @@ def test_every_command_of_the_page_runs_as_written(page, finished_run, real_mnis
     with ExitStack() as server:
         for command in page_commands(page):
             shell = installed_part_dropped(command).replace(EXAMPLE_DATA_DIR, str(real_mnist.resolve()))
-            how = rule_for(command).how
+            how = rules_matching(command)[0].how  # the first rule that matches
             if "fashion_mnist" in shell and not has_files(real_mnist, DATASETS["fashion_mnist"]):
                 how = "skip"  # as the other end-to-end tests do without its files
             if how == "serve":
