@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -26,6 +25,8 @@ import torch
 
 from conftest import REPO, digit_picture, run_cli
 from mnist_lit.datasets import DATASETS
+from mnist_lit.errors import UserError
+from mnist_lit.serve import check_port_free
 from mnist_lit.sources import has_files
 from picture_sets import write_split_folder
 from server_process import process_answering
@@ -176,10 +177,14 @@ def test_every_command_of_the_page_runs_as_written(page, finished_run, real_mnis
                 how = "skip"  # as the other end-to-end tests do without its files
             if how == "serve":
                 server.close()
-                port = 6006 if shell.startswith("tensorboard") else port_of(shell)
-                if not port_is_free(port):
-                    pytest.fail(f"port {port}, which the docs' commands use, is taken by another program")
-                url = f"http://localhost:{port}/" if shell.startswith("tensorboard") else f"http://127.0.0.1:{port}/health"
+                # TensorBoard's page on its default port, or the server's /health.
+                tensorboard = shell.startswith("tensorboard")
+                port = 6006 if tensorboard else int(option_value(shell, "--port", "8000"))
+                try:  # another program answering on the port would be asked in the server's place
+                    check_port_free("127.0.0.1", port)
+                except UserError as error:
+                    pytest.fail(f"the docs' commands use port {port}: {error}")
+                url = f"http://localhost:{port}/" if tensorboard else f"http://127.0.0.1:{port}/health"
                 server.enter_context(process_answering(["bash", "-c", f"exec {shell}"], url, cwd=root, env=env))
             else:
                 run_command(command, shell, how, root, env, answered)
@@ -213,23 +218,9 @@ def too_few_gpus(how: str, command: str) -> bool:
     return how == "gpu" and torch.cuda.device_count() < int(option_value(command, "--trainer.devices", "1"))
 
 
-def port_of(command: str) -> int:
-    return int(option_value(command, "--port", "8000"))
-
-
 def option_value(command: str, name: str, default: str) -> str:
     found = re.search(rf"{name} (\S+)", command)
     return found.group(1) if found else default
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a stopped server's connections do not count
-        try:
-            probe.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def check(shell: str, root: Path, env: dict) -> subprocess.CompletedProcess:
