@@ -4,7 +4,7 @@
 
 In-distribution: the set's 10,000 test pictures. Proxies: another set's test pictures (Fashion-MNIST
 for a handwriting model, MNIST for the others), uniform noise, and, for greyscale sets, drawings
-that are not digits (tests/not_digits.py: scribbles, letters, smileys, squares, single lines) read
+that are not digits (tests/helpers/not_digits.py: scribbles, letters, smileys, squares, single lines) read
 through the same preprocessing as `predict`. None of them is what `fit` trains on as outliers
 (outliers.py makes its own tangles and noise). Scores, higher meaning less like the set: energy
 (the one mnist-lit uses), 1 - the top probability, the Mahalanobis distance of the penultimate
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from not_digits import KINDS, drawing  # noqa: E402
+from helpers.not_digits import KINDS, drawing  # noqa: E402
 
 from mnist_lit.confidence import calibrate, energy  # noqa: E402
 from mnist_lit.data import ImageDataModule  # noqa: E402

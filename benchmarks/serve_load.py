@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the server process helper the tests use
 
-from server_process import server_process, session_processes  # noqa: E402
+from helpers.server_process import server_process, session_processes  # noqa: E402
 
 from mnist_lit.datasets import DATASETS  # noqa: E402
 from mnist_lit.sources import load_builtin  # noqa: E402

@@ -14,8 +14,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the server and browser helpers the tests use
 
-from browser import SEVEN, bars, chromium, draw, guess  # noqa: E402
-from server_process import running_server  # noqa: E402
+from helpers.browser import SEVEN, bars, chromium, draw, guess  # noqa: E402
+from helpers.server_process import running_server  # noqa: E402
 
 
 def main() -> None:

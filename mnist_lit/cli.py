@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from mnist_lit import calibrate, export, predict
+from mnist_lit import calibrate, export, predict, recipes
 from mnist_lit.checkpoint_files import resolve_checkpoint, resume_point, run_name
 from mnist_lit.checkpoints import RunCheckpoint
 from mnist_lit.data import ImageDataModule
@@ -107,7 +107,11 @@ class MNISTLitCLI(LightningCLI):
         # starts, and records it in the checkpoint (model.py: configure_model).
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        super().parse_arguments(parser, args)
+        if args is None or isinstance(args, list):
+            # A shipped recipe by name (`--config speedrun`), from any folder and from an installed wheel.
+            self.config = parser.parse_args(recipes.config_options_resolved(sys.argv[1:] if args is None else args))
+        else:
+            super().parse_arguments(parser, args)
         # Runs before LightningCLI reads the checkpoint's hyperparameters, so those come from
         # the file this resolves to. Without it, `test` alone would evaluate untrained weights.
         subcommand = self.config.get("subcommand")

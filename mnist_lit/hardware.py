@@ -1,4 +1,4 @@
-"""What mnist-lit adapts to the machine it runs on: the precision and the memory allocator.
+"""What mnist-lit adapts to the machine it runs on: the precision, the memory allocator and the cores.
 
 Both are measured choices (benchmarks/speed.py): on a 2-core AVX-512 CPU, bf16 autocast is
 about 1.4x faster than fp32 for this network at the same accuracy, and reusing freed memory
@@ -6,6 +6,7 @@ removes a quarter of each training step.
 """
 
 import ctypes
+import os
 import sys
 
 import torch
@@ -42,3 +43,13 @@ def reuse_freed_memory() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)  # glibc's maximum; larger blocks still use mmap
     mallopt(_M_TRIM_THRESHOLD, 2**30)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one (a container or a
+    scheduler's share of the machine), else every core of the machine."""
+    if hasattr(os, "process_cpu_count"):  # Python 3.13 and later, on every OS
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -237,8 +237,13 @@ class ImageClassifier(L.LightningModule):
             self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True
         )
         if self.hparams.lr_schedule == "one_cycle":
+            steps = self.trainer.estimated_stepping_batches
+            if steps < 3:
+                raise UserError(f"--model.lr_schedule one_cycle needs at least 3 training steps; this run has {steps}.")
+            # A quarter of the run warms up. torch's warm-up must end after the first step (it divides by its
+            # length), so a run of under 8 steps (a smoke test with --trainer.limit_train_batches) peaks at step 1.
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches, pct_start=0.25
+                optimizer, max_lr=self.hparams.lr, total_steps=steps, pct_start=0.25 if steps >= 8 else 2 / steps
             )
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)

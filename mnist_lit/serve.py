@@ -44,6 +44,7 @@ from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpo
 from mnist_lit.confidence import add_accept_all_argument
 from mnist_lit.datasets import DataSet
 from mnist_lit.errors import UserError
+from mnist_lit.hardware import usable_cores
 from mnist_lit.inference import load_predictor
 from mnist_lit.preprocess import BlankPicture, ImageTooLarge, NotAnImage, load_picture
 
@@ -156,7 +157,7 @@ class PictureUploads:
             return await self.app(scope, receive, send)
         # A large picture takes memory and a core while it is preprocessed (about 220 MB and 0.6 s at
         # 16 megapixels): at most one per core at a time, however many arrive.
-        self.preprocessing = self.preprocessing or anyio.CapacityLimiter(os.cpu_count() or 1)
+        self.preprocessing = self.preprocessing or anyio.CapacityLimiter(usable_cores())
         try:
             data = await self.picture_bytes(scope, receive)
             dataset = self.dataset
@@ -336,7 +337,7 @@ class RequestRecords:
 def build_server(args: argparse.Namespace, checkpoint: Path, key: Optional[str] = None) -> ls.LitServer:
     """The LitServer of ``checkpoint``, checked here, before any worker starts; /predict needs ``key`` when given."""
     predictor = load_predictor(checkpoint)
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    threads = max(1, usable_cores() // args.workers)
     api = PictureAPI(checkpoint, threads, args.max_batch_size, args.batch_timeout, args.accept_all)
     metadata = {
         "dataset": predictor.dataset.name,

@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import platformdirs
 import torch
 
 from mnist_lit.datasets import DATASETS, DEFAULT_DATASET, DataSet
 from mnist_lit.errors import UserError
 from mnist_lit.files import replaced_atomically
+from mnist_lit.hardware import usable_cores
 from mnist_lit.networks import SMALLEST_SIDE
 from mnist_lit.preprocess import decode_files, read_sizes, to_channels
 
@@ -245,7 +247,7 @@ def default_size(sides: list[int]) -> int:
 def workers(files: int) -> Iterator[Callable[..., list]]:
     """A function that runs ``function(chunk, *args)`` for every chunk, on every core when there are
     more than ``CHUNK`` files to read: one pool of processes for all the reading of a set."""
-    count = min(os.cpu_count() or 1, -(-files // CHUNK))
+    count = min(usable_cores(), -(-files // CHUNK))
     if count <= 1:
         yield lambda function, chunks, *args: [function(chunk, *args) for chunk in chunks]
         return
@@ -327,11 +329,12 @@ def warn_skipped(skipped: list[str]) -> None:
 # --- the decoded-pictures cache ----------------------------------------------------------------
 
 def cache_dir() -> Path:
-    """$MNIST_LIT_CACHE_DIR, else the user's cache folder ($XDG_CACHE_HOME or ~/.cache)/mnist-lit: never the
-    data set's own folder, which may be read-only or shared."""
+    """$MNIST_LIT_CACHE_DIR, else the operating system's cache folder for mnist-lit ($XDG_CACHE_HOME/mnist-lit or
+    ~/.cache/mnist-lit on Linux, ~/Library/Caches/mnist-lit on macOS, %LOCALAPPDATA%\\mnist-lit\\Cache on
+    Windows): never the data set's own folder, which may be read-only or shared."""
     if os.environ.get(CACHE_DIR_ENV):
         return Path(os.environ[CACHE_DIR_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-lit"
+    return Path(platformdirs.user_cache_dir("mnist-lit", appauthor=False))
 
 
 def cache_key(path: Path, listings: dict[str, Listing], resize: str) -> str:

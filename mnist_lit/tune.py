@@ -36,8 +36,9 @@ from optuna.trial import FrozenTrial, TrialState
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from optuna_integration import PyTorchLightningPruningCallback
 
+from mnist_lit import recipes
 from mnist_lit.errors import UserError
-from mnist_lit.hardware import reuse_freed_memory
+from mnist_lit.hardware import reuse_freed_memory, usable_cores
 
 # The space searched without --search; configs/search/default.yaml is a copy (tests/test_tune.py).
 DEFAULT_SPACE = {
@@ -103,7 +104,7 @@ def parse(argv: list[str]) -> Search:
     )
     parser.add_argument("--search", type=Path, default=None,
                         help="YAML search space: option -> {low, high[, log][, step]} or {choices: [...]} "
-                        "(default: the one in configs/search/default.yaml)")
+                        "or the name of one in configs/search/ (default: the one in configs/search/default.yaml)")
     parser.add_argument("--trials", type=int, default=20, help="finished trials the study should hold (default 20)")
     parser.add_argument("--timeout", type=float, default=None, help="start no trial after this many seconds")
     parser.add_argument("--study", default="search", help="the study's name, and its folder's (default: search)")
@@ -117,6 +118,8 @@ def parse(argv: list[str]) -> Search:
     for name, value, least in (("--trials", args.trials, 1), ("--jobs", args.jobs, 1)):
         if value < least:
             parser.error(f"{name} must be at least {least}, got {value}")
+    if args.search:  # a shipped search space by name (`--search fashion_mnist`), from any folder
+        args.search = Path(recipes.resolve(str(args.search), "search"))
     space = read_space(args.search) if args.search else {name: distribution(name, spec, "the default space")
                                                          for name, spec in DEFAULT_SPACE.items()}
     folder = args.dir / args.study
@@ -301,20 +304,17 @@ def fail_abandoned_trials(storage: optuna.storages.RDBStorage, study_name: str) 
 
 
 def process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's
-        return True
-    return True
+    # Not os.kill(pid, 0): on Windows that ends the process instead of asking about it.
+    import psutil
+
+    return psutil.pid_exists(pid)
 
 
 def work_in_processes(search: Search) -> int:
     """--jobs processes on one study, the machine's cores shared among them."""
     import multiprocessing
 
-    threads = max(1, len(os.sched_getaffinity(0)) // search.jobs)
+    threads = max(1, usable_cores() // search.jobs)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or locks
     workers = [context.Process(target=work_and_exit, args=(search, threads)) for _ in range(search.jobs)]
     for worker in workers:

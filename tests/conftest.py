@@ -1,32 +1,26 @@
+"""Fixtures shared by the test modules; the helpers they use are modules of tests/helpers/."""
+
 import os
-import struct
-import subprocess
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
 
+from helpers.checkpoints import untrained_checkpoint
+from helpers.cli import REPO, run_cli, run_cli_process
+from helpers.files import write_idx
 from mnist_lit.data import DATA_DIR_ENV, ImageDataModule, has_files
-from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
-from mnist_lit.model import ImageClassifier
 from mnist_lit.sources import CACHE_DIR_ENV
 
-REPO = Path(__file__).resolve().parents[1]
-MNIST = DATASETS["mnist"].record()  # for models built without a data module
 # Where the real MNIST files are looked for when $MNIST_LIT_DATA_DIR is not set: an offline copy
 # next to the repository, then data/, where `fit` run from the repository root downloads them.
 CANDIDATE_DATA_DIRS = (REPO.parent / "shared" / "mnist", REPO / "data")
-
-
-def write_idx(path: Path, array: np.ndarray, int32: bool = False) -> None:
-    """Write an array in the IDX format of the MNIST files: uint8, or big-endian int32 (QMNIST's labels)."""
-    header = struct.pack(">HBB", 0, 0x0C if int32 else 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(">i4" if int32 else np.uint8).tobytes())
+QUICK = REPO / "configs" / "quick.yaml"
 
 
 @pytest.fixture
@@ -90,49 +84,54 @@ def real_mnist() -> Path:
     pytest.fail(message, pytrace=False)  # outside the except block: one message, not two chained
 
 
-def run_cli(cwd: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python -m mnist_lit ARGS`` in its own process in ``cwd``, as a user types it; it must succeed."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir.resolve())}
-    result = subprocess.run(
-        [sys.executable, "-m", "mnist_lit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-def digit_picture(path: Path) -> Path:
-    """A dark 7 on white paper, as a picture file."""
-    image = Image.new("L", (120, 160), 255)
-    ImageDraw.Draw(image).line([(30, 20), (90, 20), (50, 140)], fill=0, width=12)
-    image.save(path)
-    return path
-
-
-def save_checkpoint(path: Path, model: L.LightningModule) -> Path:
-    """``model`` saved as Lightning saves checkpoints, without training it."""
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(path)
-    return path
-
-
 @pytest.fixture
 def checkpoint(tmp_path) -> Path:
     """An untrained ImageClassifier's checkpoint, for tests about files and messages, not accuracy."""
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path / "model.ckpt", ImageClassifier(hidden_units=32, dataset_info=MNIST))
+    return untrained_checkpoint(tmp_path / "model.ckpt")
 
 
-def onnx_gap(onnx_file: Path, checkpoint: Path, pixels: torch.Tensor) -> float:
-    """The largest difference between the logits of an exported ONNX file and of the checkpoint's
-    network, on (N, channels, size, size) uint8 pixels normalized as the checkpoint says."""
-    import onnxruntime
+@dataclass(frozen=True)
+class TrainedRun:
+    """A finished `fit` and `test` on the real MNIST files, in a user's folder of its own."""
 
-    from mnist_lit.inference import load_predictor
+    folder: Path  # holds checkpoints/version_0/ and logs/version_0/
+    fit_output: str
+    test_output: str
 
-    predictor = load_predictor(checkpoint)
-    images = predictor.normalize(pixels)
-    session = onnxruntime.InferenceSession(str(onnx_file))
-    with torch.inference_mode():
-        return float(np.abs(session.run(None, {"images": images.numpy()})[0] - predictor.net(images).numpy()).max())
+    @property
+    def last(self) -> Path:
+        return self.folder / "checkpoints" / "version_0" / "last.ckpt"
+
+    @property
+    def best(self) -> Path:
+        (best,) = (self.folder / "checkpoints" / "version_0").glob("epoch=*.ckpt")
+        return best
+
+    def copy_to(self, folder: Path) -> Path:
+        """The run's checkpoints/ and logs/ copied into ``folder``, for a test that adds to them."""
+        for part in ("checkpoints", "logs"):
+            shutil.copytree(self.folder / part, folder / part)
+        return folder
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, real_mnist) -> TrainedRun:
+    """The one model the session trains for every test that needs a trained checkpoint: one epoch of
+    configs/quick.yaml with a non-default size (commands must read it back from the checkpoint), then
+    `test` on it in a process of its own, as a user runs it after `fit`. Tests read this folder and never
+    write into it; ``copy_to`` gives one to write in."""
+    folder = tmp_path_factory.mktemp("trained")
+    fit = run_cli(folder, real_mnist, "fit", "--config", str(QUICK), "--model.hidden_units", "64")
+    test = run_cli_process(folder, real_mnist, "test")
+    return TrainedRun(folder, fit.stdout, test.stdout)
+
+
+# What needs the real MNIST files, a trained model, a server, a browser or another process is slow:
+# `python -m pytest -m "not slow"` must run without any of them.
+SLOW_FIXTURES = {"real_mnist", "trained_run"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items if SLOW_FIXTURES & set(item.fixturenames) and not item.get_closest_marker("slow")]
+    if unmarked:
+        raise pytest.UsageError(f"tests that read the real data files must be marked slow: {', '.join(unmarked)}")

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import MNIST, digit_picture, save_checkpoint
+from helpers.checkpoints import MNIST, save_checkpoint
+from helpers.files import digit_picture
 from mnist_lit.cli import main
 from mnist_lit.model import ImageClassifier
 
@@ -130,7 +131,8 @@ def files_under(folder: Path) -> set[str]:
     return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
 
 
-@pytest.mark.parametrize("case", CASES)
+# The full disk needs a process of its own, whose file-size limit the test sets.
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow) if case == "full disk" else case for case in CASES])
 def test_bad_input_gets_one_clear_line(case, inputs, tmp_path, monkeypatch, capsys):
     args, message = CASES[case]
     args = [arg.format(inputs=tmp_path / "inputs", **inputs) for arg in args]

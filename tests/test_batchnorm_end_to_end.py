@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from torchvision.datasets import MNIST
 
-from conftest import digit_picture, onnx_gap, run_cli
+from helpers.checkpoints import onnx_gap
+from helpers.cli import run_cli
+from helpers.files import digit_picture
 from mnist_lit.checkpoint_files import read_checkpoint
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

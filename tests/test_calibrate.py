@@ -3,14 +3,16 @@
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import digit_picture, run_cli
+import pytest
+
+from helpers.cli import run_cli, run_cli_process
+from helpers.files import digit_picture
 from mnist_lit.checkpoint_files import read_checkpoint
 from mnist_lit.inference import load_predictor
 
+pytestmark = pytest.mark.slow
 OLD_CHECKPOINT = Path(__file__).resolve().parent / "fixtures" / "v0.1.0_mnist.ckpt"
 
 
@@ -39,7 +41,7 @@ def test_an_old_checkpoint_gains_a_calibration_that_predict_and_export_use(tmp_p
 def test_a_share_out_of_range_is_one_line_and_leaves_the_checkpoint_as_it_was(tmp_path, real_mnist):
     checkpoint = shutil.copy(OLD_CHECKPOINT, tmp_path / "old.ckpt")
     before = Path(checkpoint).read_bytes()
-    result = subprocess.run([sys.executable, "-m", "mnist_lit", "calibrate", "--ckpt_path", checkpoint, "--accept", "1.5"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    # In a process of its own: the exit status as the shell sees it.
+    result = run_cli_process(tmp_path, real_mnist, "calibrate", "--ckpt_path", checkpoint, "--accept", "1.5", check=False)
     assert result.returncode == 1 and result.stderr.strip() == "error: --accept must be more than 0 and at most 1, got 1.5."
     assert Path(checkpoint).read_bytes() == before

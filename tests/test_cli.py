@@ -96,6 +96,7 @@ def test_only_training_and_evaluation_tune_the_allocator(monkeypatch, command, t
     assert calls == (["tuned", "ran"] if tuned else ["ran"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["predict", "export", "serve"])
 def test_thin_commands_start_without_lightning(command):
     # Lightning and torchmetrics take seconds to import; predict, export and serve do not need them.
@@ -112,6 +113,7 @@ def test_thin_commands_start_without_lightning(command):
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 def test_serve_without_its_extra_says_how_to_install_it():
     script = (
         "import runpy, sys\n"
@@ -142,6 +144,7 @@ def test_the_command_list_names_every_command():
     assert set(entry.COMMANDS) == set(entry.THIN_COMMANDS) | set(cli.LIGHTNING_SUBCOMMANDS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, status", [(["--help"], 0), ([], 2), (["fitt"], 2), (["--version"], 0)])
 def test_the_front_door_lists_the_commands_without_importing_lightning(args, status):
     script = (

@@ -1,7 +1,6 @@
 """Every data set of the table, read from small files written in its exact format, traps included."""
 
 import hashlib
-import os
 import pickle
 from pathlib import Path
 
@@ -10,9 +9,9 @@ import pytest
 import torch
 import torchvision.datasets
 
-from conftest import CANDIDATE_DATA_DIRS, write_idx
+from helpers.files import write_idx
 from mnist_lit.cli import data_set_for
-from mnist_lit.data import DATA_DIR_ENV, ImageDataModule, has_files, load_builtin, raw_folder
+from mnist_lit.data import ImageDataModule, has_files, load_builtin, raw_folder
 from mnist_lit.datasets import DATASETS, pixel_stats
 from mnist_lit.errors import UserError
 
@@ -123,14 +122,13 @@ def test_labels_beyond_the_sets_classes_are_refused(tmp_path):
         data.setup("test")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
-def test_the_tables_mean_and_std_are_those_of_the_training_files(name):
-    # Checked for every set whose real files are on this machine; `python -m mnist_lit.datasets` prints them all.
-    env = [Path(os.environ[DATA_DIR_ENV])] if os.environ.get(DATA_DIR_ENV) else []
-    roots = [root for root in (*env, *CANDIDATE_DATA_DIRS) if has_files(root, DATASETS[name])]
-    if not roots:
-        pytest.skip(f"{name}'s training files are not in the data dir")
-    images, _ = load_builtin(DATASETS[name], roots[0], train=True)
+def test_the_tables_mean_and_std_are_those_of_the_training_files(name, real_mnist):
+    # Checked for every set whose real files are in the data root; `python -m mnist_lit.datasets` prints them all.
+    if not has_files(real_mnist, DATASETS[name]):
+        pytest.skip(f"{name}'s training files are not in {real_mnist}")
+    images, _ = load_builtin(DATASETS[name], real_mnist, train=True)
     assert pixel_stats(images) == (DATASETS[name].mean, DATASETS[name].std)
 
 

@@ -10,17 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from helpers.cli import REPO, run_cli, run_cli_process
 from mnist_lit.checkpoint_files import read_checkpoint
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 TWO_PROCESSES = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory, real_mnist) -> Path:
     run = tmp_path_factory.mktemp("ddp")
-    run_cli(run, real_mnist, "fit", *TWO_PROCESSES, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "150")
+    # Processes of their own: Lightning's DDP launcher starts the other ranks by running the command line again.
+    run_cli_process(run, real_mnist, "fit", *TWO_PROCESSES, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "150")
     return run
 
 
@@ -36,7 +37,8 @@ def test_two_processes_train_and_write_each_checkpoint_once(ddp_run):
 
 
 def evaluate(cwd: Path, data_dir: Path, checkpoint: str, *options: str) -> dict:
-    run_cli(cwd, data_dir, "test", "--ckpt_path", checkpoint, *options)
+    """`test` of ``checkpoint``: in this process alone, or in processes of their own with DDP ``options``."""
+    (run_cli_process if options else run_cli)(cwd, data_dir, "test", "--ckpt_path", checkpoint, *options)
     return json.loads((cwd / "logs" / "version_0" / "report.json").read_text())
 
 
@@ -86,7 +88,7 @@ def run_two_nodes(root: Path, data_dir: Path, *args: str) -> list[Path]:
 def two_node_fit(tmp_path_factory, real_mnist) -> tuple[list[Path], list[dict]]:
     root = tmp_path_factory.mktemp("nodes")
     record = root / "record.jsonl"
-    recorder = ["--trainer.callbacks", "node_recorder.RecordNode", "--trainer.callbacks.init_args.path", str(record)]
+    recorder = ["--trainer.callbacks", "helpers.node_recorder.RecordNode", "--trainer.callbacks.init_args.path", str(record)]
     folders = run_two_nodes(root, real_mnist, "fit", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "40", *recorder)
     return folders, [json.loads(line) for line in record.read_text().splitlines()]
 

@@ -2,8 +2,10 @@
 scripts the text names as the source of a figure.
 
 Each page's commands run in order, in a scratch copy of the repository root (configs/, benchmarks/)
-holding what the text names: the picture files, `path/to/pictures`, a finished default run and the
-checkpoint file name the figures were measured on. Where a command cannot run as written in a test,
+holding what the text names: the picture files, `path/to/pictures`, the session's trained run and the
+checkpoint file name the figures were measured on. A `python -m mnist_lit` or `python SCRIPT` command
+runs in the test's own process (Lightning is imported once, not once a command), with the environment
+and working folder a shell would give it; anything else (servers, curl, exported variables) runs in bash. Where a command cannot run as written in a test,
 a rule below says what is done instead, and why: training gets options appended that shorten it; a
 server is started, answers the commands after it and is stopped; what needs a GPU, several
 machines or a database server has its options parsed; a benchmark (minutes of timing) has its options
@@ -13,23 +15,26 @@ checked against its --help. A command added to the docs without a rule fails the
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import torch
 
-from conftest import REPO, digit_picture, run_cli
+from helpers.cli import REPO, run_cli, run_script
+from helpers.files import digit_picture
 from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
 from mnist_lit.serve import check_port_free
 from mnist_lit.sources import has_files
-from picture_sets import write_split_folder
-from server_process import process_answering
+from helpers.picture_sets import write_split_folder
+from helpers.server_process import process_answering
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 PROGRAMS = {"python", "pip", "tensorboard", "curl", "torchrun", "srun", "export", "mnist-lit"}
@@ -142,8 +147,8 @@ def test_the_extras_the_docs_install_come_with_the_test_command():
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, real_mnist) -> Path:
-    """A scratch repository root with the files the docs name and one short default run in it."""
+def finished_run(tmp_path_factory, trained_run) -> Path:
+    """A scratch repository root with the files the docs name and the session's trained run in it."""
     root = tmp_path_factory.mktemp("docs_commands")
     # Copies: what a script writes beside itself stays in the scratch folder.
     for folder in ("configs", "benchmarks", "tests"):
@@ -153,12 +158,12 @@ def finished_run(tmp_path_factory, real_mnist) -> Path:
         (root / name).parent.mkdir(exist_ok=True)
         digit_picture(root / name)
     write_split_folder(root / "path" / "to" / "pictures", train=20, test=6)
-    run_cli(root, real_mnist, "fit", *SHORT)
+    trained_run.copy_to(root)
     shutil.copy(root / "checkpoints" / "version_0" / "last.ckpt", root / MEASURED_CHECKPOINT)
     return root
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(REPO)))
 def test_every_command_of_the_page_runs_as_written(page, finished_run, real_mnist, tmp_path):
     root = tmp_path / "repo"
@@ -224,10 +229,40 @@ def option_value(command: str, name: str, default: str) -> str:
 
 
 def check(shell: str, root: Path, env: dict) -> subprocess.CompletedProcess:
-    """``shell`` run by bash in ``root``; it must succeed."""
-    result = subprocess.run(["bash", "-c", shell], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    """``shell`` run in ``root``, in this process where it can be (``in_process``), else by bash; it must succeed."""
+    parts = [in_process(part) for part in shell.split(" && ")]
+    if not all(parts):
+        result = subprocess.run(["bash", "-c", shell], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    for variables, argv in parts if all(parts) else []:  # each part of an && chain while they succeed
+        if argv[:2] == ["-m", "mnist_lit"]:
+            result = run_cli(root, Path(env["MNIST_LIT_DATA_DIR"]), *argv[2:], check=False, env={**env, **variables})
+        else:
+            result = run_script(root / argv[0], *argv[1:], cwd=root, env={**env, **variables})
+        if result.returncode != 0:
+            break
     assert result.returncode == 0, f"`{shell}` failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
     return result
+
+
+def in_process(command: str) -> Optional[tuple[dict[str, str], list[str]]]:
+    """``VAR=value ... python -m mnist_lit ARGS`` or ``python SCRIPT.py ARGS`` as (variables, argv after
+    `python`), when the shell would pass the words on unchanged (nothing to expand or redirect) and the
+    command starts no processes of its own; else None."""
+    if re.search(r"[$`|;<>(){}\\]", command):
+        return None
+    # Lightning starts DDP's other processes by running the command line again: that of a real process.
+    if re.search(r"--trainer\.(strategy ddp|devices [2-9]|num_nodes [2-9])", command) and "--print_config" not in command:
+        return None
+    words = shlex.split(command)
+    variables = {}
+    while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+        name, value = words.pop(0).split("=", 1)
+        variables[name] = value
+    unquoted_glob = any(re.search(r"[*?\[]", word) for word in command.split() if word[0] not in "'\"")
+    program = words[1:3] == ["-m", "mnist_lit"] or (len(words) > 1 and words[1].endswith(".py"))
+    if words[:1] != ["python"] or not program or unquoted_glob:
+        return None
+    return variables, words[1:]
 
 
 def check_once(shell: str, root: Path, env: dict, answered: dict) -> subprocess.CompletedProcess:

@@ -1,4 +1,5 @@
-"""Real runs on the real MNIST files, each command in its own process as a user would type it."""
+"""The session's trained model (conftest.trained_run: `fit` then `test` on the real MNIST files, as a user types
+them) and what `predict` makes of digits and drawings in picture files."""
 
 import csv
 import json
@@ -10,28 +11,34 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import run_cli
-from not_digits import drawing
+from helpers.cli import run_cli
+from helpers.not_digits import drawing
 from mnist_lit.checkpoint_files import read_checkpoint
 
-pytestmark = pytest.mark.e2e
-QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
+pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("user")  # a directory of the user's, not the repository
+@pytest.fixture
+def workdir(trained_run) -> Path:
+    """The folder of the trained run (read only)."""
+    return trained_run.folder
 
 
-@pytest.fixture(scope="module")
-def fit_output(workdir, real_mnist) -> str:
-    # A non-default network size: `test` must read it back from the checkpoint to load the weights.
-    return run_cli(workdir, real_mnist, "fit", "--config", str(QUICK), "--model.hidden_units", "64").stdout
+@pytest.fixture
+def fit_output(trained_run) -> str:
+    return trained_run.fit_output
 
 
-@pytest.fixture(scope="module")
-def evaluation_output(workdir, real_mnist, fit_output) -> str:
-    return run_cli(workdir, real_mnist, "test").stdout
+@pytest.fixture
+def evaluation_output(trained_run) -> str:
+    # `test` found the run's best checkpoint, with its non-default network size, on its own.
+    return trained_run.test_output
+
+
+@pytest.fixture
+def user_folder(trained_run, tmp_path) -> Path:
+    """A user's folder holding a copy of the trained run, for commands that write beside it."""
+    return trained_run.copy_to(tmp_path / "user")
 
 
 def test_short_training_really_learns(workdir, fit_output):
@@ -137,7 +144,8 @@ def write_varied_digits(folder: Path, data_dir: Path, count: int) -> list[int]:
     return test_set.targets[:count].tolist()
 
 
-def test_predict_reads_digits_from_picture_files(workdir, real_mnist, fit_output):
+def test_predict_reads_digits_from_picture_files(user_folder, real_mnist):
+    workdir = user_folder
     labels = write_varied_digits(workdir / "pictures", real_mnist, count=500)
     result = run_cli(workdir, real_mnist, "predict", "pictures", "--output", "predictions.json")
     predictions = json.loads((workdir / "predictions.json").read_text())
@@ -156,7 +164,8 @@ def test_predict_reads_digits_from_picture_files(workdir, real_mnist, fit_output
     assert all(re.fullmatch(rf"pictures/\d{{3}}\.(jpg|png): (\d|\d or \d\?|doesn't look like a digit) {top3}", line) for line in lines)
 
 
-def test_drawings_that_are_not_digits_are_said_not_to_look_like_one(workdir, real_mnist, fit_output):
+def test_drawings_that_are_not_digits_are_said_not_to_look_like_one(user_folder, real_mnist):
+    workdir = user_folder
     rng = np.random.default_rng(7)
     folder = workdir / "not_digits"
     folder.mkdir()

@@ -8,7 +8,7 @@ import onnxruntime
 import pytest
 import torch
 
-from conftest import MNIST, save_checkpoint
+from helpers.checkpoints import MNIST, save_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.model import ImageClassifier
 from mnist_lit.datasets import DATASETS

@@ -11,12 +11,13 @@ import pytest
 import requests
 import torch
 
-from conftest import onnx_gap, run_cli
+from helpers.checkpoints import onnx_gap
+from helpers.cli import run_cli
 from mnist_lit.inference import load_predictor
-from picture_sets import SHAPES, shape_picture, write_folder, write_split_folder
-from server_process import running_server
+from helpers.picture_sets import SHAPES, shape_picture, write_folder, write_split_folder
+from helpers.server_process import running_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 FOLDER_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "folder.yaml"
 
 

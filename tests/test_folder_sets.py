@@ -9,14 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import save_checkpoint
+from helpers.checkpoints import save_checkpoint
 from mnist_lit import sources
 from mnist_lit.data import ImageDataModule, stratified_split
 from mnist_lit.errors import UserError
 from mnist_lit.inference import load_predictor
 from mnist_lit.model import ImageClassifier
 from mnist_lit.preprocess import open_picture, photo_style
-from picture_sets import SHAPES, exif_rotated_jpeg, save_as, shape_picture, write_csv, write_folder, write_split_folder
+from helpers.picture_sets import SHAPES, exif_rotated_jpeg, save_as, shape_picture, write_csv, write_folder, write_split_folder
 
 
 def setup_data(path: Path, stage: str = "fit", **options) -> ImageDataModule:

@@ -14,12 +14,12 @@ import requests
 import torch
 from PIL import Image, ImageDraw
 
-from conftest import MNIST, save_checkpoint
+from helpers.checkpoints import MNIST, save_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.errors import UserError
 from mnist_lit.model import ImageClassifier
 from mnist_lit.preprocess import load_picture, open_picture
-from server_process import healthy, running_server
+from helpers.server_process import healthy, running_server
 
 FORMATS = {  # Pillow format: (suffix, save options)
     "PNG": ("png", {}),
@@ -143,6 +143,7 @@ def test_predict_on_a_folder_of_damaged_pictures_names_every_file_and_exits_1(un
     assert all(line.startswith("error: ") for line in err.splitlines())
 
 
+@pytest.mark.slow
 def test_serve_answers_every_damaged_upload_with_a_2xx_or_a_4xx_and_stays_healthy(untrained):
     with running_server(untrained) as url:
         for name, data in few_damaged(5).items():

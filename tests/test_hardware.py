@@ -47,6 +47,7 @@ FAULTS_PER_STEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_training_steps_reuse_memory_instead_of_faulting_in_fresh_pages():
     # Fresh processes, so that nothing else has tuned the allocator yet.

@@ -6,7 +6,7 @@ import mnist_lit.data
 from mnist_lit.data import ImageDataModule
 from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
-from conftest import MNIST
+from helpers.checkpoints import MNIST
 from mnist_lit.model import ImageClassifier
 
 
@@ -113,6 +113,24 @@ def test_one_cycle_warms_up_to_lr_then_anneals_over_the_whole_run(tiny_mnist):
     peak = max(range(16), key=rates.rates.__getitem__)
     assert rates.rates[peak] == pytest.approx(0.01)
     assert 2 <= peak <= 5  # a quarter of the way through
+    assert rates.rates[0] < 0.001 and rates.rates[-1] < 0.001
+
+
+@pytest.mark.parametrize("batches", [2, 3, 4, 7])
+def test_one_cycle_runs_of_a_few_steps_warm_up_and_anneal(tiny_mnist, batches):
+    # A quarter of four steps ended torch's warm-up at step 0, which divided by zero.
+    rates = StepLearningRates()
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=batches, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[rates],
+    )
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    if batches < 3:
+        with pytest.raises(UserError, match="one_cycle needs at least 3 training steps; this run has 2"):
+            trainer.fit(ImageClassifier(lr=0.01, lr_schedule="one_cycle"), data)
+        return
+    trainer.fit(ImageClassifier(lr=0.01, lr_schedule="one_cycle"), data)
+    assert len(rates.rates) == batches and rates.rates[1] == pytest.approx(0.01)  # the peak
     assert rates.rates[0] < 0.001 and rates.rates[-1] < 0.001
 
 

@@ -11,12 +11,13 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.datasets import FashionMNIST
 
-from conftest import onnx_gap, run_cli
+from helpers.checkpoints import onnx_gap
+from helpers.cli import run_cli
 from mnist_lit.data import has_files
 from mnist_lit.datasets import DATASETS
 from mnist_lit.inference import load_predictor
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
 # Written by `fit` of mnist-lit 0.1.0 (a small network, one epoch: 92% validation accuracy),
 # before checkpoints recorded their data set.

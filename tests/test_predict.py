@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import digit_picture, save_checkpoint
+from helpers.checkpoints import save_checkpoint
+from helpers.files import digit_picture
 from mnist_lit.cli import main
 from mnist_lit.confidence import Answer, answer
 from mnist_lit.inference import load_predictor

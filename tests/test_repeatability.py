@@ -6,10 +6,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_cli
+from helpers.cli import run_cli
 from mnist_lit.checkpoint_files import read_checkpoint
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 SHORT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "40", "--trainer.log_every_n_steps", "10"]
 
 

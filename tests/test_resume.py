@@ -13,13 +13,13 @@ from typing import Optional
 import pytest
 
 from mnist_lit.checkpoint_files import read_checkpoint
-from pause_callback import PAUSED
+from helpers.pause_callback import PAUSED
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
 # Three short epochs: enough to interrupt one in the middle and still compare the end.
 OPTIONS = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "150"]
-PAUSE_IN_SECOND_EPOCH = ["--trainer.callbacks", "pause_callback.PauseInEpoch"]
+PAUSE_IN_SECOND_EPOCH = ["--trainer.callbacks", "helpers.pause_callback.PauseInEpoch"]
 
 
 def fit(cwd: Path, data_dir: Path, *args: str, env: Optional[dict] = None) -> subprocess.Popen:

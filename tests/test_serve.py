@@ -23,15 +23,17 @@ import torch
 from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import MNIST, digit_picture, save_checkpoint
+from helpers.checkpoints import MNIST, save_checkpoint
+from helpers.files import digit_picture
 from mnist_lit.confidence import Confidence
 from mnist_lit.datasets import DATASETS
 from mnist_lit.inference import load_predictor
 from mnist_lit.model import ImageClassifier
 from mnist_lit.predict import predict
 from mnist_lit.preprocess import load_picture
-from server_process import free_port, healthy, running_server, server_process, session_processes
+from helpers.server_process import free_port, healthy, running_server, server_process, session_processes
 
+pytestmark = pytest.mark.slow  # servers and commands in processes of their own
 MAX_UPLOAD_MB = 0.25
 MAX_MEGAPIXELS = 1.0
 

@@ -12,26 +12,24 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from browser import LETTER_W, SCRIBBLE, SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview, preview_rgb
-from conftest import run_cli, save_checkpoint
+from helpers.browser import LETTER_W, SCRIBBLE, SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview, preview_rgb
+from helpers.checkpoints import save_checkpoint
 from mnist_lit.data import load_builtin
 from mnist_lit.datasets import DATASETS, DataSet
 from mnist_lit.inference import load_predictor
 from mnist_lit.model import ImageClassifier
-from server_process import running_server
+from helpers.server_process import running_server
 
 pytestmark = [
-    pytest.mark.e2e,
+    pytest.mark.slow,
     pytest.mark.skipif(not chromium_installed(), reason="needs Debian's chromium and chromium-driver (apt-get install)"),
 ]
-QUICK = Path(__file__).parents[1] / "configs" / "quick.yaml"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, real_mnist) -> Path:
-    workdir = tmp_path_factory.mktemp("page")
-    run_cli(workdir, real_mnist, "fit", "--config", str(QUICK))
-    return workdir / "checkpoints" / "version_0" / "last.ckpt"
+def trained(trained_run) -> Path:
+    """The session's one-epoch MNIST model."""
+    return trained_run.last
 
 
 @contextmanager

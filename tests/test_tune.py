@@ -17,7 +17,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from conftest import REPO
+from helpers.cli import REPO, run_cli
 from mnist_lit import tune
 from mnist_lit.errors import UserError, run_command
 
@@ -112,6 +112,7 @@ def states(cwd: Path, study: str = "search") -> dict[TrialState, int]:
     return {state: sum(t.state == state for t in trials) for state in TrialState}
 
 
+@pytest.mark.slow
 def test_a_search_writes_runs_best_options_and_pictures_that_fit_runs(tmp_path, tiny_mnist):
     (tmp_path / "space.yaml").write_text(SPACE)
     output = finish(start_tune(tmp_path, tiny_mnist, "--trials", "3"))
@@ -128,12 +129,11 @@ def test_a_search_writes_runs_best_options_and_pictures_that_fit_runs(tmp_path, 
     assert best["data"]["val_size"] == 20  # the fixed options too
     assert (study / "history.png").stat().st_size > 0 and (study / "importances.png").stat().st_size > 0
     assert f"trial {best_trial.number}" in output and "fit --config studies/search/best.yaml" in output
-    run = subprocess.run([sys.executable, "-m", "mnist_lit", "fit", "--config", "studies/search/best.yaml"], cwd=tmp_path,
-                         env={**os.environ, "MNIST_LIT_DATA_DIR": str(tiny_mnist)}, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run_cli(tmp_path, tiny_mnist, "fit", "--config", "studies/search/best.yaml")
     assert (tmp_path / "checkpoints" / "version_0" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_two_searches_on_one_study_finish_exactly_the_trials_asked(tmp_path, tiny_mnist):
     (tmp_path / "space.yaml").write_text(SPACE)
     # One of them with two worker processes of its own: three workers on one SQLite file.
@@ -144,6 +144,7 @@ def test_two_searches_on_one_study_finish_exactly_the_trials_asked(tmp_path, tin
     assert counts[TrialState.RUNNING] == 0, outputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
 def test_a_search_stopped_mid_trial_continues_and_the_stopped_trial_does_not_count(tmp_path, tiny_mnist, stop):
     (tmp_path / "space.yaml").write_text(SPACE)
@@ -169,6 +170,7 @@ def test_a_search_stopped_mid_trial_continues_and_the_stopped_trial_does_not_cou
     assert counts[TrialState.FAIL] == 1 and counts[TrialState.RUNNING] == 0, output
 
 
+@pytest.mark.slow
 def test_a_study_refuses_another_search_space(tmp_path, tiny_mnist, monkeypatch, capsys):
     (tmp_path / "space.yaml").write_text(SPACE)
     finish(start_tune(tmp_path, tiny_mnist, "--trials", "1"))

@@ -3,7 +3,7 @@
 Three crafted files: hyperparameters naming an `_instantiator` and a `_class_path` (which
 load_from_checkpoint imported and called before lightning 2.6.6), a pickled object whose unpickling
 calls a function, and a zip member whose header claims gigabytes. The function they name writes
-a marker file (tests/payload.py); it must never appear.
+a marker file (tests/helpers/payload.py); it must never appear.
 """
 
 import re
@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import MNIST, REPO, digit_picture, save_checkpoint
+from helpers.checkpoints import MNIST, save_checkpoint
+from helpers.cli import REPO
+from helpers.files import digit_picture
 from mnist_lit.cli import main
 from mnist_lit.model import ImageClassifier
-from payload import Evil
+from helpers.payload import Evil
 
 COMMANDS = {  # name: arguments after the checkpoint's path
     "fit --ckpt_path": ["fit", "--trainer.max_epochs", "1", "--data.val_size", "20", "--data.batch_size", "16", "--ckpt_path"],
@@ -35,7 +37,7 @@ COMMANDS = {  # name: arguments after the checkpoint's path
 def instantiator(good: Path, path: Path) -> Path:
     checkpoint = torch.load(good, weights_only=True)
     for key in ("hyper_parameters", "datamodule_hyper_parameters"):
-        checkpoint.setdefault(key, {}).update({"_instantiator": "payload.ran", "_class_path": "payload.Evil"})
+        checkpoint.setdefault(key, {}).update({"_instantiator": "helpers.payload.ran", "_class_path": "helpers.payload.Evil"})
     torch.save(checkpoint, path)
     return path
 
@@ -64,8 +66,8 @@ def huge_member(good: Path, path: Path) -> Path:
 
 CRAFTED = {"_instantiator": instantiator, "pickled object": pickled, "huge zip member": huge_member}
 EXPECTED = {  # what each command's one line says
-    "_instantiator": r"names code to build its model or data with \(_instantiator 'payload.ran'\)",
-    "pickled object": r"holds pickled Python objects \(payload.ran\)",
+    "_instantiator": r"names code to build its model or data with \(_instantiator 'helpers.payload.ran'\)",
+    "pickled object": r"holds pickled Python objects \(helpers.payload.ran\)",
     "huge zip member": r"holds a member .* of 3.0 GiB, more than a checkpoint of mnist-lit could",
 }
 
@@ -106,6 +108,7 @@ def check_refused(crafted: str, status: int, stderr: str) -> None:
     assert re.search(EXPECTED[crafted], errors[0]), errors[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crafted", CRAFTED)
 def test_serve_runs_nothing_a_checkpoint_names(crafted, files, tmp_path, monkeypatch):
     marker = tmp_path / "ran.txt"

@@ -1,6 +1,6 @@
 """A callback for the tests that interrupt `fit`: it holds the run at a known step until it is killed.
 
-Loaded by the `fit` under test with ``--trainer.callbacks pause_callback.PauseInEpoch`` (tests/
+Loaded by the `fit` under test with ``--trainer.callbacks helpers.pause_callback.PauseInEpoch`` (tests/
 on PYTHONPATH), so the kill lands where the test says, however fast or loaded the machine is.
 """
 

@@ -1,6 +1,6 @@
 """A callback for the multi-node test: what each process of a run did, one JSON line per event.
 
-Loaded by the `fit` under test with ``--trainer.callbacks node_recorder.RecordNode
+Loaded by the `fit` under test with ``--trainer.callbacks helpers.node_recorder.RecordNode
 --trainer.callbacks.init_args.path FILE`` (tests/ on PYTHONPATH). Every process appends to FILE.
 """
 
