@@ -248,14 +248,16 @@ def open_study(search: Search) -> optuna.Study:
 
 def rdb_storage(url: str, engine: dict) -> optuna.storages.RDBStorage:
     """Optuna's storage at ``url``. Two searches that start together on a new database both create its
-    tables, and the second finds them made (an IntegrityError); it then opens what the first made."""
-    from sqlalchemy.exc import IntegrityError
+    tables, and the second finds them made (an IntegrityError on a row, or SQLite's OperationalError
+    "table ... already exists"); it then opens what the first made."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     for attempt in range(3):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
-        except IntegrityError:
-            if attempt == 2:
+        except (IntegrityError, OperationalError) as error:
+            made_by_the_other = isinstance(error, IntegrityError) or "already exists" in str(error)
+            if attempt == 2 or not made_by_the_other:
                 raise
 
 

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.checkpoints import MNIST, save_checkpoint
+from helpers.checkpoints import untrained_checkpoint
 from helpers.files import digit_picture
 from mnist_lit.cli import main
-from mnist_lit.model import ImageClassifier
 
 UNWRITABLE = r"\((Permission denied|Operation not permitted)\)"
 TINY_FIT = ["fit", "--data.val_size", "20", "--data.batch_size", "16", "--trainer.max_epochs", "1"]
@@ -35,7 +34,7 @@ def inputs(tmp_path, tiny_mnist) -> dict[str, Path]:
     """Bad files of every kind, outside the working directory."""
     folder = tmp_path / "inputs"
     folder.mkdir()
-    good = save_checkpoint(folder / "good.ckpt", ImageClassifier(hidden_units=32, dataset_info=MNIST))
+    good = untrained_checkpoint(folder / "good.ckpt")
     (folder / "empty.ckpt").touch()
     (folder / "truncated.ckpt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     (folder / "text.ckpt").write_text("not a checkpoint\n")

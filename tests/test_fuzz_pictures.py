@@ -11,13 +11,11 @@ import warnings
 
 import pytest
 import requests
-import torch
 from PIL import Image, ImageDraw
 
-from helpers.checkpoints import MNIST, save_checkpoint
+from helpers.checkpoints import untrained_checkpoint
 from mnist_lit.cli import main
 from mnist_lit.errors import UserError
-from mnist_lit.model import ImageClassifier
 from mnist_lit.preprocess import load_picture, open_picture
 from helpers.server_process import healthy, running_server
 
@@ -114,8 +112,7 @@ def test_pillows_warnings_are_silent_when_a_picture_decodes_and_part_of_the_line
 
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("fuzz") / "model.ckpt", ImageClassifier(hidden_units=32, dataset_info=MNIST))
+    return untrained_checkpoint(tmp_path_factory.mktemp("fuzz") / "model.ckpt")
 
 
 def few_damaged(per_format: int) -> dict[str, bytes]:

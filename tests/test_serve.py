@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers.checkpoints import MNIST, save_checkpoint
+from helpers.checkpoints import save_checkpoint, untrained_checkpoint
 from helpers.files import digit_picture
 from mnist_lit.confidence import Confidence
 from mnist_lit.datasets import DATASETS
@@ -40,8 +40,7 @@ MAX_MEGAPIXELS = 1.0
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("serve") / "model.ckpt", ImageClassifier(hidden_units=32, dataset_info=MNIST))
+    return untrained_checkpoint(tmp_path_factory.mktemp("serve") / "model.ckpt")
 
 
 @pytest.fixture(scope="module")

@@ -199,3 +199,38 @@ def test_the_pruner_stops_a_trial_after_its_first_epoch(tmp_path, tiny_mnist, mo
     trial = study.trials[0]
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [0]
     assert 0 <= trial.intermediate_values[0] <= 1  # the validation accuracy of epoch 1
+
+
+@pytest.mark.parametrize("race", ["IntegrityError", "OperationalError"])
+def test_a_search_that_finds_the_tables_another_just_made_opens_them(monkeypatch, race):
+    # Two searches starting together on a new SQLite file both create the tables; the slower one fails
+    # on a row (IntegrityError) or on a table (OperationalError), depending on where they crossed.
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    error = {"IntegrityError": IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: alembic_version")),
+             "OperationalError": OperationalError("CREATE TABLE", {}, Exception("table trial_params already exists"))}[race]
+    attempts = []
+
+    def storage(*args, **kwargs):
+        attempts.append(args)
+        if len(attempts) == 1:
+            raise error
+        return "opened"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", storage)
+    assert tune.rdb_storage("sqlite:///study.db", {}) == "opened" and len(attempts) == 2
+
+
+def test_a_storage_that_cannot_be_opened_is_not_retried(monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    attempts = []
+
+    def storage(*args, **kwargs):
+        attempts.append(args)
+        raise OperationalError("connect", {}, Exception("unable to open database file"))
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", storage)
+    with pytest.raises(OperationalError):
+        tune.rdb_storage("sqlite:///no/such/study.db", {})
+    assert len(attempts) == 1

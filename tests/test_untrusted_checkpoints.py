@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.checkpoints import MNIST, save_checkpoint
+from helpers.checkpoints import untrained_checkpoint
 from helpers.cli import REPO
 from helpers.files import digit_picture
 from mnist_lit.cli import main
@@ -75,8 +75,7 @@ EXPECTED = {  # what each command's one line says
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("untrusted")
-    torch.manual_seed(0)
-    good = save_checkpoint(folder / "good.ckpt", ImageClassifier(hidden_units=32, dataset_info=MNIST))
+    good = untrained_checkpoint(folder / "good.ckpt")
     return {name: craft(good, folder / f"{name.replace(' ', '_')}.ckpt") for name, craft in CRAFTED.items()}
 
 
