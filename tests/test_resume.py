@@ -18,7 +18,8 @@ from helpers.pause_callback import PAUSED
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
 # Three short epochs: enough to interrupt one in the middle and still compare the end.
-OPTIONS = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", "150"]
+STEPS_PER_EPOCH = 60
+OPTIONS = ["--trainer.max_epochs", "3", "--trainer.limit_train_batches", str(STEPS_PER_EPOCH)]
 PAUSE_IN_SECOND_EPOCH = ["--trainer.callbacks", "helpers.pause_callback.PauseInEpoch"]
 
 
@@ -149,7 +150,7 @@ def test_slurm_requeue_signal_saves_the_moment_and_last_resumes_from_it(tmp_path
     job.send_signal(signal.SIGKILL)  # the job ends; SLURM starts it again with the same command
     job.wait()
     saved = read_checkpoint(run / "hpc_ckpt_1.ckpt")
-    assert saved["global_step"] == 150 + 10  # the moment of the signal, mid-way through epoch 2
+    assert saved["global_step"] == STEPS_PER_EPOCH + 10  # the moment of the signal, mid-way through epoch 2
 
     resumed_output = finish(fit(run, real_mnist, "--ckpt_path", "last", env=slurm))
     assert "Restoring states from the checkpoint path at hpc_ckpt_1.ckpt" in resumed_output

@@ -7,8 +7,6 @@ import re
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +22,7 @@ from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers.checkpoints import save_checkpoint, untrained_checkpoint
+from helpers.cli import run_cli
 from helpers.files import digit_picture
 from mnist_lit.confidence import Confidence
 from mnist_lit.datasets import DATASETS
@@ -280,8 +279,9 @@ def test_a_fashion_checkpoint_serves_clothing_labels(tmp_path):
 
 
 def serve_error(*args: str) -> str:
-    """The output of a `serve` that must fail at start-up: one `error:` line."""
-    result = subprocess.run([sys.executable, "-m", "mnist_lit", "serve", *args], capture_output=True, text=True, timeout=120)
+    """The output of a `serve` that must fail at start-up: one `error:` line (in this process: what is
+    checked is that it fails before serving, not how a process exits)."""
+    result = run_cli(Path.cwd(), Path.cwd(), "serve", *args, check=False)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert lines and "error: " in lines[-1], result.stderr  # argparse's "prog: error: ..." or ours

@@ -115,7 +115,7 @@ def states(cwd: Path, study: str = "search") -> dict[TrialState, int]:
 @pytest.mark.slow
 def test_a_search_writes_runs_best_options_and_pictures_that_fit_runs(tmp_path, tiny_mnist):
     (tmp_path / "space.yaml").write_text(SPACE)
-    output = finish(start_tune(tmp_path, tiny_mnist, "--trials", "3"))
+    output = run_cli(tmp_path, tiny_mnist, "tune", "--search", "space.yaml", "--trials", "3", *TINY_TRIAL).stdout
     counts = states(tmp_path)
     assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 3 and counts[TrialState.FAIL] == 0, output
     study = tmp_path / "studies" / "search"
@@ -173,7 +173,7 @@ def test_a_search_stopped_mid_trial_continues_and_the_stopped_trial_does_not_cou
 @pytest.mark.slow
 def test_a_study_refuses_another_search_space(tmp_path, tiny_mnist, monkeypatch, capsys):
     (tmp_path / "space.yaml").write_text(SPACE)
-    finish(start_tune(tmp_path, tiny_mnist, "--trials", "1"))
+    run_cli(tmp_path, tiny_mnist, "tune", "--search", "space.yaml", "--trials", "1", *TINY_TRIAL)
     (tmp_path / "space.yaml").write_text("model.lr: {low: 1.0e-4, high: 1.0e-2, log: true}\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNIST_LIT_DATA_DIR", str(tiny_mnist))

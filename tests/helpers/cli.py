@@ -94,14 +94,19 @@ def own_process_state(cwd: Path, env: dict[str, str], argv: list[str]) -> Iterat
 
 @contextmanager
 def lightning_logs_to(stream: io.StringIO) -> Iterator[None]:
-    """Lightning's log lines (restoring a checkpoint, the devices found) into ``stream``, as into a process's stderr."""
-    handlers = [h for name in LIGHTNING_LOGGERS for h in logging.getLogger(name).handlers if isinstance(h, logging.StreamHandler)]
+    """Lightning's log lines (restoring a checkpoint, the devices found) into ``stream``, as into a process's
+    stderr; the levels a command sets (tune quiets Lightning) are put back after it, as a new process starts."""
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    handlers = [h for logger in loggers for h in logger.handlers if isinstance(h, logging.StreamHandler)]
     previous = [handler.setStream(stream) for handler in handlers]
     try:
         yield
     finally:
         for handler, old in zip(handlers, previous):
             handler.setStream(old)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 @contextmanager
