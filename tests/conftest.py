@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules; the helpers they use are modules of tests/helpers/."""
 
+import json
 import os
 import shutil
 import sys
@@ -9,18 +10,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from filelock import FileLock
 
 from helpers.checkpoints import untrained_checkpoint
 from helpers.cli import REPO, run_cli, run_cli_process
 from helpers.files import write_idx
 from mnist_lit.data import DATA_DIR_ENV, ImageDataModule, has_files
 from mnist_lit.errors import UserError
+from mnist_lit.hardware import usable_cores
 from mnist_lit.sources import CACHE_DIR_ENV
 
 # Where the real MNIST files are looked for when $MNIST_LIT_DATA_DIR is not set: an offline copy
 # next to the repository, then data/, where `fit` run from the repository root downloads them.
 CANDIDATE_DATA_DIRS = (REPO.parent / "shared" / "mnist", REPO / "data")
 QUICK = REPO / "configs" / "quick.yaml"
+# pytest-xdist's worker name (gw0, gw1 ...) in its workers, None without it.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+if WORKER:
+    # The workers share the machine's cores, each with its own share for its training and for the processes it
+    # starts: more threads than cores, and OpenMP's spinning threads slow every process down several times.
+    THREADS = max(1, usable_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    torch.set_num_threads(THREADS)
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
 
 @pytest.fixture
@@ -119,11 +131,19 @@ def trained_run(tmp_path_factory, real_mnist) -> TrainedRun:
     """The one model the session trains for every test that needs a trained checkpoint: one epoch of
     configs/quick.yaml with a non-default size (commands must read it back from the checkpoint), then
     `test` on it in a process of its own, as a user runs it after `fit`. Tests read this folder and never
-    write into it; ``copy_to`` gives one to write in."""
-    folder = tmp_path_factory.mktemp("trained")
-    fit = run_cli(folder, real_mnist, "fit", "--config", str(QUICK), "--model.hidden_units", "64")
-    test = run_cli_process(folder, real_mnist, "test")
-    return TrainedRun(folder, fit.stdout, test.stdout)
+    write into it; ``copy_to`` gives one to write in. The workers of `pytest -n` share it: the first
+    trains it, under a lock the others wait on."""
+    shared = tmp_path_factory.getbasetemp()
+    if WORKER:  # every worker's basetemp is a folder of the session's own
+        shared = shared.parent
+    folder, outputs = shared / "trained", shared / "trained.json"
+    with FileLock(shared / "trained.lock"):
+        if not outputs.exists():
+            fit = run_cli(folder, real_mnist, "fit", "--config", str(QUICK), "--model.hidden_units", "64")
+            test = run_cli_process(folder, real_mnist, "test")
+            outputs.write_text(json.dumps({"fit": fit.stdout, "test": test.stdout}))
+    printed = json.loads(outputs.read_text())
+    return TrainedRun(folder, printed["fit"], printed["test"])
 
 
 # What needs the real MNIST files, a trained model, a server, a browser or another process is slow:

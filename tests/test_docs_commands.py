@@ -62,6 +62,8 @@ RULES = [
     Rule(r"^python benchmarks/", "help", "measurements of minutes: the script starts and takes these options"),
     Rule(r"--storage postgresql", "skip", "needs a PostgreSQL server; tune's other options run on SQLite above"),
     Rule(r"torchrun|srun|NODE_RANK=", "parse", "several machines: fit's options parsed with --print_config"),
+    Rule(r"--trainer\.strategy ddp --trainer\.devices 2 --trainer\.accelerator cpu$", "parse",
+         "two processes on the CPU: tests/test_distributed.py trains and tests with exactly these options"),
     Rule(r"--trainer\.accelerator gpu", "gpu", "runs shortened with a GPU, parsed with --print_config without"),
     Rule(r"^export ", "run"),
     Rule(r"mnist_lit serve|^tensorboard ", "serve", "started; it answers the page's next commands until another starts"),

@@ -13,6 +13,7 @@ from typing import Optional
 import pytest
 
 from mnist_lit.checkpoint_files import read_checkpoint
+from helpers.cli import run_cli
 from helpers.pause_callback import PAUSED
 
 pytestmark = pytest.mark.slow
@@ -70,6 +71,12 @@ def finish(process: subprocess.Popen) -> str:
     return output
 
 
+def fit_here(cwd: Path, data_dir: Path, *args: str) -> str:
+    """The same `fit` run to its end in this process (nothing to interrupt): what it printed, stdout and stderr."""
+    result = run_cli(cwd, data_dir, "fit", *OPTIONS, *args)
+    return result.stdout + result.stderr
+
+
 def last_state(cwd: Path) -> dict:
     checkpoint = read_checkpoint(cwd / "checkpoints" / "version_0" / "last.ckpt")
     early_stopping = next(s for k, s in checkpoint["callbacks"].items() if k.startswith("EarlyStopping"))
@@ -85,7 +92,7 @@ def last_state(cwd: Path) -> dict:
 def test_a_killed_fit_resumes_where_it_stopped(tmp_path, real_mnist):
     # One process at a time: two of them would share 2 cores between 4 threads, and OpenMP's
     # waiting threads make that several times slower, not twice.
-    finish(fit(tmp_path / "uninterrupted", real_mnist))
+    fit_here(tmp_path / "uninterrupted", real_mnist)
 
     # The same command starts the run and resumes it: what a job that is requeued needs.
     killed = fit(tmp_path / "killed", real_mnist, "--ckpt_path", "last", *PAUSE_IN_SECOND_EPOCH)
@@ -97,7 +104,7 @@ def test_a_killed_fit_resumes_where_it_stopped(tmp_path, real_mnist):
     run = tmp_path / "killed"
     assert last_state(run)["epoch"] == 0
 
-    resumed_output = finish(fit(run, real_mnist, "--ckpt_path", "last"))
+    resumed_output = fit_here(run, real_mnist, "--ckpt_path", "last")
 
     assert "Restoring states from the checkpoint path at checkpoints/version_0/last.ckpt" in resumed_output
     # The same run continues: no new version, the epoch counter, step, LR schedule and

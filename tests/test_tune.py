@@ -164,7 +164,8 @@ def test_a_search_stopped_mid_trial_continues_and_the_stopped_trial_does_not_cou
     else:
         assert states(tmp_path)[TrialState.RUNNING] == 1  # what kill -9 leaves behind
 
-    output = finish(start_tune(tmp_path, tiny_mnist, "--trials", "2", *slow))
+    # The same command again, in this process: the study continues where the stopped one left it.
+    output = run_cli(tmp_path, tiny_mnist, "tune", "--search", "space.yaml", "--trials", "2", *slow, *TINY_TRIAL).stdout
     counts = states(tmp_path)
     assert counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] == 2, output
     assert counts[TrialState.FAIL] == 1 and counts[TrialState.RUNNING] == 0, output
