@@ -63,7 +63,7 @@ def hand_made_predictions() -> tuple[torch.Tensor, torch.Tensor]:
 def own_cache_dir(tmp_path_factory) -> Path:
     """Decoded folder sets are cached in a folder of the test session's, not the user's cache."""
     folder = tmp_path_factory.mktemp("cache")
-    os.environ[CACHE_DIR_ENV] = str(folder)  # subprocesses (run_cli) inherit it
+    os.environ[CACHE_DIR_ENV] = str(folder)  # the processes the tests start (run_cli_process) inherit it
     return folder
 
 
