@@ -1,6 +1,7 @@
 """Fixtures shared by the test modules; the helpers they use are modules of tests/helpers/."""
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -13,7 +14,7 @@ import torch
 from filelock import FileLock
 
 from helpers.checkpoints import untrained_checkpoint
-from helpers.cli import REPO, run_cli, run_cli_process
+from helpers.cli import LIGHTNING_LOGGERS, REPO, run_cli, run_cli_process
 from helpers.files import write_idx
 from mnist_lit.data import DATA_DIR_ENV, ImageDataModule, has_files
 from mnist_lit.errors import UserError
@@ -65,6 +66,17 @@ def own_cache_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cache")
     os.environ[CACHE_DIR_ENV] = str(folder)  # the processes the tests start (run_cli_process) inherit it
     return folder
+
+
+@pytest.fixture(autouse=True)
+def lightning_log_levels() -> None:
+    """Each test leaves Lightning's log levels as it found them: `tune`'s functions, called in this process,
+    quiet Lightning for good, and a later in-process `fit` would not print what a fresh process prints."""
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
