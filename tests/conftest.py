@@ -167,3 +167,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     unmarked = [item.nodeid for item in items if SLOW_FIXTURES & set(item.fixturenames) and not item.get_closest_marker("slow")]
     if unmarked:
         raise pytest.UsageError(f"tests that read the real data files must be marked slow: {', '.join(unmarked)}")
+    # The files with slow tests first, each file's tests kept together: the workers hand out whole files in this
+    # order, so the quick files fill the end of the run instead of one worker finishing a slow file alone.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
