@@ -57,4 +57,3 @@ def config_options_resolved(args: list[str]) -> list[str]:
         resolved.append(arg)
         follows_flag = arg in ("--config", "-c")
     return resolved
-

@@ -1,7 +1,6 @@
 """Fixtures shared by the test modules; the helpers they use are modules of tests/helpers/."""
 
 import json
-import logging
 import os
 import shutil
 import sys
@@ -14,7 +13,7 @@ import torch
 from filelock import FileLock
 
 from helpers.checkpoints import untrained_checkpoint
-from helpers.cli import LIGHTNING_LOGGERS, REPO, run_cli, run_cli_process
+from helpers.cli import REPO, lightning_levels_kept, run_cli, run_cli_process
 from helpers.files import write_idx
 from mnist_lit.data import DATA_DIR_ENV, ImageDataModule, has_files
 from mnist_lit.errors import UserError
@@ -72,11 +71,8 @@ def own_cache_dir(tmp_path_factory) -> Path:
 def lightning_log_levels() -> None:
     """Each test leaves Lightning's log levels as it found them: `tune`'s functions, called in this process,
     quiet Lightning for good, and a later in-process `fit` would not print what a fresh process prints."""
-    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    yield
-    for logger, level in zip(loggers, levels):
-        logger.setLevel(level)
+    with lightning_levels_kept():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ Each page's commands run in order, in a scratch copy of the repository root (con
 holding what the text names: the picture files, `path/to/pictures`, the session's trained run and the
 checkpoint file name the figures were measured on. A `python -m mnist_lit` or `python SCRIPT` command
 runs in the test's own process (Lightning is imported once, not once a command), with the environment
-and working folder a shell would give it; anything else (servers, curl, exported variables) runs in bash. Where a command cannot run as written in a test,
-a rule below says what is done instead, and why: training gets options appended that shorten it; a
+and working folder a shell would give it; anything else (servers, curl, exported variables) runs in
+bash. Where a command cannot run as written in a test, a rule below says what is done instead, and why: training gets options appended that shorten it; a
 server is started, answers the commands after it and is stopped; what needs a GPU, several
 machines or a database server has its options parsed; a benchmark (minutes of timing) has its options
 checked against its --help. A command added to the docs without a rule fails the first test.
@@ -29,12 +29,12 @@ import torch
 
 from helpers.cli import REPO, run_cli, run_script
 from helpers.files import digit_picture
+from helpers.picture_sets import write_split_folder
+from helpers.server_process import process_answering
 from mnist_lit.datasets import DATASETS
 from mnist_lit.errors import UserError
 from mnist_lit.serve import check_port_free
 from mnist_lit.sources import has_files
-from helpers.picture_sets import write_split_folder
-from helpers.server_process import process_answering
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 PROGRAMS = {"python", "pip", "tensorboard", "curl", "torchrun", "srun", "export", "mnist-lit"}

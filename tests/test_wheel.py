@@ -1,6 +1,7 @@
 """The wheel carries what a user outside the clone needs: it is built, installed into a fresh virtual
 environment and trains with a shipped recipe named from another folder."""
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -26,12 +27,13 @@ def run(*command: str, **options) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """The Python of a new virtual environment with the wheel installed (its dependencies seen from this one)."""
-    import shutil
-
     scratch = tmp_path_factory.mktemp("wheel")
+    (scratch / "source").mkdir()
     for name in SOURCES:
-        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
-        copy(REPO / name, scratch / "source" / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if (REPO / name).is_dir() else {}))
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, scratch / "source" / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(REPO / name, scratch / "source" / name)
     # Without build isolation: the build backend installed here (.[dev]), nothing downloaded.
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(scratch / "dist"),
         str(scratch / "source"))

@@ -97,14 +97,24 @@ def lightning_logs_to(stream: io.StringIO) -> Iterator[None]:
     """Lightning's log lines (restoring a checkpoint, the devices found) into ``stream``, as into a process's
     stderr; the levels a command sets (tune quiets Lightning) are put back after it, as a new process starts."""
     loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
-    levels = [logger.level for logger in loggers]
     handlers = [h for logger in loggers for h in logger.handlers if isinstance(h, logging.StreamHandler)]
     previous = [handler.setStream(stream) for handler in handlers]
     try:
-        yield
+        with lightning_levels_kept():
+            yield
     finally:
         for handler, old in zip(handlers, previous):
             handler.setStream(old)
+
+
+@contextmanager
+def lightning_levels_kept() -> Iterator[None]:
+    """Lightning's log levels put back as they were after the block: `tune` quiets Lightning for good."""
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    try:
+        yield
+    finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
 
