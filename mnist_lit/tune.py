@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,8 @@ FAILURES_IN_A_ROW = 3
 # another worker counts it as failed (a machine that died; a dead process on this machine is
 # recognised at once).
 HEARTBEAT_S, GRACE_S = 30, 120
+# How often a search tries to open a database whose tables other searches are creating.
+OPEN_ATTEMPTS = 8
 
 
 @dataclass
@@ -247,18 +250,20 @@ def open_study(search: Search) -> optuna.Study:
 
 
 def rdb_storage(url: str, engine: dict) -> optuna.storages.RDBStorage:
-    """Optuna's storage at ``url``. Two searches that start together on a new database both create its
-    tables, and the second finds them made (an IntegrityError on a row, or SQLite's OperationalError
-    "table ... already exists"); it then opens what the first made."""
+    """Optuna's storage at ``url``. Searches that start together on a new database all create its tables,
+    and all but one find some made by another (an IntegrityError on a row, or SQLite's OperationalError
+    "table ... already exists"). Such a search waits for the others to finish and opens what they made:
+    retried at once, it met the next table still being created (seen with four processes on one file)."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
-    for attempt in range(3):
+    for attempt in range(OPEN_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
         except (IntegrityError, OperationalError) as error:
-            made_by_the_other = isinstance(error, IntegrityError) or "already exists" in str(error)
-            if attempt == 2 or not made_by_the_other:
+            made_by_another = isinstance(error, IntegrityError) or "already exists" in str(error)
+            if attempt == OPEN_ATTEMPTS - 1 or not made_by_another:
                 raise
+            time.sleep(0.1 * 2**attempt)  # 0.1 s, then twice as long each time: 12.7 s in all at most
 
 
 def storage_shown(url: str) -> str:

@@ -222,6 +222,24 @@ def test_a_search_that_finds_the_tables_another_just_made_opens_them(monkeypatch
     assert tune.rdb_storage("sqlite:///study.db", {}) == "opened" and len(attempts) == 2
 
 
+def test_a_search_waits_while_other_searches_are_still_creating_the_tables(monkeypatch):
+    # Four processes on one new file: each immediate retry met the next table another was creating.
+    from sqlalchemy.exc import OperationalError
+
+    attempts, waits = [], []
+
+    def storage(*args, **kwargs):
+        attempts.append(args)
+        if len(attempts) <= 4:
+            raise OperationalError("CREATE TABLE", {}, Exception(f"table table_{len(attempts)} already exists"))
+        return "opened"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", storage)
+    monkeypatch.setattr(tune.time, "sleep", waits.append)
+    assert tune.rdb_storage("sqlite:///study.db", {}) == "opened" and len(attempts) == 5
+    assert waits == sorted(waits) and len(waits) == 4 and waits[0] > 0  # longer each time
+
+
 def test_a_storage_that_cannot_be_opened_is_not_retried(monkeypatch):
     from sqlalchemy.exc import OperationalError
 
