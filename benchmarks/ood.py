@@ -24,11 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers.not_digits import KINDS, drawing  # noqa: E402
 
-from mnist_lit.confidence import calibrate, energy  # noqa: E402
-from mnist_lit.data import ImageDataModule  # noqa: E402
-from mnist_lit.datasets import DATASETS  # noqa: E402
-from mnist_lit.errors import UserError  # noqa: E402
-from mnist_lit.inference import load_predictor  # noqa: E402
+from mnist_lit.models.confidence import calibrate, energy  # noqa: E402
+from mnist_lit.data.datamodule import ImageDataModule  # noqa: E402
+from mnist_lit.data.sets import DATASETS  # noqa: E402
+from mnist_lit.core.errors import UserError  # noqa: E402
+from mnist_lit.models.predictor import load_predictor  # noqa: E402
 from mnist_lit.sources import load_builtin, resolve_data_dir  # noqa: E402
 
 NEIGHBOURS = 50

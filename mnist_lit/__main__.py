@@ -1,40 +1,41 @@
-"""`python -m mnist_lit` and the `mnist-lit` command: the command line of cli.py in a process of its own."""
+"""`python -m mnist_lit` and the `mnist-lit` command: the one dispatcher of every command.
+
+`fit`, `validate` and `test` go to the LightningCLI (commands/cli.py); the others have their own
+argparse parsers and start without it (predict, export and serve without importing Lightning at
+all: models/predictor.py).
+"""
 
 import sys
 from importlib import import_module
+from typing import Optional
 
-# Commands with their own argparse parser, started without the LightningCLI (predict, export and serve
-# without importing Lightning at all: inference.py).
-THIN_COMMANDS = {
-    "predict": "mnist_lit.predict", "export": "mnist_lit.export", "serve": "mnist_lit.serve", "calibrate": "mnist_lit.calibrate",
-    "tune": "mnist_lit.tune",
+LIGHTNING = None  # the module of the commands run by the LightningCLI: commands/cli.py
+# Every command, as `python -m mnist_lit` lists them, and the module whose main(argv) runs it.
+COMMANDS = {
+    "fit": ("train a network on a built-in set or a folder of pictures", LIGHTNING),
+    "validate": ("evaluate a checkpoint on the validation pictures", LIGHTNING),
+    "test": ("evaluate a checkpoint on the test pictures: accuracy, precision, recall, F1, calibration", LIGHTNING),
+    "predict": ("the classes of picture files", "mnist_lit.commands.predict"),
+    "export": ("a checkpoint's network as ONNX or TorchScript, for other programs", "mnist_lit.commands.export"),
+    "serve": ("an HTTP API and a page to draw or upload pictures on", "mnist_lit.commands.serve"),
+    "calibrate": ("fit a checkpoint's temperature and 'none of these' threshold again", "mnist_lit.commands.calibrate"),
+    "tune": ("search for better fit options with Optuna", "mnist_lit.commands.tune"),
 }
 # Commands that import an optional dependency from their first line: the extra of pyproject.toml named after them.
 NEED_EXTRAS = {"serve", "tune"}
 
 
-# Every command, as `python -m mnist_lit` lists them (tests/test_cli.py keeps it complete).
-COMMANDS = {
-    "fit": "train a network on a built-in set or a folder of pictures",
-    "validate": "evaluate a checkpoint on the validation pictures",
-    "test": "evaluate a checkpoint on the test pictures: accuracy, precision, recall, F1, calibration",
-    "predict": "the classes of picture files",
-    "export": "a checkpoint's network as ONNX or TorchScript, for other programs",
-    "serve": "an HTTP API and a page to draw or upload pictures on",
-    "calibrate": "fit a checkpoint's temperature and 'none of these' threshold again",
-    "tune": "search for better fit options with Optuna",
-}
-
-
 def commands_text() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"  {name.ljust(width)}  {summary}" for name, summary in COMMANDS.items()]
+    lines = [f"  {name.ljust(width)}  {summary}" for name, (summary, _) in COMMANDS.items()]
     return "\n".join(["usage: python -m mnist_lit COMMAND [OPTIONS]   (COMMAND --help lists its options)", "",
                       "commands:", *lines, "", "  --version   print the version"])
 
 
-def run() -> None:
-    command = sys.argv[1] if len(sys.argv) > 1 else None
+def main(argv: Optional[list[str]] = None) -> None:
+    """Run the command ``argv`` names (default: the process's arguments); ends with SystemExit, like a process."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else None
     # The list of commands and the version come without importing torch or Lightning.
     if command in (None, "-h", "--help"):
         print(commands_text(), file=sys.stdout if command else sys.stderr)
@@ -51,11 +52,12 @@ def run() -> None:
         hint = f"; did you mean {close[0]}?" if close else ""
         print(f"error: unknown command {command!r}{hint}\n\n{commands_text()}", file=sys.stderr)
         raise SystemExit(2)
-    if command in THIN_COMMANDS:
-        from mnist_lit.errors import run_command
+    module_name = COMMANDS[command][1]
+    if module_name is not LIGHTNING:
+        from mnist_lit.core.errors import run_command
 
         try:
-            module = import_module(THIN_COMMANDS[command])
+            module = import_module(module_name)
         except ModuleNotFoundError as error:
             if command not in NEED_EXTRAS:
                 raise
@@ -63,15 +65,19 @@ def run() -> None:
                 f"error: {command} needs {error.name}, which is not installed: pip install -e '.[{command}]' "
                 f"in the repository (pip install 'mnist-lit[{command}]' elsewhere)."
             ) from None
-        raise SystemExit(run_command(module.main, sys.argv[2:]))
-    from mnist_lit.cli import LIGHTNING_SUBCOMMANDS, main
-    from mnist_lit.hardware import reuse_freed_memory
+        raise SystemExit(run_command(module.main, argv[1:]))
+    from mnist_lit.commands import cli
+    from mnist_lit.core.hardware import reuse_freed_memory
 
-    # A setting of the whole process, so it is made here, where the process is ours, and only for
-    # the commands that train or evaluate: it keeps the memory of each step for the next instead
-    # of faulting it in afresh, a quarter of every training step on a CPU (hardware.py).
-    if command in LIGHTNING_SUBCOMMANDS:
-        reuse_freed_memory()
+    # A setting of the whole process, made only for the commands that train or evaluate: it keeps the
+    # memory of each step for the next instead of faulting it in afresh, a quarter of every training
+    # step on a CPU (hardware.py).
+    reuse_freed_memory()
+    cli.main(argv)
+
+
+def run() -> None:
+    """The `mnist-lit` console script."""
     main()
 
 

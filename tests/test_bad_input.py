@@ -19,7 +19,7 @@ import torch
 
 from helpers.checkpoints import untrained_checkpoint
 from helpers.files import digit_picture
-from mnist_lit.cli import main
+from mnist_lit.__main__ import main
 
 UNWRITABLE = r"\((Permission denied|Operation not permitted)\)"
 TINY_FIT = ["fit", "--data.val_size", "20", "--data.batch_size", "16", "--trainer.max_epochs", "1"]

@@ -10,7 +10,7 @@ from torchvision.datasets import MNIST
 from helpers.checkpoints import onnx_gap
 from helpers.cli import run_cli
 from helpers.files import digit_picture
-from mnist_lit.checkpoint_files import read_checkpoint
+from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import pytest
 
 from helpers.cli import run_cli, run_cli_process
 from helpers.files import digit_picture
-from mnist_lit.checkpoint_files import read_checkpoint
-from mnist_lit.inference import load_predictor
+from mnist_lit.checkpoints.finding import read_checkpoint
+from mnist_lit.models.predictor import load_predictor
 
 pytestmark = pytest.mark.slow
 OLD_CHECKPOINT = Path(__file__).resolve().parent / "fixtures" / "v0.1.0_mnist.ckpt"

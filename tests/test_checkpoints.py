@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lit.checkpoint_files import resolve_checkpoint, resume_point, run_name
-from mnist_lit.checkpoints import AtomicCheckpointIO
-from mnist_lit.inference import load_predictor
-from mnist_lit.errors import UserError
+from mnist_lit.checkpoints.finding import resolve_checkpoint, resume_point, run_name
+from mnist_lit.checkpoints.writing import AtomicCheckpointIO
+from mnist_lit.models.predictor import load_predictor
+from mnist_lit.core.errors import UserError
 
 
 def fake_checkpoint(path: Path, best: str, mtime: float) -> Path:

@@ -10,7 +10,7 @@ import yaml
 import mnist_lit
 import mnist_lit.__main__ as entry
 from mnist_lit import cli, errors, hardware
-from mnist_lit.cli import main
+from mnist_lit.__main__ import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -88,7 +88,7 @@ def test_only_training_and_evaluation_tune_the_allocator(monkeypatch, command, t
     assert script.value == "mnist_lit.__main__:run"
     calls = []
     monkeypatch.setattr(hardware, "reuse_freed_memory", lambda: calls.append("tuned"))
-    monkeypatch.setattr(cli, "main", lambda: calls.append("ran"))
+    monkeypatch.setattr(cli, "main", lambda argv: calls.append("ran"))
     monkeypatch.setattr(errors, "run_command", lambda command, argv: calls.append("ran") or 0)
     monkeypatch.setattr(sys, "argv", ["mnist-lit", command, "--help"])
     with contextlib.suppress(SystemExit):
@@ -133,15 +133,15 @@ def test_a_config_written_by_0_2_0_still_parses_with_its_class_names(capsys):
     # Its model and data module were DigitClassifier and MNISTDataModule, now aliases of the new names.
     config = print_config(capsys, "--config", str(Path(__file__).parent / "fixtures" / "v0.2.0_config.yaml"))
     assert config["data"]["dataset"] == "fashion_mnist" and config["model"]["conv1_channels"] == 8
-    from mnist_lit.data import ImageDataModule, MNISTDataModule
-    from mnist_lit.model import DigitClassifier, ImageClassifier
-    from mnist_lit.networks import DigitCNN, KerasCNN
+    from mnist_lit.data.datamodule import ImageDataModule, MNISTDataModule
+    from mnist_lit.models.classifier import DigitClassifier, ImageClassifier
+    from mnist_lit.models.networks import DigitCNN, KerasCNN
 
     assert (MNISTDataModule, DigitClassifier, DigitCNN) == (ImageDataModule, ImageClassifier, KerasCNN)
 
 
 def test_the_command_list_names_every_command():
-    assert set(entry.COMMANDS) == set(entry.THIN_COMMANDS) | set(cli.LIGHTNING_SUBCOMMANDS)
+    assert {name for name, (_, module) in entry.COMMANDS.items() if module is entry.LIGHTNING} == set(cli.LIGHTNING_SUBCOMMANDS)
 
 
 @pytest.mark.slow

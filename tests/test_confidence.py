@@ -4,9 +4,9 @@ import pytest
 import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from mnist_lit.confidence import Confidence, answer, calibrate, energy, fit_temperature
-from mnist_lit.metrics import Coverage, ReliabilityBins
-from mnist_lit.outliers import synthetic_outliers
+from mnist_lit.models.confidence import Confidence, answer, calibrate, energy, fit_temperature
+from mnist_lit.models.metrics import Coverage, ReliabilityBins
+from mnist_lit.data.outliers import synthetic_outliers
 
 DIGITS = [str(digit) for digit in range(10)]
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from mnist_lit.data import ImageDataModule, resolve_data_dir, split_indices
-from mnist_lit.datasets import DATASETS, normalize
+from mnist_lit.data.datamodule import ImageDataModule, resolve_data_dir, split_indices
+from mnist_lit.data.sets import DATASETS, normalize
 
 MNIST_SPEC = DATASETS["mnist"]
 RAW_FILES = MNIST_SPEC.files.raw_files
-from mnist_lit.errors import UserError
-from mnist_lit.model import ImageClassifier
+from mnist_lit.core.errors import UserError
+from mnist_lit.models.classifier import ImageClassifier
 
 
 def test_normalize_maps_pixels_with_the_mean_and_std_given():

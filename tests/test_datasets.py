@@ -10,10 +10,12 @@ import torch
 import torchvision.datasets
 
 from helpers.files import write_idx
-from mnist_lit.cli import data_set_for
-from mnist_lit.data import ImageDataModule, has_files, load_builtin, raw_folder
-from mnist_lit.datasets import DATASETS, pixel_stats
-from mnist_lit.errors import UserError
+from jsonargparse import Namespace
+
+from mnist_lit.commands.cli import to_read
+from mnist_lit.data.datamodule import ImageDataModule, has_files, load_builtin, raw_folder
+from mnist_lit.data.sets import DATASETS, pixel_stats
+from mnist_lit.core.errors import UserError
 
 EXPECTED_CLASSES = {
     "mnist": 10, "fashion_mnist": 10, "kmnist": 10, "emnist_balanced": 47, "emnist_letters": 26,
@@ -125,7 +127,7 @@ def test_labels_beyond_the_sets_classes_are_refused(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_the_tables_mean_and_std_are_those_of_the_training_files(name, real_mnist):
-    # Checked for every set whose real files are in the data root; `python -m mnist_lit.datasets` prints them all.
+    # Checked for every set whose real files are in the data root; `python -m mnist_lit.data.sets` prints them all.
     if not has_files(real_mnist, DATASETS[name]):
         pytest.skip(f"{name}'s training files are not in {real_mnist}")
     images, _ = load_builtin(DATASETS[name], real_mnist, train=True)
@@ -144,14 +146,18 @@ def test_pixel_stats_are_each_channels_mean_and_std_in_float64():
 
 def test_a_checkpoint_is_evaluated_on_its_own_set_unless_another_has_the_same_classes():
     fashion, mnist = DATASETS["fashion_mnist"], DATASETS["mnist"]
-    assert data_set_for(fashion, None) == "fashion_mnist"  # no --data.dataset: the checkpoint's set
-    assert data_set_for(mnist, "qmnist") == "qmnist"  # a digit model on other digits
-    assert data_set_for(mnist, "mnist") == "mnist"
+
+    def evaluated(learned, dataset):
+        return to_read(learned, Namespace(dataset=dataset, split_seed=1234, val_fraction=0.1))
+
+    assert evaluated(fashion, None) == fashion  # no --data.dataset: the checkpoint's set
+    assert evaluated(mnist, "qmnist").name == "qmnist"  # a digit model on other digits
+    assert evaluated(mnist, "mnist") == mnist
     with pytest.raises(UserError, match="learned fashion_mnist .* cannot be evaluated on emnist_letters"):
-        data_set_for(fashion, "emnist_letters")
+        evaluated(fashion, "emnist_letters")
     # Asked for by name, MNIST is not quietly replaced by the checkpoint's own set.
     with pytest.raises(UserError, match="learned fashion_mnist .* cannot be evaluated on mnist"):
-        data_set_for(fashion, "mnist")
+        evaluated(fashion, "mnist")
 
 
 @pytest.mark.parametrize("name, attribute, value", [
@@ -211,7 +217,7 @@ def test_cifar10_reads_as_colour_pictures_channel_first_with_its_classes(tmp_pat
         assert (images[:, 2, 8:30, 2] == 200).all()  # blue, on the left
     assert torch.equal(data.test_set.labels, torch.as_tensor(classes["test"]))
     assert sorted(torch.cat([data.train_set.labels, data.val_set.labels]).tolist()) == sorted(classes["train"].tolist())
-    assert data.classes[:2] == ["airplane", "automobile"] and data.dataset.channels == 3 and data.dataset.size == 32
+    assert data.classes[:2] == ["airplane", "automobile"] and data.dataset_info.channels == 3 and data.dataset_info.size == 32
 
 
 def test_cifar10_missing_offline_says_where_its_files_go(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import REPO, run_cli, run_cli_process
-from mnist_lit.checkpoint_files import read_checkpoint
+from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow
 TWO_PROCESSES = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]

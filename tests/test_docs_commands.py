@@ -31,9 +31,9 @@ from helpers.cli import REPO, run_cli, run_script
 from helpers.files import digit_picture
 from helpers.picture_sets import write_split_folder
 from helpers.server_process import process_answering
-from mnist_lit.datasets import DATASETS
-from mnist_lit.errors import UserError
-from mnist_lit.serve import check_port_free
+from mnist_lit.data.sets import DATASETS
+from mnist_lit.core.errors import UserError
+from mnist_lit.commands.serve import check_port_free
 from mnist_lit.sources import has_files
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

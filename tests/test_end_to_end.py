@@ -13,7 +13,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from helpers.cli import run_cli
 from helpers.not_digits import drawing
-from mnist_lit.checkpoint_files import read_checkpoint
+from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from helpers.checkpoints import MNIST, save_checkpoint
-from mnist_lit.cli import main
-from mnist_lit.model import ImageClassifier
-from mnist_lit.datasets import DATASETS
-from mnist_lit.inference import load_predictor
+from mnist_lit.__main__ import main
+from mnist_lit.models.classifier import ImageClassifier
+from mnist_lit.data.sets import DATASETS
+from mnist_lit.models.predictor import load_predictor
 
 PREDICT_DOC = Path(__file__).resolve().parents[1] / "docs" / "predict.md"
 

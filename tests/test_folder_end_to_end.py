@@ -13,7 +13,7 @@ import torch
 
 from helpers.checkpoints import onnx_gap
 from helpers.cli import run_cli
-from mnist_lit.inference import load_predictor
+from mnist_lit.models.predictor import load_predictor
 from helpers.picture_sets import SHAPES, shape_picture, write_folder, write_split_folder
 from helpers.server_process import running_server
 

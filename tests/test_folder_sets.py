@@ -10,12 +10,13 @@ import torch
 from PIL import Image
 
 from helpers.checkpoints import save_checkpoint
-from mnist_lit import sources
-from mnist_lit.data import ImageDataModule, stratified_split
-from mnist_lit.errors import UserError
-from mnist_lit.inference import load_predictor
-from mnist_lit.model import ImageClassifier
-from mnist_lit.preprocess import open_picture, photo_style
+from mnist_lit.data import decoded_cache, decoding
+from mnist_lit.data.datamodule import ImageDataModule
+from mnist_lit.data.splits import stratified_split
+from mnist_lit.core.errors import UserError
+from mnist_lit.models.predictor import load_predictor
+from mnist_lit.models.classifier import ImageClassifier
+from mnist_lit.data.pictures import open_picture, photo_style
 from helpers.picture_sets import SHAPES, exif_rotated_jpeg, save_as, shape_picture, write_csv, write_folder, write_split_folder
 
 
@@ -27,11 +28,12 @@ def setup_data(path: Path, stage: str = "fit", **options) -> ImageDataModule:
 
 def test_class_folders_are_split_stratified_and_seeded(tmp_path):
     write_folder(tmp_path / "set", per_class=20)
-    data = setup_data(tmp_path / "set", val_fraction=0.25, split_seed=3)
-    assert data.classes == sorted(SHAPES) and data.dataset.classes == tuple(sorted(SHAPES))
+    data = setup_data(tmp_path / "set", stage=None, val_fraction=0.25, test_fraction=0.1, split_seed=3)
+    assert data.classes == sorted(SHAPES) and data.dataset_info.classes == tuple(sorted(SHAPES))
     val_counts = torch.bincount(data.val_set.labels, minlength=3).tolist()
-    assert val_counts == [5, 5, 5] and len(data.train_set) == 45  # a quarter of every class
-    again = setup_data(tmp_path / "set", val_fraction=0.25, split_seed=3)
+    test_counts = torch.bincount(data.test_set.labels, minlength=3).tolist()
+    assert val_counts == [5, 5, 5] and test_counts == [2, 2, 2] and len(data.train_set) == 39  # a quarter, a tenth of every class
+    again = setup_data(tmp_path / "set", stage=None, val_fraction=0.25, test_fraction=0.1, split_seed=3)
     assert torch.equal(again.val_set.images, data.val_set.images)
     other = setup_data(tmp_path / "set", val_fraction=0.25, split_seed=4)
     assert not torch.equal(other.val_set.images, data.val_set.images)
@@ -66,8 +68,9 @@ def test_a_val_folder_replaces_the_split(tmp_path):
 def test_a_csv_names_pictures_relative_to_itself_with_columns_of_ones_choosing(tmp_path):
     write_folder(tmp_path / "pictures", per_class=6)
     csv = write_csv(tmp_path / "pictures", tmp_path / "labels.csv", "file", "kind")
-    data = setup_data(csv, path_column="file", label_column="kind", val_fraction=0.5)
-    assert data.classes == sorted(SHAPES) and len(data.train_set) == len(data.val_set) == 9
+    data = setup_data(csv, None, path_column="file", label_column="kind", val_fraction=0.5)
+    # Of each class's 6: 1 held out for testing (a tenth), then 3 for validation (half of all), 2 left to train on.
+    assert data.classes == sorted(SHAPES) and (len(data.train_set), len(data.val_set), len(data.test_set)) == (6, 9, 3)
     with pytest.raises(UserError, match=r"needs a 'path' and a 'label' column, and has 'file', 'kind'; .*--data.path_column"):
         setup_data(csv)
 
@@ -127,9 +130,9 @@ def test_size_and_channels_default_from_the_training_pictures_and_are_printed_in
         for n in range(4):
             shape_picture(shape, rng, side=int(rng.integers(30, 40))).convert("L").save(tmp_path / "grey" / shape / f"{n}.png")
     data = setup_data(tmp_path / "grey", val_fraction=0.25)
-    assert data.dataset.channels == 1 and data.dataset.size in (32, 36) and data.train_set.images.shape[1:] == (1, data.dataset.size, data.dataset.size)
+    assert data.dataset_info.channels == 1 and data.dataset_info.size in (32, 36) and data.train_set.images.shape[1:] == (1, data.dataset_info.size, data.dataset_info.size)
     colour = setup_data(write_folder(tmp_path / "colour", 4), val_fraction=0.25)
-    assert colour.dataset.channels == 3 and colour.dataset.size == 64  # median side above 64: capped
+    assert colour.dataset_info.channels == 3 and colour.dataset_info.size == 64  # median side above 64: capped
     chosen = setup_data(tmp_path / "colour", val_fraction=0.25, image_size=40, channels=1, resize="crop")
     assert chosen.train_set.images.shape[1:] == (1, 40, 40)
 
@@ -138,8 +141,8 @@ def test_a_second_read_comes_from_the_cache_and_a_changed_file_or_damaged_cache_
     root = write_folder(tmp_path / "set", 4)
     first = setup_data(root, val_fraction=0.25)
     decoded = []
-    original = sources.decode_files
-    monkeypatch.setattr(sources, "decode_files", lambda *args: decoded.append(1) or original(*args))
+    original = decoding.decode_files
+    monkeypatch.setattr(decoding, "decode_files", lambda *args: decoded.append(1) or original(*args))
     second = setup_data(root, val_fraction=0.25)
     assert not decoded and torch.equal(first.train_set.images, second.train_set.images)
 
@@ -150,7 +153,7 @@ def test_a_second_read_comes_from_the_cache_and_a_changed_file_or_damaged_cache_
                                        torch.cat([changed.train_set.images, changed.val_set.images]).sort(0).values)
 
     decoded.clear()
-    (cached,) = sources.cache_dir().glob(f"{sources.cache_file(root, 'x').name.split('-')[0]}-*.pt")
+    (cached,) = decoded_cache.cache_dir().glob(f"{decoded_cache.cache_file(root, 'x').name.split('-')[0]}-*.pt")
     cached.write_bytes(cached.read_bytes()[:1000])  # damaged: never trusted, rebuilt
     setup_data(root, val_fraction=0.25)
     assert decoded
@@ -161,9 +164,9 @@ def test_a_read_only_folder_is_read_and_cached_elsewhere(tmp_path):
     for path in [root, *root.iterdir()]:
         path.chmod(0o555)
     try:
-        data = setup_data(root, val_fraction=0.34)
-        assert len(data.train_set) + len(data.val_set) == 9
-        assert sources.cache_file(root, "x").parent == sources.cache_dir() and not str(sources.cache_dir()).startswith(str(root))
+        data = setup_data(root, None, val_fraction=0.34)
+        assert len(data.train_set) + len(data.val_set) + len(data.test_set) == 9
+        assert decoded_cache.cache_file(root, "x").parent == decoded_cache.cache_dir() and not str(decoded_cache.cache_dir()).startswith(str(root))
     finally:
         for path in [root, *root.iterdir()]:
             path.chmod(0o755)
@@ -173,7 +176,7 @@ def test_imbalanced_classes_are_counted_warned_about_and_can_be_balanced(tmp_pat
     root = tmp_path / "set"
     write_folder(root, 2, shapes=("circle",))
     write_folder(root, 24, shapes=("square",))
-    with pytest.warns(UserWarning, match=r"imbalanced: square has 22 training pictures, circle 1; consider --data.balance"):
+    with pytest.warns(UserWarning, match=r"imbalanced: square has 20 training pictures, circle 1; consider --data.balance"):
         setup_data(root, val_fraction=0.1)
     table = capsys.readouterr().out
     assert "circle" in table and "square" in table and "train" in table and "val" in table
@@ -199,11 +202,11 @@ def test_augmentation_touches_training_batches_of_a_folder_set_only(tmp_path):
 
 def test_an_outside_picture_is_read_exactly_as_the_sets_own(tmp_path):
     root = write_folder(tmp_path / "set", 4)
-    data = setup_data(root, val_fraction=0.25, image_size=48)
-    model = ImageClassifier(dataset_info=data.dataset.record(), hidden_units=16)
+    data = setup_data(root, None, val_fraction=0.25, image_size=48)
+    model = ImageClassifier(dataset_info=data.dataset_info.record(), hidden_units=16)
     predictor = load_predictor(save_checkpoint(tmp_path / "colour.ckpt", model))
     assert predictor.input_shape == (3, 48, 48) and predictor.classes == sorted(SHAPES)
-    everything = torch.cat([data.train_set.images, data.val_set.images])
+    everything = torch.cat([data.train_set.images, data.val_set.images, data.test_set.images])
     for picture in sorted(root.glob("*/00[0-3].*")):
         pixels = predictor.pixels(picture)
         assert (everything == pixels).all(dim=(1, 2, 3)).any(), picture.name

@@ -14,9 +14,9 @@ import requests
 from PIL import Image, ImageDraw
 
 from helpers.checkpoints import untrained_checkpoint
-from mnist_lit.cli import main
-from mnist_lit.errors import UserError
-from mnist_lit.preprocess import load_picture, open_picture
+from mnist_lit.__main__ import main
+from mnist_lit.core.errors import UserError
+from mnist_lit.data.pictures import load_picture, open_picture
 from helpers.server_process import healthy, running_server
 
 FORMATS = {  # Pillow format: (suffix, save options)

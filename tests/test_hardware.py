@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 
-from mnist_lit.hardware import fast_precision
+from mnist_lit.core.hardware import fast_precision
 
 
 @pytest.mark.parametrize("native_bf16, expected", [(True, "bf16-mixed"), (False, "32-true")])
@@ -30,8 +30,8 @@ def test_gpu_uses_bf16_only_where_it_is_supported(monkeypatch):
 
 FAULTS_PER_STEP = textwrap.dedent("""
     import resource, sys, torch, torch.nn.functional as F
-    from mnist_lit.hardware import reuse_freed_memory
-    from mnist_lit.networks import DigitCNN
+    from mnist_lit.core.hardware import reuse_freed_memory
+    from mnist_lit.models.networks import DigitCNN
     if sys.argv[1] == "reuse":
         reuse_freed_memory()
     net = DigitCNN(10)

@@ -2,12 +2,12 @@ import lightning as L
 import pytest
 import torch
 
-import mnist_lit.data
-from mnist_lit.data import ImageDataModule
-from mnist_lit.datasets import DATASETS
-from mnist_lit.errors import UserError
+import mnist_lit.data.datamodule
+from mnist_lit.data.datamodule import ImageDataModule
+from mnist_lit.data.sets import DATASETS
+from mnist_lit.core.errors import UserError
 from helpers.checkpoints import MNIST
-from mnist_lit.model import ImageClassifier
+from mnist_lit.models.classifier import ImageClassifier
 
 
 def test_training_step_gives_a_finite_loss_that_reaches_every_weight():
@@ -65,7 +65,7 @@ def test_the_model_learns_the_classes_of_its_data_set():
     model = ImageClassifier(dataset_info=fashion)
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     assert model.hparams.dataset_info["classes"][0] == "T-shirt/top"
-    assert model.dataset == DATASETS["fashion_mnist"] and model.hparams.dataset_info == DATASETS["fashion_mnist"].record()
+    assert model.dataset_info == DATASETS["fashion_mnist"] and model.hparams.dataset_info == DATASETS["fashion_mnist"].record()
 
 
 class StepLosses(L.Callback):
@@ -186,8 +186,8 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tin
 def test_outliers_are_drawn_only_for_a_model_that_trains_with_them(tiny_mnist, monkeypatch, outlier_weight, outliers, trained_with):
     # Drawing them takes about a second of a run's start, which a model that ignores them should not wait for.
     drawn = []
-    real = mnist_lit.data.synthetic_outliers
-    monkeypatch.setattr(mnist_lit.data, "synthetic_outliers", lambda *args: drawn.append(args) or real(*args))
+    real = mnist_lit.data.datamodule.synthetic_outliers
+    monkeypatch.setattr(mnist_lit.data.datamodule, "synthetic_outliers", lambda *args: drawn.append(args) or real(*args))
     trainer = L.Trainer(
         max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,

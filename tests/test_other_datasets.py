@@ -13,9 +13,9 @@ from torchvision.datasets import FashionMNIST
 
 from helpers.checkpoints import onnx_gap
 from helpers.cli import run_cli
-from mnist_lit.data import has_files
-from mnist_lit.datasets import DATASETS
-from mnist_lit.inference import load_predictor
+from mnist_lit.data.datamodule import has_files
+from mnist_lit.data.sets import DATASETS
+from mnist_lit.models.predictor import load_predictor
 
 pytestmark = pytest.mark.slow
 QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
@@ -87,7 +87,7 @@ def test_predict_and_export_take_names_and_normalization_from_the_checkpoint(fas
 
 def test_a_checkpoint_from_before_data_sets_were_recorded_is_mnists(tmp_path, real_mnist):
     assert "dataset_info" not in torch.load(OLD_CHECKPOINT, weights_only=True)["hyper_parameters"]
-    assert load_predictor(OLD_CHECKPOINT).dataset == DATASETS["mnist"]
+    assert load_predictor(OLD_CHECKPOINT).dataset_info == DATASETS["mnist"]
     out = run_cli(tmp_path, real_mnist, "test", "--ckpt_path", str(OLD_CHECKPOINT)).stdout
     assert "Evaluated on mnist, test split (10,000 pictures)" in out
     (report_file,) = tmp_path.glob("logs/version_*/report.json")
@@ -100,7 +100,7 @@ def test_a_checkpoint_of_0_2_0_tests_predicts_and_exports_as_fashion_mnist(tmp_p
     if not has_files(real_mnist, FASHION):
         pytest.skip(f"no Fashion-MNIST under {real_mnist}")
     predictor = load_predictor(CHECKPOINT_0_2_0)
-    assert predictor.dataset.classes == FASHION.classes and predictor.input_shape == (1, 28, 28)
+    assert predictor.dataset_info.classes == FASHION.classes and predictor.input_shape == (1, 28, 28)
     out = run_cli(tmp_path, real_mnist, "test", "--ckpt_path", str(CHECKPOINT_0_2_0)).stdout
     assert "Evaluated on fashion_mnist, test split (10,000 pictures)" in out
     (report_file,) = tmp_path.glob("logs/version_*/report.json")

@@ -12,10 +12,10 @@ from PIL import Image
 
 from helpers.checkpoints import save_checkpoint
 from helpers.files import digit_picture
-from mnist_lit.cli import main
-from mnist_lit.confidence import Answer, answer
-from mnist_lit.inference import load_predictor
-from mnist_lit.predict import expand_inputs, predict
+from mnist_lit.__main__ import main
+from mnist_lit.models.confidence import Answer, answer
+from mnist_lit.models.predictor import load_predictor
+from mnist_lit.commands.predict import expand_inputs, predict
 
 
 def run_predict(capsys, *args) -> tuple[int, list[str], list[str]]:
@@ -143,7 +143,7 @@ def test_output_must_be_csv_or_json(capsys, tmp_path, checkpoint):
 
 def test_the_documented_python_lines_name_the_class_of_a_picture(capsys, tmp_path, checkpoint, monkeypatch):
     readme = (Path(__file__).resolve().parents[1] / "docs" / "predict.md").read_text()
-    block = re.search(r"\n(    from pathlib import Path\n    from mnist_lit\.inference .*\n(?:    .*\n)+)", readme).group(1)
+    block = re.search(r"\n(    from pathlib import Path\n    from mnist_lit\.models\.predictor .*\n(?:    .*\n)+)", readme).group(1)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "checkpoints" / "version_0").mkdir(parents=True)
     shutil.copy(checkpoint, tmp_path / "checkpoints" / "version_0" / "last.ckpt")

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_lit.errors import UserError
-from mnist_lit.preprocess import STYLES, fashion_style, load_picture, mnist_style, open_image
+from mnist_lit.core.errors import UserError
+from mnist_lit.data.pictures import STYLES, fashion_style, load_picture, mnist_style, open_image
 
 
 def drawing(dark_on_light: bool, size=(400, 300)) -> Image.Image:

@@ -5,7 +5,7 @@ import yaml
 
 from helpers.cli import REPO
 from mnist_lit import recipes, tune
-from mnist_lit.cli import main
+from mnist_lit.__main__ import main
 
 CONFIGS = REPO / "configs"
 

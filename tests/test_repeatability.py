@@ -7,7 +7,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers.cli import run_cli
-from mnist_lit.checkpoint_files import read_checkpoint
+from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow
 SHORT = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "40", "--trainer.log_every_n_steps", "10"]

@@ -12,7 +12,7 @@ from typing import Optional
 
 import pytest
 
-from mnist_lit.checkpoint_files import read_checkpoint
+from mnist_lit.checkpoints.finding import read_checkpoint
 from helpers.cli import run_cli
 from helpers.pause_callback import PAUSED
 

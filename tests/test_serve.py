@@ -24,12 +24,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from helpers.checkpoints import save_checkpoint, untrained_checkpoint
 from helpers.cli import run_cli
 from helpers.files import digit_picture
-from mnist_lit.confidence import Confidence
-from mnist_lit.datasets import DATASETS
-from mnist_lit.inference import load_predictor
-from mnist_lit.model import ImageClassifier
-from mnist_lit.predict import predict
-from mnist_lit.preprocess import load_picture
+from mnist_lit.models.confidence import Confidence
+from mnist_lit.data.sets import DATASETS
+from mnist_lit.models.predictor import load_predictor
+from mnist_lit.models.classifier import ImageClassifier
+from mnist_lit.commands.predict import predict
+from mnist_lit.data.pictures import load_picture
 from helpers.server_process import free_port, healthy, running_server, server_process, session_processes
 
 pytestmark = pytest.mark.slow  # servers and commands in processes of their own

@@ -14,10 +14,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from helpers.browser import LETTER_W, SCRIBBLE, SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview, preview_rgb
 from helpers.checkpoints import save_checkpoint
-from mnist_lit.data import load_builtin
-from mnist_lit.datasets import DATASETS, DataSet
-from mnist_lit.inference import load_predictor
-from mnist_lit.model import ImageClassifier
+from mnist_lit.data.datamodule import load_builtin
+from mnist_lit.data.sets import DATASETS, DataSet
+from mnist_lit.models.predictor import load_predictor
+from mnist_lit.models.classifier import ImageClassifier
 from helpers.server_process import running_server
 
 pytestmark = [

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from helpers.cli import REPO, run_cli
 from mnist_lit import tune
-from mnist_lit.errors import UserError, run_command
+from mnist_lit.core.errors import UserError, run_command
 
 TINY_TRIAL = ["--data.val_size", "20", "--data.batch_size", "16", "--trainer.limit_train_batches", "3",
               "--trainer.max_epochs", "2", "--data.outliers", "none"]

@@ -19,8 +19,8 @@ import torch
 from helpers.checkpoints import untrained_checkpoint
 from helpers.cli import REPO
 from helpers.files import digit_picture
-from mnist_lit.cli import main
-from mnist_lit.model import ImageClassifier
+from mnist_lit.__main__ import main
+from mnist_lit.models.classifier import ImageClassifier
 from helpers.payload import Evil
 
 COMMANDS = {  # name: arguments after the checkpoint's path

@@ -6,8 +6,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from mnist_lit.datasets import DATASETS
-from mnist_lit.model import ImageClassifier
+from mnist_lit.data.sets import DATASETS
+from mnist_lit.models.classifier import ImageClassifier
 
 MNIST = DATASETS["mnist"].record()  # for models built without a data module
 
@@ -32,7 +32,7 @@ def onnx_gap(onnx_file: Path, checkpoint: Path, pixels: torch.Tensor) -> float:
     network, on (N, channels, size, size) uint8 pixels normalized as the checkpoint says."""
     import onnxruntime
 
-    from mnist_lit.inference import load_predictor
+    from mnist_lit.models.predictor import load_predictor
 
     predictor = load_predictor(checkpoint)
     images = predictor.normalize(pixels)

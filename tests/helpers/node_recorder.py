@@ -10,7 +10,7 @@ import os
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from mnist_lit.data import ImageDataModule
+from mnist_lit.data.datamodule import ImageDataModule
 
 
 class RecordNode(Callback):

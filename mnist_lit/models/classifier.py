@@ -15,12 +15,17 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MaxMetric, MeanMetric
 
-from mnist_lit.confidence import DEFAULT_ACCEPT, Confidence, calibrate
-from mnist_lit.datasets import DataSet, normalize
-from mnist_lit.errors import UserError
-from mnist_lit.metrics import summary_metrics
-from mnist_lit.networks import DEFAULT_NETWORK, SIZE_OPTIONS, NetworkName, build_network
-
+from mnist_lit.core.errors import UserError
+from mnist_lit.data.datamodule import ImageDataModule
+from mnist_lit.data.sets import DatasetInfo, normalize
+from mnist_lit.models.confidence import DEFAULT_ACCEPT, Confidence, calibrate
+from mnist_lit.models.metrics import summary_metrics
+from mnist_lit.models.networks import (
+    DEFAULT_NETWORK,
+    SIZE_OPTIONS,
+    NetworkName,
+    build_network,
+)
 
 # Pictures of no class added to each training batch, per picture of the batch.
 OUTLIER_SHARE = 0.25
@@ -47,7 +52,7 @@ class ImageClassifier(L.LightningModule):
         outlier_weight: the weight of the loss on pictures of no class (the data module's
             ``outliers``, a quarter of a batch's size added to each training batch): how far their
             answers are from every class equally likely, as in outlier exposure (Hendrycks et al. 2019).
-        dataset_info: the record of the data set it learns (``DataSet.record()``: name, class names,
+        dataset_info: the record of the data set it learns (``DatasetInfo.record()``: name, class names,
             channels, size, mean/std...), kept in the checkpoint. Null (the default) takes it from
             the data module when training starts; a checkpoint's own is used to test or resume it.
     """
@@ -76,7 +81,7 @@ class ImageClassifier(L.LightningModule):
                 f"outlier_weight={outlier_weight}, accept={accept}."
             )
         self.save_hyperparameters()
-        self.dataset: Optional[DataSet] = None
+        self.dataset_info: Optional[DatasetInfo] = None
         # Per class, when the data module balances the loss; a buffer, so that it moves with the model.
         self.register_buffer("loss_weights", None, persistent=False)
         self.register_buffer("outliers", None, persistent=False)  # the data module's pictures of no class
@@ -88,11 +93,11 @@ class ImageClassifier(L.LightningModule):
         self.confidence: Optional[Confidence] = None
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
         if dataset_info is not None:  # a checkpoint's, or given: built now (load_from_checkpoint needs it)
-            self.build(DataSet.from_record(dataset_info))
+            self.build(DatasetInfo.from_record(dataset_info))
 
-    def build(self, dataset: DataSet) -> None:
+    def build(self, dataset: DatasetInfo) -> None:
         """The network and the metrics for ``dataset``'s classes and pictures."""
-        self.dataset = dataset
+        self.dataset_info = dataset
         self.hparams.dataset_info = dataset.record()  # what the checkpoint keeps
         sizes = {key: self.hparams[key] for key in SIZE_OPTIONS}
         network = build_network(self.hparams.net, dataset.num_classes, dataset.channels, dataset.size, **sizes)
@@ -111,21 +116,35 @@ class ImageClassifier(L.LightningModule):
 
     def configure_model(self) -> None:
         # Lightning calls this once the data module is set up: a model given no data set learns the data module's.
-        datamodule = self.trainer.datamodule if self._trainer is not None else None  # none in load_from_checkpoint
-        data = getattr(datamodule, "dataset", None)
-        if self.dataset is None:
-            if not isinstance(data, DataSet):
-                raise UserError("ImageClassifier needs its data set: pass dataset_info, or train it with mnist-lit's data module.")
+        if self._trainer is None:  # load_from_checkpoint: the checkpoint's record built it
+            return
+        datamodule = self.trainer.datamodule
+        if not isinstance(datamodule, ImageDataModule):
+            if self.dataset_info is None:
+                raise UserError("ImageClassifier needs its data set: pass dataset_info, or train it with mnist-lit's ImageDataModule.")
+            return
+        data = datamodule.dataset_info
+        if self.dataset_info is None:
             self.build(data)
-        elif isinstance(data, DataSet) and list(data.classes) != list(self.dataset.classes):
+        elif list(data.classes) != list(self.dataset_info.classes):
             raise UserError(
-                f"The model learns {self.dataset.name} ({self.dataset.num_classes} classes) but the data module reads "
+                f"The model learns {self.dataset_info.name} ({self.dataset_info.num_classes} classes) but the data module reads "
                 f"{data.name} ({data.num_classes} classes); give both the same set."
             )
-        weights = getattr(datamodule, "loss_weights", None)
+        weights = datamodule.loss_weights
         self.loss_weights = None if weights is None else weights.to(self.device, torch.float32)  # the buffer's value
-        outliers = datamodule.outlier_pictures() if self.hparams.outlier_weight and hasattr(datamodule, "outlier_pictures") else None
+        outliers = datamodule.outlier_pictures() if self.hparams.outlier_weight else None
         self.outliers = None if outliers is None else outliers.to(self.device)
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False):
+        # Lightning loads a checkpoint's weights after the data is set up; weights of another network are one line.
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError:
+            raise UserError(
+                "The checkpoint is not a checkpoint of mnist-lit's ImageClassifier (its weights do not fit the network its "
+                "options describe); pass a .ckpt written by `fit`."
+            ) from None
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 (or 0-255 float) pixels (N, C, S, S) -> logits (N, num_classes)."""

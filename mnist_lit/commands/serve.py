@@ -40,13 +40,18 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mnist_lit import __version__
-from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
-from mnist_lit.confidence import add_accept_all_argument
-from mnist_lit.datasets import DataSet
-from mnist_lit.errors import UserError
-from mnist_lit.hardware import usable_cores
-from mnist_lit.inference import load_predictor
-from mnist_lit.preprocess import BlankPicture, ImageTooLarge, NotAnImage, load_picture
+from mnist_lit.checkpoints.finding import add_checkpoint_arguments, resolve_checkpoint
+from mnist_lit.core.errors import UserError
+from mnist_lit.core.hardware import usable_cores
+from mnist_lit.data.pictures import (
+    BlankPicture,
+    ImageTooLarge,
+    NotAnImage,
+    load_picture,
+)
+from mnist_lit.data.sets import DatasetInfo
+from mnist_lit.models.confidence import add_accept_all_argument
+from mnist_lit.models.predictor import load_predictor
 
 PREDICT = "/predict"
 METRICS = "/metrics"
@@ -144,7 +149,7 @@ class PictureUploads:
     """
 
     def __init__(self, app: ASGIApp, dataset: dict, max_upload_mb: float, max_megapixels: float):
-        self.app, self.dataset = app, DataSet.from_record(dataset)
+        self.app, self.dataset = app, DatasetInfo.from_record(dataset)
         self.max_upload_mb = max_upload_mb
         self.max_bytes = int(max_upload_mb * 2**20)
         self.max_pixels = int(max_megapixels * 1e6)
@@ -340,8 +345,8 @@ def build_server(args: argparse.Namespace, checkpoint: Path, key: Optional[str] 
     threads = max(1, usable_cores() // args.workers)
     api = PictureAPI(checkpoint, threads, args.max_batch_size, args.batch_timeout, args.accept_all)
     metadata = {
-        "dataset": predictor.dataset.name,
-        "pictures": predictor.dataset.pictures,
+        "dataset": predictor.dataset_info.name,
+        "pictures": predictor.dataset_info.pictures,
         "input_shape": list(predictor.input_shape),
         "classes": predictor.classes,
         "network": predictor.network,
@@ -360,7 +365,7 @@ def build_server(args: argparse.Namespace, checkpoint: Path, key: Optional[str] 
         model_metadata=metadata,
         disable_openapi_url=True,  # /predict takes raw bodies, which its generated schema cannot describe
         middlewares=[(PictureUploads, {
-            "dataset": predictor.dataset.record(),
+            "dataset": predictor.dataset_info.record(),
             "max_upload_mb": args.max_upload_mb,
             "max_megapixels": args.max_megapixels,
         }),

@@ -13,6 +13,7 @@ All defaults live in code (the __init__ signatures plus the values set here), so
 arguments works from any directory and from an installed wheel; configs/default.yaml mirrors them.
 """
 
+import dataclasses
 import logging
 import sys
 import warnings
@@ -21,30 +22,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import ArgumentError, Namespace
+from jsonargparse import ArgumentError, Namespace, dict_to_namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from mnist_lit import calibrate, export, predict, recipes
-from mnist_lit.checkpoint_files import resolve_checkpoint, resume_point, run_name
-from mnist_lit.checkpoints import RunCheckpoint
-from mnist_lit.data import ImageDataModule
-from mnist_lit.datasets import DATASETS, DataSet
-from mnist_lit.errors import UserError, run_command
-from mnist_lit.inference import load_predictor
-from mnist_lit.files import cannot_write
-from mnist_lit.hardware import fast_precision
-from mnist_lit.model import ImageClassifier
-from mnist_lit.progress import ProgressBar
-from mnist_lit.report import EvaluationReport
+from mnist_lit.checkpoints.finding import resolve_checkpoint, resume_point, run_name
+from mnist_lit.checkpoints.reading import read_dataset
+from mnist_lit.checkpoints.writing import RunCheckpoint
+from mnist_lit.commands import recipes
+from mnist_lit.commands.progress_bar import ProgressBar
+from mnist_lit.core.atomic_files import cannot_write
+from mnist_lit.core.errors import UserError
+from mnist_lit.core.hardware import fast_precision
+from mnist_lit.data.datamodule import ImageDataModule
+from mnist_lit.data.layouts import is_own_set
+from mnist_lit.data.sets import DATASETS, DatasetInfo
+from mnist_lit.evaluation.report import EvaluationReport, describe
+from mnist_lit.models.classifier import ImageClassifier
 
 TRAINER_DEFAULTS = {
     "max_epochs": 5,
-    "plugins": {"class_path": "mnist_lit.checkpoints.AtomicCheckpointIO"},
+    "plugins": {"class_path": "mnist_lit.checkpoints.writing.AtomicCheckpointIO"},
     "logger": {
-        "class_path": "mnist_lit.logger.TensorBoardLogger",
+        "class_path": "mnist_lit.evaluation.logger.TensorBoardLogger",
         # This logger never logs Lightning's hp_metric placeholder (logger.py); false says so in
         # the printed configuration.
         "init_args": {"save_dir": "logs", "name": "", "default_hp_metric": False},
@@ -67,8 +69,6 @@ CALLBACK_DEFAULTS = {
     "lr_monitor.logging_interval": "epoch",
 }
 EVALUATION_SUBCOMMANDS = ("test", "validate")
-# Commands that read files rather than a datamodule, with their own argparse parsers.
-COMMANDS_BESIDE_LIGHTNING = {"predict": predict.main, "export": export.main, "calibrate": calibrate.main}
 
 
 def quiet_irrelevant_messages() -> None:
@@ -89,7 +89,10 @@ def not_an_advertisement(record: logging.LogRecord) -> bool:
     return "litlogger" not in record.getMessage()
 
 
-class MNISTLitCLI(LightningCLI):
+class ImageCLI(LightningCLI):
+    """LightningCLI with mnist-lit's callbacks, recipes by name, and the checkpoint's data set for `test`,
+    `validate` and resuming."""
+
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # `predict` reads picture files, not a datamodule: mnist-lit's own command (predict.py).
@@ -126,12 +129,10 @@ class MNISTLitCLI(LightningCLI):
             config.ckpt_path, run = (str(found[0]), found[1]) if found else (None, None)
         if subcommand in EVALUATION_SUBCOMMANDS or config.ckpt_path is not None:
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
-            # A checkpoint of another model fails here, in one line.
-            trained_on = load_predictor(Path(config.ckpt_path)).dataset
-            config.data.dataset = data_set_for(trained_on, config.data.dataset)
-            if trained_on.path is not None:  # pictures of one's own are read as the model learned them
-                config.data.image_size, config.data.channels = trained_on.size, trained_on.channels
-                config.data.resize = trained_on.resize
+            # A checkpoint of another model fails here, in one line. The data module gets the set itself, as a
+            # DatasetInfo: its pictures are read as the model learned them, and its parts rebuilt from the record.
+            learned = to_read(read_dataset(Path(config.ckpt_path)), config.data)
+            config.data.dataset = dict_to_namespace(dataclasses.asdict(learned))
         # Lightning then loads the checkpoint again: with torch's safe loader too, whatever torch's default.
         if config.get("weights_only", False) is None:
             config.weights_only = True
@@ -160,35 +161,50 @@ class MNISTLitCLI(LightningCLI):
     def before_test(self) -> None:
         print(f"Evaluating {self.config.test.ckpt_path}")
 
+    def after_validate(self) -> None:
+        evaluated = self.datamodule.evaluated("val")
+        rank_zero_only(print)(f"Validated on {describe({**evaluated, 'images': len(self.datamodule.val_set)})}")
 
-LIGHTNING_SUBCOMMANDS = tuple(MNISTLitCLI.subcommands())  # fit, validate, test
+
+LIGHTNING_SUBCOMMANDS = tuple(ImageCLI.subcommands())  # fit, validate, test
+MNISTLitCLI = ImageCLI  # its name before 0.6.0, for code that imports it
 
 
-def data_set_for(trained_on: DataSet, configured: Optional[str]) -> str:
-    """The data set to evaluate (or resume) a checkpoint on: the one it learned, unless --data.dataset
-    names another with the same classes (MNIST's model on QMNIST, a folder model on another folder;
-    a folder's classes are compared once it is read)."""
-    if configured is None:
-        if trained_on.path is None and trained_on.name not in DATASETS:
-            raise UserError(f"The checkpoint learned a data set mnist-lit does not know ({trained_on.name!r}).")
-        if trained_on.path is not None and not Path(trained_on.path).exists():
+def to_read(learned: DatasetInfo, data: Namespace) -> DatasetInfo:
+    """The set to evaluate (or resume) a checkpoint on: the one it learned, unless --data.dataset names another
+    whose classes are among the model's (MNIST's model on QMNIST, a folder's model on another folder, matched
+    by class name; a folder's classes are compared once it is read). ``data``: the data module's options."""
+    configured = data.dataset
+    if configured is None or isinstance(configured, Namespace):  # none given, or a DatasetInfo from a saved config
+        if learned.path is None and learned.name not in DATASETS:
+            raise UserError(f"The checkpoint learned a data set mnist-lit does not know ({learned.name!r}).")
+        if learned.path is not None and not Path(learned.path).exists():
             raise UserError(
-                f"The checkpoint learned the pictures in {trained_on.path}, which no longer exists; pass the set's "
-                "new place, or another with the same classes, with --data.dataset PATH."
+                f"The checkpoint learned the pictures in {learned.path}, which no longer exists; pass the set's "
+                "new place, or another labelled set with the same classes, with --data.dataset PATH."
             )
-        return trained_on.path or trained_on.name
-    if configured in DATASETS and list(DATASETS[configured].classes) != list(trained_on.classes):
-        raise UserError(
-            f"The checkpoint learned {trained_on.name} ({trained_on.num_classes} classes) and cannot be evaluated "
-            f"on {configured}; leave out --data.dataset, or pass a set with the same classes."
-        )
-    return configured
+        return learned.with_recorded_split(data.split_seed, data.val_fraction)
+    if configured in DATASETS:
+        other = DATASETS[configured]
+        if not set(other.classes) <= set(learned.classes) or (other.channels, other.size) != (learned.channels, learned.size):
+            raise UserError(
+                f"The checkpoint learned {learned.name} ({learned.num_classes} classes, {learned.channels}x{learned.size}x"
+                f"{learned.size} pictures) and cannot be evaluated on {configured}; leave out --data.dataset, or pass a set "
+                "with the same classes."
+            )
+        return dataclasses.replace(other, classes=learned.classes)
+    if not is_own_set(configured):
+        raise UserError(f"Unknown data set {configured!r}; --data.dataset takes one of {', '.join(DATASETS)}, or a folder or CSV file.")
+    path = Path(configured).expanduser().resolve()
+    if learned.path is not None and Path(learned.path) == path:
+        return to_read(learned, Namespace(data, dataset=None))
+    return dataclasses.replace(learned, name=path.stem, path=str(path), pictures="photos", polarity="photos")
 
 
-def build_cli(args: list[str], run: bool = True) -> MNISTLitCLI:
+def build_cli(args: list[str], run: bool = True) -> ImageCLI:
     """The LightningCLI of `fit`/`validate`/`test` (``run=True``), or, with ``run=False``, the objects of a
     `fit` configured by ``args`` (no command name), not yet started: what `tune` trains in each trial."""
-    return MNISTLitCLI(
+    return ImageCLI(
         ImageClassifier,
         ImageDataModule,
         seed_everything_default=42,
@@ -236,11 +252,10 @@ def one_line_errors(argv: list[str], command: str = "") -> Iterator[None]:
 
 
 def main(args: Optional[list[str]] = None) -> None:
+    """`fit`, `validate` and `test` (``args``: the command line after `python -m mnist_lit`); __main__.py runs the others."""
     quiet_irrelevant_messages()
     argv = sys.argv[1:] if args is None else args
-    if argv[:1] and argv[0] in COMMANDS_BESIDE_LIGHTNING:
-        raise SystemExit(run_command(COMMANDS_BESIDE_LIGHTNING[argv[0]], argv[1:]))
-    command = argv[0] if argv[:1] and argv[0] in MNISTLitCLI.subcommands() else ""
+    command = argv[0] if argv[:1] and argv[0] in ImageCLI.subcommands() else ""
     with one_line_errors(argv, command):
         build_cli(args)
 

@@ -26,12 +26,12 @@ from typing import Optional
 
 import torch
 
-from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
-from mnist_lit.confidence import add_accept_all_argument
-from mnist_lit.errors import UserError
-from mnist_lit.files import cannot_write, replaced_atomically
-from mnist_lit.inference import Predictor, load_predictor
-from mnist_lit.preprocess import IMAGE_SUFFIXES
+from mnist_lit.checkpoints.finding import add_checkpoint_arguments, resolve_checkpoint
+from mnist_lit.core.atomic_files import cannot_write, replaced_atomically
+from mnist_lit.core.errors import UserError
+from mnist_lit.data.pictures import IMAGE_SUFFIXES
+from mnist_lit.models.confidence import add_accept_all_argument
+from mnist_lit.models.predictor import Predictor, load_predictor
 
 TOP = 3
 CSV_COLUMNS = ["path", "answer", "kind", "class", "label", "confidence", "energy"]

@@ -10,16 +10,21 @@ fits on them (confidence.py) and rewrites the checkpoint whole or not at all.
 
 import argparse
 import inspect
-from pathlib import Path
+from typing import Optional
 
 import torch
 
-from mnist_lit.checkpoint_files import add_checkpoint_arguments, read_checkpoint, resolve_checkpoint
-from mnist_lit.confidence import DEFAULT_ACCEPT, calibrate
-from mnist_lit.data import ImageDataModule
-from mnist_lit.errors import UserError
-from mnist_lit.files import cannot_write, replaced_atomically
-from mnist_lit.inference import predictor_of
+from mnist_lit.checkpoints.finding import (
+    add_checkpoint_arguments,
+    read_checkpoint,
+    resolve_checkpoint,
+)
+from mnist_lit.core.atomic_files import cannot_write, replaced_atomically
+from mnist_lit.core.errors import UserError
+from mnist_lit.data.datamodule import ImageDataModule
+from mnist_lit.data.sets import DatasetInfo
+from mnist_lit.models.confidence import DEFAULT_ACCEPT, calibrate
+from mnist_lit.models.predictor import predictor_of
 
 
 def main(argv: list[str]) -> int:
@@ -39,7 +44,7 @@ def main(argv: list[str]) -> int:
     accept = args.accept if args.accept is not None else hparams.get("accept", DEFAULT_ACCEPT)
     if not 0 < accept <= 1:
         raise UserError(f"--accept must be more than 0 and at most 1, got {accept}.")
-    data = validation_pictures(path, checkpoint, predictor.dataset, args.data_dir)
+    data = validation_pictures(checkpoint, predictor.dataset_info, args.data_dir)
     logits = predictor.logits(predictor.normalize(data.val_set.images))
     confidence = calibrate(logits, data.val_set.labels, accept)
     checkpoint["confidence"] = confidence.record()
@@ -50,21 +55,21 @@ def main(argv: list[str]) -> int:
     except OSError as error:
         raise cannot_write(error, "--ckpt_path (a copy of the checkpoint in a writable folder)") from None
     accepted = float(confidence.accepted(logits).float().mean())
-    print(f"Calibrated {path} on {len(logits):,} validation pictures: temperature {confidence.temperature:.3f}, "
+    print(f"Calibrated {path} on {len(logits):,} validation pictures ({data.evaluated('val')['split']}): temperature {confidence.temperature:.3f}, "
           f"energy threshold {confidence.threshold:.3f} (accepts {accepted:.1%} of them; asked {accept:.0%}).")
     return 0
 
 
-def validation_pictures(path: Path, checkpoint: dict, dataset, data_dir) -> ImageDataModule:
-    """The data module `fit` used, set up: the same validation split (the options the checkpoint records)."""
-    overrides = {"data_dir": data_dir} if data_dir is not None else {}
-    if "datamodule_hyper_parameters" in checkpoint:
-        # The options by name, never through load_from_checkpoint: a checkpoint's `_instantiator` or
-        # `_class_path` would have it import and call what the file names.
-        accepted = inspect.signature(ImageDataModule).parameters
-        options = {name: value for name, value in checkpoint["datamodule_hyper_parameters"].items() if name in accepted}
-        data = ImageDataModule(**{**options, **overrides})
-    else:  # written by a plain Trainer, without the data module's options: its defaults
-        data = ImageDataModule(dataset=dataset.path or dataset.name, **overrides)
-    data.setup("fit")
+def validation_pictures(checkpoint: dict, learned: DatasetInfo, data_dir: Optional[str]) -> ImageDataModule:
+    """The data module `fit` used, set up on the checkpoint's set: the same validation part as `fit` (its record
+    says how a folder's was split; a built-in set's comes from the options the checkpoint keeps)."""
+    # The options by name, never through load_from_checkpoint: a checkpoint's `_instantiator` or
+    # `_class_path` would have it import and call what the file names.
+    accepted = inspect.signature(ImageDataModule).parameters
+    options = {name: value for name, value in (checkpoint.get("datamodule_hyper_parameters") or {}).items() if name in accepted}
+    if data_dir is not None:
+        options["data_dir"] = data_dir
+    learned = learned.with_recorded_split(options.get("split_seed", 1234), options.get("val_fraction", 0.1))
+    data = ImageDataModule(**{**options, "dataset": learned})
+    data.setup("validate")
     return data

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mnist_lit.errors import UserError
+from mnist_lit.core.errors import UserError
 
 
 @contextmanager

@@ -16,7 +16,7 @@ Three families (the ``pictures`` of each data set in datasets.py):
 A photo or a scan skips all of that, which is why models that score 99% on the test set fail
 on them; this module redoes those steps. Pixels only: inference.py normalizes them.
 
-    from mnist_lit.preprocess import load_picture
+    from mnist_lit.data.pictures import load_picture
     pixels = load_picture("seven.png")          # (28, 28) uint8, light on black
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from mnist_lit.errors import UserError
+from mnist_lit.core.errors import UserError
 
 FRAME = 28
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights of red, green and blue

@@ -13,9 +13,9 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from mnist_lit.checkpoint_files import LAST
-from mnist_lit.errors import UserError
-from mnist_lit.files import replaced_atomically
+from mnist_lit.checkpoints.finding import LAST
+from mnist_lit.core.atomic_files import replaced_atomically
+from mnist_lit.core.errors import UserError
 
 
 class RunCheckpoint(ModelCheckpoint):

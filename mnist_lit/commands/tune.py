@@ -30,16 +30,20 @@ from typing import Any, Optional
 import optuna
 import torch
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from optuna.distributions import (
-    BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution, distribution_to_json,
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
 )
 from optuna.trial import FrozenTrial, TrialState
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from optuna_integration import PyTorchLightningPruningCallback
 
 from mnist_lit import recipes
-from mnist_lit.errors import UserError
-from mnist_lit.hardware import reuse_freed_memory, usable_cores
+from mnist_lit.core.errors import UserError
+from mnist_lit.core.hardware import reuse_freed_memory, usable_cores
 
 # The space searched without --search; configs/search/default.yaml is a copy (tests/test_tune.py).
 DEFAULT_SPACE = {
@@ -176,7 +180,7 @@ def distribution(option: str, spec: Any, source: str) -> BaseDistribution:
 
 def quiet() -> None:
     """Only warnings from the libraries: tune prints one line per trial, the rest is in each trial's run."""
-    from mnist_lit.cli import quiet_irrelevant_messages
+    from mnist_lit.commands.cli import quiet_irrelevant_messages
 
     quiet_irrelevant_messages()
     for name in ("lightning.pytorch", "lightning.fabric"):  # "GPU available", "Seed set" once per trial
@@ -190,7 +194,7 @@ def quiet() -> None:
 
 def check_fit_options(search: Search) -> None:
     """Refuse, in one line, fixed options `fit` does not take and sampled values it would not accept."""
-    from mnist_lit.cli import build_cli, one_line_errors
+    from mnist_lit.commands.cli import build_cli, one_line_errors
 
     options = [*search.fixed, *overrides(search, "check")]
     with one_line_errors(search.fixed, "fit"):
@@ -340,7 +344,7 @@ def work_in_processes(search: Search) -> int:
 
 def work_and_exit(search: Search, threads: int) -> None:
     """One of --jobs worker processes: its share of the cores, its own connection to the study."""
-    from mnist_lit.errors import run_command
+    from mnist_lit.core.errors import run_command
 
     torch.set_num_threads(threads)
     quiet()
@@ -423,7 +427,7 @@ class Pruning(PyTorchLightningPruningCallback):
 
 def run_trial(search: Search, trial: optuna.Trial) -> float:
     """One `fit` with the sampled options; its best validation accuracy."""
-    from mnist_lit.cli import build_cli
+    from mnist_lit.commands.cli import build_cli
 
     params = {name: suggest(trial, name, distribution) for name, distribution in search.space.items()}
     cli = build_cli([*search.fixed, *as_options(params), *overrides(search, f"trial_{trial.number:04d}")], run=False)
@@ -490,8 +494,8 @@ def table(rows: list[list[str]]) -> list[str]:
 
 def write_best_config(search: Search, trial: FrozenTrial) -> Path:
     """Every `fit` option of the best trial (the fixed ones, and its sampled ones) as one YAML file."""
-    from mnist_lit.cli import build_cli
-    from mnist_lit.files import replaced_atomically
+    from mnist_lit.commands.cli import build_cli
+    from mnist_lit.core.atomic_files import replaced_atomically
 
     cli = build_cli([*search.fixed, *as_options(trial.params)], run=False)
     text = cli.parser.dump(cli.config)

@@ -1,16 +1,18 @@
-"""What a data set is to mnist-lit: one ``DataSet`` object, and the table of the sets torchvision reads.
+"""What a data set is to mnist-lit: one ``DatasetInfo``, and the table of the sets torchvision reads.
 
 A set is described by its name (or the folder or CSV file it comes from), its class names, the
 shape of its pictures (channels, square side), the mean and standard deviation of each channel
 of its training pixels, and the kind of pictures it holds, which picks how outside pictures are
-preprocessed (preprocess.py). Checkpoints keep that description (``DataSet.record`` and
-``DataSet.from_record``, the one way in and out), so `test`, `predict`, `export` and `serve`
-need no data option. Reading files lives in sources.py. Plain Python and torch: the thin
-commands import this without Lightning or torchvision.
+preprocessed (pictures.py), and for a set of one's own pictures how its parts were split
+(splits.py). Checkpoints keep that description (``DatasetInfo.record`` and
+``DatasetInfo.from_record``, the one way in and out), so `test`, `predict`, `export` and `serve`
+need no data option. Reading files lives in builtin_files.py and layouts.py. Plain Python and
+torch: the thin commands import this without Lightning or torchvision.
 
-    python -m mnist_lit.datasets      # mean and std of every built-in set whose training files are here
+    python -m mnist_lit.data.sets      # mean and std of every built-in set whose training files are here
 """
 
+import dataclasses
 import string
 import sys
 from dataclasses import dataclass, field
@@ -18,10 +20,15 @@ from typing import Any, Literal, Optional
 
 import torch
 
+from mnist_lit.data.splits import Split, legacy_split
+
 DIGITS = tuple(string.digits)
 # The mean and standard deviation of MNIST's training pixels, scaled to [0, 1].
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 Pictures = Literal["handwriting", "clothing", "photos"]
+# The smallest square side the networks take (two 2x2 poolings leave 7x7 of 28), and so the smallest
+# side a folder set's pictures are fitted into.
+SMALLEST_SIDE = 28
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,9 @@ class TorchvisionFiles:
 
 
 @dataclass(frozen=True)
-class DataSet:
-    """One data set: a built-in one (``files`` says how torchvision reads it) or a folder or CSV file (``path``).
+class DatasetInfo:
+    """What mnist-lit knows of one data set: a built-in one (``files`` says how torchvision reads it) or a folder
+    or CSV file (``path``, and ``split``: how its missing parts were split off its training pictures).
 
     ``mean`` and ``std`` hold one value per channel, of the training pixels scaled to [0, 1].
     ``pictures`` picks the preprocessing of outside pictures: "handwriting" (MNIST's own steps),
@@ -58,6 +66,7 @@ class DataSet:
     path: Optional[str] = None  # the folder or CSV file of a set of one's own pictures, absolute
     resize: Literal["pad", "crop"] = "pad"
     files: Optional[TorchvisionFiles] = None
+    split: Optional[Split] = None
 
     @property
     def num_classes(self) -> int:
@@ -76,17 +85,25 @@ class DataSet:
             "polarity": self.polarity,
             "path": self.path,
             "resize": self.resize,
+            "split": None if self.split is None else self.split.record(),
         }
 
+    def with_recorded_split(self, seed: int, val_fraction: float) -> "DatasetInfo":
+        """This set with the split of its parts; a folder set of a checkpoint of 0.5.0 or before, which recorded
+        none, gets the one those options made (validation only)."""
+        if self.path is None or self.split is not None:
+            return self
+        return dataclasses.replace(self, split=legacy_split(self.path, seed, val_fraction))
+
     @classmethod
-    def from_record(cls, record: Optional[dict[str, Any]]) -> "DataSet":
+    def from_record(cls, record: Optional[dict[str, Any]]) -> "DatasetInfo":
         """The set a checkpoint recorded; checkpoints of 0.1.0 (no record) are MNIST's, those of 0.2.0
         (one mean and std, no shape) are 28x28 greyscale."""
         if not record:
             return DATASETS[DEFAULT_DATASET]
         known = DATASETS.get(record["name"]) if record.get("path") is None else None
         as_tuple = lambda value: tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-        return DataSet(
+        return DatasetInfo(
             name=record["name"],
             # jsonargparse may have read MNIST's class names "0".."9" as numbers.
             classes=tuple(str(name) for name in record["classes"]),
@@ -99,6 +116,7 @@ class DataSet:
             path=record.get("path"),
             resize=record.get("resize", "pad"),
             files=known.files if known is not None else None,
+            split=Split.from_record(record.get("split")),
         )
 
 
@@ -106,31 +124,31 @@ def _idx_files(prefix: str, train: str = "train", test: str = "t10k", labels: st
     return (f"{prefix}{train}-images-idx3-ubyte", f"{prefix}{train}-{labels}", f"{prefix}{test}-images-idx3-ubyte", f"{prefix}{test}-{labels}")
 
 
-def _emnist(split: str, classes: tuple[str, ...], train_size: int, label_offset: int = 0) -> DataSet:
+def _emnist(split: str, classes: tuple[str, ...], train_size: int, label_offset: int = 0) -> DatasetInfo:
     files = TorchvisionFiles(
         "EMNIST", _idx_files(f"emnist-{split}-", test="test"), options={"split": split},
         label_offset=label_offset, transposed=True, train_size=train_size,
     )
-    return DataSet(f"emnist_{split}", classes, MNIST_MEAN, MNIST_STD, files=files)
+    return DatasetInfo(f"emnist_{split}", classes, MNIST_MEAN, MNIST_STD, files=files)
 
 
-# mean/std of MNIST and Fashion-MNIST: `python -m mnist_lit.datasets` on the official training
+# mean/std of MNIST and Fashion-MNIST: `python -m mnist_lit.data.sets` on the official training
 # files (2026-11-25); tests/test_datasets.py checks every entry whose files it finds. KMNIST's are
 # the values its users publish, EMNIST's and QMNIST's are MNIST's (QMNIST re-creates MNIST's
 # pictures; EMNIST's digits are made the same way), CIFAR-10's are the values its users publish.
 # Any consistent values train equally well: the checkpoint records the ones used, and prediction
 # uses those.
-DATASETS: dict[str, DataSet] = {
-    spec.name: spec
-    for spec in (
-        DataSet("mnist", DIGITS, MNIST_MEAN, MNIST_STD, files=TorchvisionFiles("MNIST", _idx_files(""))),
-        DataSet(
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("mnist", DIGITS, MNIST_MEAN, MNIST_STD, files=TorchvisionFiles("MNIST", _idx_files(""))),
+        DatasetInfo(
             "fashion_mnist",
             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
             (0.2860,), (0.3530,), pictures="clothing", files=TorchvisionFiles("FashionMNIST", _idx_files("")),
         ),
         # Kuzushiji-MNIST: cursive Japanese hiragana, named by their modern reading.
-        DataSet(
+        DatasetInfo(
             "kmnist", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), (0.1918,), (0.3483,),
             files=TorchvisionFiles("KMNIST", _idx_files("")),
         ),
@@ -139,12 +157,12 @@ DATASETS: dict[str, DataSet] = {
         _emnist("letters", tuple(string.ascii_lowercase), train_size=124_800, label_offset=1),
         _emnist("digits", DIGITS, train_size=240_000),
         # QMNIST's test file holds 60,000 digits; its first 10,000 ("test10k") are MNIST's test set.
-        DataSet(
+        DatasetInfo(
             "qmnist", DIGITS, MNIST_MEAN, MNIST_STD,
             files=TorchvisionFiles("QMNIST", _idx_files("qmnist-", test="test", labels="labels-idx2-int"), test_options={"what": "test10k"}),
         ),
         # 32x32 colour photos of ten kinds of object, in the Python pickles torchvision reads.
-        DataSet(
+        DatasetInfo(
             "cifar10",
             ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
             (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), channels=3, size=32, pictures="photos",
@@ -157,6 +175,7 @@ DATASETS: dict[str, DataSet] = {
     )
 }
 DEFAULT_DATASET = "mnist"
+DataSet = DatasetInfo  # its name before 0.6.0, for code that imports it
 
 
 def normalize(pixels: torch.Tensor, mean, std) -> torch.Tensor:
@@ -196,17 +215,17 @@ def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, .
 
 
 def main(data_dir: Optional[str] = None) -> None:
-    from mnist_lit.sources import load_builtin, raw_folder, resolve_data_dir
+    from mnist_lit.data.builtin_files import load_builtin, raw_folder, resolve_data_dir
 
     root = resolve_data_dir(data_dir)
-    for spec in DATASETS.values():
+    for info in DATASETS.values():
         try:
-            images, _ = load_builtin(spec, root, train=True)
+            images, _ = load_builtin(info, root, train=True)
         except RuntimeError:  # torchvision's "Dataset not found": reported and skipped
-            print(f"{spec.name}: no training files in {raw_folder(root, spec)}/")
+            print(f"{info.name}: no training files in {raw_folder(root, info)}/")
             continue
         mean, std = pixel_stats(images)
-        print(f"{spec.name}: mean {mean}, std {std} over {len(images):,} training pictures (table: {spec.mean}, {spec.std})")
+        print(f"{info.name}: mean {mean}, std {std} over {len(images):,} training pictures (table: {info.mean}, {info.std})")
 
 
 if __name__ == "__main__":

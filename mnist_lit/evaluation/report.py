@@ -5,7 +5,7 @@ matrix in the terminal; report.json, confusion_matrix.png and mistakes.png in th
 the two pictures in TensorBoard. During `fit`: the validation confusion matrix in TensorBoard
 after every epoch. ``EvaluationReport`` owns the torchmetrics behind all of it (metrics.py), fed
 with the logits that the LightningModule's validation and test steps return, so it works with
-any LightningModule whose steps return logits and any data module that names its ``classes``.
+mnist-lit's ImageClassifier, whose data set names the classes, and tells which pictures it read.
 """
 
 import json
@@ -23,12 +23,23 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lit import __version__
-from mnist_lit.confidence import Confidence
-from mnist_lit.errors import UserError
-from mnist_lit.figures import confusion_matrix_figure, mistakes_figure, reliability_figure
-from mnist_lit.files import replaced_atomically
-from mnist_lit.logger import TensorBoardLogger
-from mnist_lit.metrics import ConfidentMistakes, Coverage, ReliabilityBins, evaluation_metrics
+from mnist_lit.core.atomic_files import replaced_atomically
+from mnist_lit.core.errors import UserError
+from mnist_lit.data.datamodule import ImageDataModule
+from mnist_lit.evaluation.figures import (
+    confusion_matrix_figure,
+    mistakes_figure,
+    reliability_figure,
+)
+from mnist_lit.evaluation.logger import TensorBoardLogger
+from mnist_lit.models.classifier import ImageClassifier
+from mnist_lit.models.confidence import Confidence
+from mnist_lit.models.metrics import (
+    ConfidentMistakes,
+    Coverage,
+    ReliabilityBins,
+    evaluation_metrics,
+)
 
 REPORT_FILES = ("report.json", "confusion_matrix.png", "mistakes.png", "reliability.png")
 # Wider matrices do not fit a terminal; confusion_matrix.png still shows them.
@@ -150,8 +161,8 @@ def write_report(folder: Path, report: dict, *figures: Figure) -> list[Path]:
 
 
 def describe(data: dict[str, Any]) -> str:
-    """"fashion_mnist, test split (10,000 pictures)": which data an evaluation used."""
-    return f"{data['dataset']}, {data['split']} split ({data['images']:,} pictures)"
+    """"fashion_mnist, test (10,000 pictures)": which data an evaluation used."""
+    return f"{data['dataset']}, {data['split']} ({data['images']:,} pictures)"
 
 
 class EvaluationReport(Callback):
@@ -180,10 +191,13 @@ class EvaluationReport(Callback):
         self.painter: Optional[ThreadPoolExecutor] = None
         self.paintings: list[Future] = []
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.classes = list(getattr(trainer.datamodule, "classes", None) or [])
-        if not self.classes:
-            raise UserError("The evaluation report needs the class names: give the data module a `classes` list.")
+    def prepare(self, pl_module: L.LightningModule) -> None:
+        """The metrics for the model's classes, known once Lightning configured the model (after every `setup`)."""
+        if not isinstance(pl_module, ImageClassifier) or pl_module.dataset_info is None:
+            raise UserError("The evaluation report reads the class names of mnist-lit's ImageClassifier; use it with that model.")
+        if self.classes == list(pl_module.dataset_info.classes) and self.test_metrics is not None:
+            return
+        self.classes = list(pl_module.dataset_info.classes)
         num_classes = len(self.classes)
         # The callback's own metrics, not the module's: moved to the module's device when a loop starts.
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
@@ -192,6 +206,7 @@ class EvaluationReport(Callback):
         self.calibration_metrics = {"before": ReliabilityBins(), "after": ReliabilityBins(), "coverage": Coverage()}
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.prepare(pl_module)
         self.val_confusion.to(pl_module.device).reset()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -232,6 +247,7 @@ class EvaluationReport(Callback):
         self.finish_paintings(raise_errors=False)  # the exception that stopped the run is the one to tell
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.prepare(pl_module)
         for metric in (self.test_metrics, self.mistake_finder, *self.calibration_metrics.values()):
             metric.to(pl_module.device).reset()
 
@@ -241,7 +257,7 @@ class EvaluationReport(Callback):
         self.mistake_finder.update(images, outputs, labels)
         metrics = self.calibration_metrics
         metrics["before"].update(outputs.float().softmax(dim=1), labels)
-        confidence = getattr(pl_module, "confidence", None)  # the checkpoint's (model.py)
+        confidence = pl_module.confidence  # the checkpoint's (classifier.py)
         if confidence is not None:
             metrics["after"].update(confidence.probabilities(outputs), labels)
             metrics["coverage"].update(confidence.accepted(outputs), outputs.argmax(dim=1) == labels)
@@ -253,7 +269,7 @@ class EvaluationReport(Callback):
         count = len(mistakes["images"])
         self.test_mistakes = {name: value.reshape(count, *value.shape[1:]) if name == "images" else value.reshape(count)
                               for name, value in mistakes.items()}
-        confidence = getattr(pl_module, "confidence", None)
+        confidence = pl_module.confidence
         computed = ("before", "after", "coverage") if confidence is not None else ("before",)
         self.test_bins = {name: {key: value.cpu() for key, value in self.calibration_metrics[name].compute().items()}
                           for name in computed}
@@ -268,17 +284,13 @@ class EvaluationReport(Callback):
         folder = Path(trainer.log_dir or trainer.default_root_dir)  # on every process: log_dir is a broadcast
         if not trainer.is_global_zero or not self.test_results:
             return
-        dataset = getattr(trainer.datamodule, "dataset", None)
-        data = {
-            "dataset": getattr(dataset, "name", "unnamed"),
-            "split": describe_split(dataset),
-            "data_dir": dataset_location(trainer.datamodule),
-            "images": int(self.test_results["confusion_matrix"].sum()),
-        }
+        datamodule = trainer.datamodule
+        evaluated = datamodule.evaluated("test") if isinstance(datamodule, ImageDataModule) else {"dataset": "unnamed", "split": "test"}
+        data = {**evaluated, "images": int(self.test_results["confusion_matrix"].sum())}
         self.report = classification_report(self.test_results, self.classes, trainer.ckpt_path, data)
         self.report["calibration"] = self.test_calibration
         confusion = confusion_matrix_figure(self.test_results["confusion_matrix"], "Test", self.classes)
-        light_on_dark = getattr(dataset, "polarity", "light on dark") == "light on dark"
+        light_on_dark = pl_module.dataset_info.polarity == "light on dark"
         mistakes = mistakes_figure(self.test_mistakes, self.mistakes_shown, self.classes, light_on_dark=light_on_dark)
         reliability = reliability_figure(self.test_bins["before"], self.test_bins.get("after"))
         self.paths = write_report(folder, self.report, confusion, mistakes, reliability)
@@ -293,18 +305,6 @@ class EvaluationReport(Callback):
             print_report(self.report)
             print(f"Report written to {self.paths[0].parent}: {', '.join(path.name for path in self.paths)}")
             self.report = None
-
-
-def describe_split(dataset: Any) -> str:
-    """"test", or "test10k" where torchvision reads a part of a larger test file (QMNIST)."""
-    files = getattr(dataset, "files", None)
-    return files.test_options.get("what", "test") if files is not None else "test"
-
-
-def dataset_location(datamodule: Any) -> Optional[str]:
-    """The folder or CSV file of a set of one's own pictures, else the data root of a built-in set."""
-    place = getattr(datamodule, "path", None) or getattr(datamodule, "data_dir", None)
-    return str(Path(place).resolve()) if place is not None else None
 
 
 def _draw_and_log(logger: TensorBoardLogger, step: Optional[int], confusion: torch.Tensor, title: str, classes: list[str]) -> None:

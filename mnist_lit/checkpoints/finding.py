@@ -1,30 +1,17 @@
-"""Finding and reading checkpoint files, with torch alone (the thin commands import this, not Lightning).
+"""Finding a run's checkpoint files: "best", "last", the point to resume from. Torch alone, no Lightning.
 
 Each `fit` run writes into ``checkpoints/version_N/``, named after its TensorBoard run in
 ``logs/version_N/``; "best" and "last" name a file of the most recent run.
 """
 
 import argparse
-import pickle
-import re
-import zipfile
 from pathlib import Path
 from typing import Iterable, Optional
 
-import torch
-
-from mnist_lit.errors import UserError
+from mnist_lit.checkpoints.reading import read_checkpoint
+from mnist_lit.core.errors import UserError
 
 LAST = "last.ckpt"
-# What LightningCLI records about how to rebuild a model (Lightning's load_from_checkpoint imports and
-# calls it): the values it writes for mnist-lit's own classes; any other is refused.
-BUILDERS = {
-    "_instantiator": {"lightning.pytorch.cli.instantiate_module"},
-    "_class_path": {"mnist_lit.model.ImageClassifier", "mnist_lit.model.DigitClassifier",
-                    "mnist_lit.data.ImageDataModule", "mnist_lit.data.MNISTDataModule"},
-}
-# The largest tensor a checkpoint may hold: far above any network of networks.py at any supported size.
-MAX_MEMBER_BYTES = 2 * 2**30
 
 
 def resolve_checkpoint(ckpt_path: Optional[str], checkpoint_dir: str) -> Path:
@@ -77,54 +64,6 @@ def run_name(checkpoint: Path, checkpoint_dir: str) -> Optional[str]:
     """The run folder (``version_N``) of a checkpoint that `fit` wrote under ``checkpoint_dir``, else None."""
     folder = checkpoint.resolve().parent
     return folder.name if folder.parent == Path(checkpoint_dir).resolve() else None
-
-
-def read_checkpoint(path: Path) -> dict:
-    """Load a checkpoint with torch's safe loader: tensors and plain values only, no code run."""
-    if path.stat().st_size == 0:
-        raise UserError(f"{path} is empty; pass a .ckpt written by `fit`.")
-    damaged = f"{path} is not a readable checkpoint: truncated, damaged or another kind of file"
-    refuse_huge_members(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        if found is None:  # not a pickle torch could read at all
-            raise UserError(f"{damaged}; pass a .ckpt written by `fit`.") from None
-        raise UserError(
-            f"{path} holds pickled Python objects ({found.group(1)}) besides tensors and plain values; mnist-lit "
-            "loads checkpoints with torch's safe loader and runs no code from them. Pass a .ckpt written by `fit`."
-        ) from None
-    except Exception as error:  # torch raises several unrelated types for a damaged file
-        raise UserError(f"{damaged} ({type(error).__name__}); pass a .ckpt written by `fit`.") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by `fit`.")
-    for key in ("hyper_parameters", "datamodule_hyper_parameters"):
-        options = checkpoint.get(key)
-        for name, trusted in BUILDERS.items():
-            named = options.get(name) if isinstance(options, dict) else None
-            if named is not None and named not in trusted:
-                raise UserError(f"{path} names code to build its model or data with ({name} {named!r}); mnist-lit builds "
-                                "its own classes from a checkpoint and runs nothing a file names. Pass a .ckpt written by `fit`.")
-    return checkpoint
-
-
-def refuse_huge_members(path: Path) -> None:
-    """Refuse a checkpoint whose zip members claim more than a checkpoint of ours could hold.
-
-    torch reads a member into memory of the size its header declares, so a crafted header (or a
-    deflated member of zeros) could take all the memory before anything fails.
-    """
-    if not zipfile.is_zipfile(path):
-        return  # torch's message names what else it is
-    try:
-        with zipfile.ZipFile(path) as archive:
-            largest = max(archive.infolist(), key=lambda member: member.file_size, default=None)
-    except (zipfile.BadZipFile, OSError):
-        return
-    if largest is not None and largest.file_size > MAX_MEMBER_BYTES:
-        raise UserError(f"{path} holds a member ({largest.filename}) of {largest.file_size / 2**30:.1f} GiB, more than a "
-                        f"checkpoint of mnist-lit could ({MAX_MEMBER_BYTES / 2**30:.0f} GiB); it is not read.")
 
 
 def _latest_run(checkpoint_dir: Path) -> Path:

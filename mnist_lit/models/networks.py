@@ -111,7 +111,6 @@ class BatchNormCNN(nn.Module):
 DigitCNN = KerasCNN  # its name before 0.3.0, for code that imports it
 NETWORKS: dict[str, type[nn.Module]] = {"keras_cnn": KerasCNN, "batchnorm_cnn": BatchNormCNN}
 SIZE_OPTIONS = ("conv1_channels", "conv2_channels", "hidden_units", "dropout")
-SMALLEST_SIDE = 28
 DEFAULT_NETWORK = "keras_cnn"
 NetworkName = Literal[tuple(NETWORKS)]  # the choices of --model.net, from the table
 

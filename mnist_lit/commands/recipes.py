@@ -9,7 +9,7 @@ where the command runs: a file that exists is always the one read.
 from pathlib import Path
 from typing import Optional
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # mnist_lit/, which holds configs/ once installed
 
 
 def shipped_folder() -> Optional[Path]:

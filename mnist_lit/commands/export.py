@@ -21,11 +21,11 @@ from typing import Optional
 import torch
 
 from mnist_lit import __version__
-from mnist_lit.checkpoint_files import add_checkpoint_arguments, resolve_checkpoint
-from mnist_lit.confidence import UNSURE_MARGIN
-from mnist_lit.errors import UserError
-from mnist_lit.files import cannot_write, replaced_atomically
-from mnist_lit.inference import Predictor, load_predictor
+from mnist_lit.checkpoints.finding import add_checkpoint_arguments, resolve_checkpoint
+from mnist_lit.core.atomic_files import cannot_write, replaced_atomically
+from mnist_lit.core.errors import UserError
+from mnist_lit.models.confidence import UNSURE_MARGIN
+from mnist_lit.models.predictor import Predictor, load_predictor
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -51,15 +51,15 @@ def export(net: torch.nn.Module, model_format: str, output: Path, input_shape: t
 
 
 PREPROCESSING = {
-    "handwriting": "mnist_lit.preprocess.mnist_style: crop, longer side 20 px, centre of mass on pixel (14, 14)",
-    "clothing": "mnist_lit.preprocess.fashion_style: trim, longer side 28 px, sharpen, centre, negate",
-    "photos": "mnist_lit.preprocess.photo_style: EXIF orientation, transparency over white, RGB, fitted into the square",
+    "handwriting": "mnist_lit.data.pictures.mnist_style: crop, longer side 20 px, centre of mass on pixel (14, 14)",
+    "clothing": "mnist_lit.data.pictures.fashion_style: trim, longer side 28 px, sharpen, centre, negate",
+    "photos": "mnist_lit.data.pictures.photo_style: EXIF orientation, transparency over white, RGB, fitted into the square",
 }
 
 
 def sidecar(predictor: Predictor, model_format: str) -> dict:
     """What a program needs besides the model file to use it on pixels."""
-    dataset = predictor.dataset
+    dataset = predictor.dataset_info
     resize = {"pad": "the longer side fitted, the rest padded with the border colour", "crop": "the centre square"}
     return {
         "format": model_format,
@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
     if args.format == "onnx" and not all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript")):
         raise UserError("ONNX export needs the onnx and onnxscript packages: pip install 'mnist-lit[onnx]'.")
     predictor = load_predictor(resolve_checkpoint(args.ckpt_path, args.checkpoint_dir))
-    output = args.output or Path(f"{predictor.dataset.name}_cnn{SUFFIXES[args.format]}")
+    output = args.output or Path(f"{predictor.dataset_info.name}_cnn{SUFFIXES[args.format]}")
     info = output.with_suffix(".json")
     try:
         export(predictor.net, args.format, output, predictor.input_shape)

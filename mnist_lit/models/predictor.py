@@ -21,15 +21,12 @@ from typing import Optional
 
 import torch
 
-from mnist_lit.checkpoint_files import read_checkpoint
-from mnist_lit.confidence import Answer, Confidence, answer
-from mnist_lit.datasets import DataSet, normalize
-from mnist_lit.errors import UserError
-from mnist_lit.networks import DEFAULT_NETWORK, network_from_hparams
-from mnist_lit.preprocess import load_picture
-
-# The LightningModule keeps its network as `self.net`: its weights are the state_dict's "net.*".
-NETWORK_PREFIX = "net."
+from mnist_lit.checkpoints.reading import NETWORK_PREFIX, dataset_of, read_checkpoint
+from mnist_lit.core.errors import UserError
+from mnist_lit.data.pictures import load_picture
+from mnist_lit.data.sets import DatasetInfo, normalize
+from mnist_lit.models.confidence import Answer, Confidence, answer
+from mnist_lit.models.networks import DEFAULT_NETWORK, network_from_hparams
 
 
 @dataclass(frozen=True)
@@ -37,19 +34,19 @@ class Predictor:
     """A trained network in eval mode on the CPU, with what it needs to read pictures and name classes."""
 
     net: torch.nn.Module
-    dataset: DataSet
+    dataset_info: DatasetInfo
     checkpoint: Path
     network: str = DEFAULT_NETWORK  # its name in networks.py
     confidence: Optional[Confidence] = None  # none in checkpoints written before 0.4.0
 
     @property
     def classes(self) -> list[str]:
-        return list(self.dataset.classes)
+        return list(self.dataset_info.classes)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, size, size) of one input picture."""
-        return (self.dataset.channels, self.dataset.size, self.dataset.size)
+        return (self.dataset_info.channels, self.dataset_info.size, self.dataset_info.size)
 
     @property
     def weights_digest(self) -> str:
@@ -62,11 +59,11 @@ class Predictor:
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 pixels -> the float input the network was trained on."""
-        return normalize(pixels, self.dataset.mean, self.dataset.std)
+        return normalize(pixels, self.dataset_info.mean, self.dataset_info.std)
 
     def pixels(self, source: str | Path | bytes, name: str = "upload", max_pixels: int | None = None) -> torch.Tensor:
         """A picture file, or its bytes, as (channels, size, size) uint8 pixels made like the data set's own pictures."""
-        dataset = self.dataset
+        dataset = self.dataset_info
         pixels = load_picture(source, dataset.pictures, name, max_pixels, dataset.size, dataset.channels, dataset.resize)
         return torch.from_numpy(pixels).reshape(self.input_shape)
 
@@ -85,7 +82,7 @@ class Predictor:
 
     def answer(self, probabilities: torch.Tensor, logits: torch.Tensor, accept_all: bool = False) -> Answer:
         """One picture's answer in words: its class, unsure between two, or not one of the set's kinds."""
-        return answer(probabilities, logits, self.classes, self.confidence, self.dataset.pictures, accept_all)
+        return answer(probabilities, logits, self.classes, self.confidence, self.dataset_info.pictures, accept_all)
 
 
 def load_predictor(path: Path) -> Predictor:
@@ -96,10 +93,7 @@ def load_predictor(path: Path) -> Predictor:
 def predictor_of(checkpoint: dict, path: Path) -> Predictor:
     """The predictor of a checkpoint already read (``read_checkpoint``) from ``path``, which errors name."""
     hparams = checkpoint.get("hyper_parameters") or {}
-    try:
-        dataset = DataSet.from_record(hparams.get("dataset_info"))
-    except (KeyError, TypeError, ValueError) as error:
-        raise UserError(f"{path} records its data set in a form mnist-lit cannot read ({type(error).__name__}: {error}).") from None
+    dataset = dataset_of(checkpoint, path)
     weights = {
         name[len(NETWORK_PREFIX) :]: value
         for name, value in checkpoint["state_dict"].items()

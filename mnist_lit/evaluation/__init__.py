@@ -1,0 +1,1 @@
+"""What `test` reports and TensorBoard shows: the report, its figures, the logger."""

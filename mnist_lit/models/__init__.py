@@ -1,0 +1,1 @@
+"""The networks, the LightningModule that trains them, their confidence, and inference from a checkpoint."""
