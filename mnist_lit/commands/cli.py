@@ -29,7 +29,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
 from mnist_lit.checkpoints.finding import resolve_checkpoint, resume_point, run_name
-from mnist_lit.checkpoints.reading import read_dataset
+from mnist_lit.checkpoints.reading import dataset_of, read_checkpoint
 from mnist_lit.checkpoints.writing import RunCheckpoint
 from mnist_lit.commands import recipes
 from mnist_lit.commands.progress_bar import ProgressBar
@@ -41,10 +41,11 @@ from mnist_lit.data.layouts import is_own_set
 from mnist_lit.data.sets import DATASETS, DatasetInfo
 from mnist_lit.evaluation.report import EvaluationReport, describe
 from mnist_lit.models.classifier import ImageClassifier
+from mnist_lit.models.predictor import network_of
 
 TRAINER_DEFAULTS = {
     "max_epochs": 5,
-    "plugins": {"class_path": "mnist_lit.checkpoints.writing.AtomicCheckpointIO"},
+    "plugins": {"class_path": "mnist_lit.checkpoints.AtomicCheckpointIO"},
     "logger": {
         "class_path": "mnist_lit.evaluation.logger.TensorBoardLogger",
         # This logger never logs Lightning's hp_metric placeholder (logger.py); false says so in
@@ -131,7 +132,11 @@ class ImageCLI(LightningCLI):
             config.ckpt_path = str(resolve_checkpoint(config.ckpt_path, config.checkpoint.dirpath))
             # A checkpoint of another model fails here, in one line. The data module gets the set itself, as a
             # DatasetInfo: its pictures are read as the model learned them, and its parts rebuilt from the record.
-            learned = to_read(read_dataset(Path(config.ckpt_path)), config.data)
+            path = Path(config.ckpt_path)
+            checkpoint = read_checkpoint(path)
+            learned = dataset_of(checkpoint, path)
+            network_of(checkpoint, learned, path, load=False)  # a checkpoint of another network: one line, before any run
+            learned = to_read(learned, config.data)
             config.data.dataset = dict_to_namespace(dataclasses.asdict(learned))
         # Lightning then loads the checkpoint again: with torch's safe loader too, whatever torch's default.
         if config.get("weights_only", False) is None:

@@ -5,7 +5,8 @@ matrix in the terminal; report.json, confusion_matrix.png and mistakes.png in th
 the two pictures in TensorBoard. During `fit`: the validation confusion matrix in TensorBoard
 after every epoch. ``EvaluationReport`` owns the torchmetrics behind all of it (metrics.py), fed
 with the logits that the LightningModule's validation and test steps return, so it works with
-mnist-lit's ImageClassifier, whose data set names the classes, and tells which pictures it read.
+mnist-lit's ImageClassifier (whose data set names the classes) or any LightningModule whose steps return logits,
+on mnist-lit's ImageDataModule, which tells which pictures it read.
 """
 
 import json
@@ -161,8 +162,10 @@ def write_report(folder: Path, report: dict, *figures: Figure) -> list[Path]:
 
 
 def describe(data: dict[str, Any]) -> str:
-    """"fashion_mnist, test (10,000 pictures)": which data an evaluation used."""
-    return f"{data['dataset']}, {data['split']} ({data['images']:,} pictures)"
+    """"fashion_mnist, test split (10,000 pictures)", "shapes, 10% of each class of shapes/ held out at fit (seed
+    1234) (18 pictures)": which data an evaluation used."""
+    split = data["split"] if " " in data["split"] else f"{data['split']} split"
+    return f"{data['dataset']}, {split} ({data['images']:,} pictures)"
 
 
 class EvaluationReport(Callback):
@@ -191,13 +194,18 @@ class EvaluationReport(Callback):
         self.painter: Optional[ThreadPoolExecutor] = None
         self.paintings: list[Future] = []
 
-    def prepare(self, pl_module: L.LightningModule) -> None:
-        """The metrics for the model's classes, known once Lightning configured the model (after every `setup`)."""
-        if not isinstance(pl_module, ImageClassifier) or pl_module.dataset_info is None:
-            raise UserError("The evaluation report reads the class names of mnist-lit's ImageClassifier; use it with that model.")
-        if self.classes == list(pl_module.dataset_info.classes) and self.test_metrics is not None:
+    def prepare(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The metrics for the classes of the set the model learned, known once Lightning configured the model
+        (after every `setup`): the ImageClassifier's, else those of the ImageDataModule it runs on."""
+        if isinstance(pl_module, ImageClassifier) and pl_module.dataset_info is not None:
+            classes = list(pl_module.dataset_info.classes)
+        elif isinstance(trainer.datamodule, ImageDataModule) and trainer.datamodule.dataset_info is not None:
+            classes = trainer.datamodule.classes
+        else:
+            raise UserError("The evaluation report needs the class names: use it with mnist-lit's ImageClassifier or ImageDataModule.")
+        if self.classes == classes and self.test_metrics is not None:
             return
-        self.classes = list(pl_module.dataset_info.classes)
+        self.classes = classes
         num_classes = len(self.classes)
         # The callback's own metrics, not the module's: moved to the module's device when a loop starts.
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
@@ -206,7 +214,7 @@ class EvaluationReport(Callback):
         self.calibration_metrics = {"before": ReliabilityBins(), "after": ReliabilityBins(), "coverage": Coverage()}
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.prepare(pl_module)
+        self.prepare(trainer, pl_module)
         self.val_confusion.to(pl_module.device).reset()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -247,7 +255,7 @@ class EvaluationReport(Callback):
         self.finish_paintings(raise_errors=False)  # the exception that stopped the run is the one to tell
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.prepare(pl_module)
+        self.prepare(trainer, pl_module)
         for metric in (self.test_metrics, self.mistake_finder, *self.calibration_metrics.values()):
             metric.to(pl_module.device).reset()
 
@@ -257,7 +265,7 @@ class EvaluationReport(Callback):
         self.mistake_finder.update(images, outputs, labels)
         metrics = self.calibration_metrics
         metrics["before"].update(outputs.float().softmax(dim=1), labels)
-        confidence = pl_module.confidence  # the checkpoint's (classifier.py)
+        confidence = pl_module.confidence if isinstance(pl_module, ImageClassifier) else None  # the checkpoint's
         if confidence is not None:
             metrics["after"].update(confidence.probabilities(outputs), labels)
             metrics["coverage"].update(confidence.accepted(outputs), outputs.argmax(dim=1) == labels)
@@ -269,7 +277,7 @@ class EvaluationReport(Callback):
         count = len(mistakes["images"])
         self.test_mistakes = {name: value.reshape(count, *value.shape[1:]) if name == "images" else value.reshape(count)
                               for name, value in mistakes.items()}
-        confidence = pl_module.confidence
+        confidence = pl_module.confidence if isinstance(pl_module, ImageClassifier) else None
         computed = ("before", "after", "coverage") if confidence is not None else ("before",)
         self.test_bins = {name: {key: value.cpu() for key, value in self.calibration_metrics[name].compute().items()}
                           for name in computed}
@@ -290,7 +298,7 @@ class EvaluationReport(Callback):
         self.report = classification_report(self.test_results, self.classes, trainer.ckpt_path, data)
         self.report["calibration"] = self.test_calibration
         confusion = confusion_matrix_figure(self.test_results["confusion_matrix"], "Test", self.classes)
-        light_on_dark = pl_module.dataset_info.polarity == "light on dark"
+        light_on_dark = isinstance(datamodule, ImageDataModule) and datamodule.dataset_info.polarity == "light on dark"
         mistakes = mistakes_figure(self.test_mistakes, self.mistakes_shown, self.classes, light_on_dark=light_on_dark)
         reliability = reliability_figure(self.test_bins["before"], self.test_bins.get("after"))
         self.paths = write_report(folder, self.report, confusion, mistakes, reliability)

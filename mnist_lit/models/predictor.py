@@ -94,22 +94,32 @@ def predictor_of(checkpoint: dict, path: Path) -> Predictor:
     """The predictor of a checkpoint already read (``read_checkpoint``) from ``path``, which errors name."""
     hparams = checkpoint.get("hyper_parameters") or {}
     dataset = dataset_of(checkpoint, path)
+    net = network_of(checkpoint, dataset, path, load=True)
+    try:
+        confidence = Confidence.from_record(checkpoint.get("confidence"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{path} holds a calibration mnist-lit cannot read ({type(error).__name__}: {error}).") from None
+    return Predictor(net.eval(), dataset, path, hparams.get("net", DEFAULT_NETWORK), confidence)
+
+
+def network_of(checkpoint: dict, dataset: DatasetInfo, path: Path, load: bool) -> torch.nn.Module:
+    """The network a checkpoint describes, with its weights when ``load``; without, only checked to fit them
+    (what `test` and a resumed `fit` do before Lightning loads them). One line for a checkpoint of another network."""
     weights = {
         name[len(NETWORK_PREFIX) :]: value
         for name, value in checkpoint["state_dict"].items()
         if name.startswith(NETWORK_PREFIX)
     }
     try:
-        net = network_from_hparams(hparams, dataset.num_classes, dataset.channels, dataset.size)
-        net.load_state_dict(weights)
+        net = network_from_hparams(checkpoint.get("hyper_parameters") or {}, dataset.num_classes, dataset.channels, dataset.size)
+        if load:
+            net.load_state_dict(weights)
+        elif {name: value.shape for name, value in net.state_dict().items()} != {name: value.shape for name, value in weights.items()}:
+            raise RuntimeError("another network")
     except (TypeError, KeyError, RuntimeError) as error:
         reasons = {RuntimeError: "its weights do not fit the network", KeyError: f"it has no {error}"}
         reason = reasons.get(type(error), f"{type(error).__name__}: {error}")
         raise UserError(
             f"{path} is not a checkpoint of mnist-lit's ImageClassifier ({reason}); pass a .ckpt written by `fit`."
         ) from None
-    try:
-        confidence = Confidence.from_record(checkpoint.get("confidence"))
-    except (KeyError, TypeError, ValueError) as error:
-        raise UserError(f"{path} holds a calibration mnist-lit cannot read ({type(error).__name__}: {error}).") from None
-    return Predictor(net.eval(), dataset, path, hparams.get("net", DEFAULT_NETWORK), confidence)
+    return net
