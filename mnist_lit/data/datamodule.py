@@ -206,6 +206,7 @@ class ImageDataModule(L.LightningDataModule):
             # Checked again against the files themselves in prepare_data; this catches it before anything runs.
             check_val_size(val_size, DATASETS[source].files.train_size)
         self.parts_read: dict[str, str] = {}  # each part in words: where its pictures come from
+        self.files: dict[str, list[str]] = {}  # a folder or CSV set's files of each part, in the order of its pictures
         self.train_set: Optional[InMemoryPictures] = None
         self.val_set: Optional[InMemoryPictures] = None
         self.test_set: Optional[InMemoryPictures] = None
@@ -340,7 +341,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def _split_parts(self, listing: SetListing, decoded: DecodedSet, split: Split, needed: tuple[str, ...]) -> dict[str, tuple]:
         training = listing.training_part
-        parts = {part: decoded.parts[part].whole() for part in PARTS if part in listing.parts and part not in split.made}
+        parts = {part: decoded.parts[part] for part in PARTS if part in listing.parts and part not in split.made}
         if any(part in needed for part in ("train", *split.made)):  # the parts split off, and what is left to train on
             if self.learned is not None and split.digest:
                 counts = class_counts(listing.parts[training].labels, listing.classes)
@@ -355,18 +356,23 @@ class ImageDataModule(L.LightningDataModule):
             )
         for part in PARTS:
             if part in parts:
+                listed = listing.parts[training if part in split.made or part not in listing.parts else part].files
+                self.files[part] = [listed[i] for i in parts[part].positions.tolist()]
                 share = {"val": split.val_fraction, "test": split.test_fraction}.get(part)
                 self.parts_read[part] = (
                     f"{share:.0%} of each class of {listing.sources[training]} held out at fit (seed {split.seed})"
                     if part in split.made else listing.sources[part if part in listing.sources else training]
                 )
-        return parts
+        return {part: (picked.images, picked.labels) for part, picked in parts.items()}
 
     def _everything(self, listing: SetListing, decoded: DecodedSet) -> tuple[torch.Tensor, torch.Tensor]:
         """Every picture of another labelled set, labelled in the order of the classes the model learned."""
         images = torch.cat([part.images for part in decoded.parts.values()])
         labels = torch.cat([part.labels for part in decoded.parts.values()])
-        self.parts_read["test"] = f"every picture of {listing.root.name} (another set than the one trained on)"
+        files = [listing.parts[name].files[i] for name, part in decoded.parts.items() for i in part.positions.tolist()]
+        self.files.update({"train": files, "val": files, "test": files})
+        said = f"every picture of {listing.root.name} (another set than the one trained on)"
+        self.parts_read.update({"val": said, "test": said})
         return images, in_order(labels, listing.classes, self.learned.classes, str(listing.root))
 
     @rank_zero_only

@@ -37,18 +37,14 @@ class DecodedPart:
     labels: torch.Tensor
     positions: torch.Tensor
 
-    def at(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The pictures and labels of the files at ``positions`` of the listing (unreadable ones left out).
-        index_select copies rows 2.5x faster than ``images[index]`` (0.26 s against 0.66 s for the
-        training part of 50,000 colour pictures of 64x64)."""
+    def at(self, positions: torch.Tensor) -> "DecodedPart":
+        """The files at ``positions`` of the listing (unreadable ones left out). index_select copies rows 2.5x
+        faster than ``images[index]`` (0.26 s against 0.66 s for the training part of 50,000 colour pictures of 64x64)."""
         rows = torch.full((int(self.positions.max()) + 1 if len(self.positions) else 0,), -1, dtype=torch.long)
         rows[self.positions] = torch.arange(len(self.positions))
         picked = rows[positions[positions < len(rows)]]
         picked = picked[picked >= 0]
-        return self.images.index_select(0, picked), self.labels.index_select(0, picked)
-
-    def whole(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images, self.labels
+        return DecodedPart(self.images.index_select(0, picked), self.labels.index_select(0, picked), self.positions[picked])
 
 
 @dataclass
