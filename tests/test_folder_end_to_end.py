@@ -36,12 +36,15 @@ def test_fit_reports_its_choices_and_the_pictures_it_skipped(shapes_run):
     out = (shapes_run / "fit.out").read_text()
     assert re.search(r"skipped 2 file\(s\) that are not readable pictures: .*damaged\.png.*notes\.txt", out)
     # 600 readable pictures less the stratified 10% for validation; the median side (about 70) capped at 64.
-    assert "shapes: 540 training pictures, 64x64, 3 channels (--data.image_size and --data.channels chosen" in out
+    assert "shapes: part folders train/ + test/\n  training: the folder train/, 540 pictures\n" in out
+    assert "  validation: 10% of each class of the training pictures held out at fit (seed 1234), 60 pictures\n" in out
+    assert "  `test`: the folder test/, 180 pictures\n" in out
+    assert "  64x64, 3 channels (--data.image_size and --data.channels chosen from the training pictures)" in out
 
 
 def test_it_learns_the_shapes_and_tests_on_the_folders_test_part(shapes_run):
     out = (shapes_run / "test.out").read_text()
-    assert "Evaluated on shapes, test split (180 pictures)" in out
+    assert "Evaluated on shapes, the folder test/ (180 pictures)" in out
     report = json.loads(next((shapes_run / "logs").glob("version_*/report.json")).read_text())
     print(f"shapes test accuracy: {report['accuracy']:.2%}")
     assert report["classes"] == sorted(SHAPES) and report["accuracy"] >= 0.95
@@ -80,11 +83,11 @@ def test_predict_export_and_serve_read_outside_pictures_as_the_sets_own(shapes_r
 def test_test_takes_another_folder_with_the_same_classes_and_refuses_other_classes(shapes_run, real_mnist):
     other = write_folder(shapes_run / "more", per_class=10, seed=11)
     out = run_cli(shapes_run, real_mnist, "test", "--data.dataset", str(other)).stdout
-    assert "Evaluated on more, test split (30 pictures)" in out
+    assert "Evaluated on more, every picture of more (another set than the one trained on) (30 pictures)" in out
     write_folder(shapes_run / "other", per_class=3, shapes=("circle", "star"))
     result = subprocess.run(
         [sys.executable, "-m", "mnist_lit", "test", "--data.dataset", "other"], cwd=shapes_run, capture_output=True, text=True
     )
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr
-    assert "learns shapes (3 classes) but the data module reads other (2 classes)" in errors[0]
+    assert "other has classes the model did not learn ('star'); the model knows circle, square, triangle" in errors[0]

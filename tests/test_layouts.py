@@ -73,10 +73,10 @@ def plain_csv(root: Path) -> Path:
 # Each layout: how to make it, the line `fit` prints, and where each part comes from.
 LAYOUTS = {
     "class folders": (flat, "class folders", {"val": "held out", "test": "held out"}),
-    "fastai train + valid": (fastai, "part folders train/ + valid/", {"val": "valid/", "test": "held out"}),
-    "Keras train + val": (keras, "part folders train/ + val/", {"val": "val/", "test": "held out"}),
+    "fastai train + valid": (fastai, "part folders train/ + valid/", {"val": "the folder valid/", "test": "held out"}),
+    "Keras train + val": (keras, "part folders train/ + val/", {"val": "the folder val/", "test": "held out"}),
     "training + validation + testing": (three_parts, "part folders training/ + validation/ + testing/",
-                                        {"val": "validation/", "test": "testing/"}),
+                                        {"val": "the folder validation/", "test": "the folder testing/"}),
     "train alone": (train_only, "part folders train/", {"val": "held out", "test": "held out"}),
     "CSV with a split column": (csv_with_split, "CSV file with a 'split' column", {"val": "split 'val'", "test": "split 'test'"}),
     "CSV without one": (plain_csv, "CSV file", {"val": "held out", "test": "held out"}),
@@ -212,7 +212,7 @@ def test_fit_then_a_plain_test_scores_only_held_out_pictures(layout, tmp_path, r
     assert test.returncode == 0, test.stderr[-2000:]
     report = json.loads(next((tmp_path / "logs").glob("version_0/report.json")).read_text())
     assert report["macro_avg"]["support"] == len(held_out.files["test"]) == len(held_out.test_set)
-    said = re.search(r"Evaluated on set, (.*) \((\d+) pictures\)", test.stdout)
+    said = re.search(r"Evaluated on (?:set|labels), (.*) \((\d+) pictures\)", test.stdout)
     assert said and int(said.group(2)) == len(held_out.files["test"]), test.stdout
     assert said.group(1) == held_out.parts_read["test"] and said.group(1) != "test split"
     assert sorted(report["classes"]) == sorted(SHAPES)

@@ -55,8 +55,9 @@ def main(argv: list[str]) -> int:
     except OSError as error:
         raise cannot_write(error, "--ckpt_path (a copy of the checkpoint in a writable folder)") from None
     accepted = float(confidence.accepted(logits).float().mean())
-    print(f"Calibrated {path} on {len(logits):,} validation pictures ({data.evaluated('val')['split']}): temperature {confidence.temperature:.3f}, "
-          f"energy threshold {confidence.threshold:.3f} (accepts {accepted:.1%} of them; asked {accept:.0%}).")
+    print(f"Calibrated {path} on {len(logits):,} validation pictures: temperature {confidence.temperature:.3f}, "
+          f"energy threshold {confidence.threshold:.3f} (accepts {accepted:.1%} of them; asked {accept:.0%}). "
+          f"The validation pictures: {data.evaluated('val')['split']}.")
     return 0
 
 

@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from jsonargparse import ArgumentError, Namespace, dict_to_namespace
+from jsonargparse import ArgumentError, Namespace
+from jsonargparse.typing import register_type
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -70,6 +71,21 @@ CALLBACK_DEFAULTS = {
     "lr_monitor.logging_interval": "epoch",
 }
 EVALUATION_SUBCOMMANDS = ("test", "validate")
+
+
+def dataset_from_config(value: object) -> DatasetInfo:
+    """--data.dataset as a saved config writes a checkpoint's set: its record (a mapping)."""
+    if isinstance(value, DatasetInfo):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("a data set's record is a mapping")
+    return DatasetInfo.from_record(value)
+
+
+# --data.dataset is a name or a path, or the set a checkpoint learned, which the configs that `test` and
+# `validate` save hold as its record. A type of its own for jsonargparse (not a dataclass, whose path
+# values it would read as config files: a CSV set's file among them).
+register_type(DatasetInfo, serializer=DatasetInfo.record, deserializer=dataset_from_config)
 
 
 def quiet_irrelevant_messages() -> None:
@@ -136,8 +152,7 @@ class ImageCLI(LightningCLI):
             checkpoint = read_checkpoint(path)
             learned = dataset_of(checkpoint, path)
             network_of(checkpoint, learned, path, load=False)  # a checkpoint of another network: one line, before any run
-            learned = to_read(learned, config.data)
-            config.data.dataset = dict_to_namespace(dataclasses.asdict(learned))
+            config.data.dataset = to_read(learned, config.data)
         # Lightning then loads the checkpoint again: with torch's safe loader too, whatever torch's default.
         if config.get("weights_only", False) is None:
             config.weights_only = True
@@ -180,7 +195,7 @@ def to_read(learned: DatasetInfo, data: Namespace) -> DatasetInfo:
     whose classes are among the model's (MNIST's model on QMNIST, a folder's model on another folder, matched
     by class name; a folder's classes are compared once it is read). ``data``: the data module's options."""
     configured = data.dataset
-    if configured is None or isinstance(configured, Namespace):  # none given, or a DatasetInfo from a saved config
+    if configured is None or isinstance(configured, DatasetInfo):  # none given, or the record of a saved config
         if learned.path is None and learned.name not in DATASETS:
             raise UserError(f"The checkpoint learned a data set mnist-lit does not know ({learned.name!r}).")
         if learned.path is not None and not Path(learned.path).exists():

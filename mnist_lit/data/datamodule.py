@@ -360,7 +360,7 @@ class ImageDataModule(L.LightningDataModule):
                 self.files[part] = [listed[i] for i in parts[part].positions.tolist()]
                 share = {"val": split.val_fraction, "test": split.test_fraction}.get(part)
                 self.parts_read[part] = (
-                    f"{share:.0%} of each class of {listing.sources[training]} held out at fit (seed {split.seed})"
+                    f"{share:.0%} of each class of the training pictures held out at fit (seed {split.seed})"
                     if part in split.made else listing.sources[part if part in listing.sources else training]
                 )
         return {part: (picked.images, picked.labels) for part, picked in parts.items()}

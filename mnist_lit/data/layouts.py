@@ -76,7 +76,7 @@ def list_folder(path: Path) -> SetListing:
     part_folders = {folder: PART_NAMES[folder.name.lower()] for folder in folders if folder.name.lower() in PART_NAMES}
     if not part_folders:
         classes = class_folders(path)
-        return SetListing(path, classes, {WHOLE: list_class_folders(path, classes)}, "class folders", {WHOLE: f"{path.name}/"})
+        return SetListing(path, classes, {WHOLE: list_class_folders(path, classes)}, "class folders", {WHOLE: f"the folder {path.name}/"})
     others = [folder.name for folder in folders if folder not in part_folders]
     if others:
         raise UserError(
@@ -101,7 +101,7 @@ def list_folder(path: Path) -> SetListing:
                 raise UserError(f"{by_part[part]} has classes that {by_part['train']} lacks ({', '.join(extra[:5])}); give both the same class folders.")
             parts[part] = list_class_folders(by_part[part], classes)
     layout = " + ".join(folder.name + "/" for part, folder in sorted(by_part.items(), key=lambda item: PARTS.index(item[0])))
-    return SetListing(path, classes, parts, f"part folders {layout}", {part: folder.name + "/" for part, folder in by_part.items()})
+    return SetListing(path, classes, parts, f"part folders {layout}", {part: f"the folder {folder.name}/" for part, folder in by_part.items()})
 
 
 def class_folders(path: Path, least: int = 2) -> tuple[str, ...]:

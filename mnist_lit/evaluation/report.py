@@ -103,7 +103,7 @@ def most_confused(confusion: torch.Tensor, classes: list[str], count: int = 5) -
 def print_report(report: dict, console: Optional[Console] = None) -> None:
     """The per-class table with its averages, the confusion matrix and the most frequent mistakes."""
     console = console or Console()
-    console.print(f"Evaluated on {describe(report['data'])}")
+    console.print(f"Evaluated on {describe(report['data'])}", soft_wrap=True)
     table = Table(title="Per-class metrics")
     for column in ("class", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="right")
