@@ -127,7 +127,7 @@ def test_labels_beyond_the_sets_classes_are_refused(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_the_tables_mean_and_std_are_those_of_the_training_files(name, real_mnist):
-    # Checked for every set whose real files are in the data root; `python -m mnist_lit.data.sets` prints them all.
+    # Checked for every set whose real files are in the data root; `python -m mnist_lit.data.builtin_files` prints them all.
     if not has_files(real_mnist, DATASETS[name]):
         pytest.skip(f"{name}'s training files are not in {real_mnist}")
     images, _ = load_builtin(DATASETS[name], real_mnist, train=True)

@@ -2,17 +2,20 @@
 
 torchvision parses the files, and downloads them when asked; this checks every IDX file's header
 and length first, so that a damaged file is one line rather than a numpy error.
+
+    python -m mnist_lit.data.builtin_files   # mean and std of every built-in set whose training files are here
 """
 
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from mnist_lit.core.errors import UserError
-from mnist_lit.data.sets import DATASETS, DEFAULT_DATASET, DatasetInfo
+from mnist_lit.data.sets import DATASETS, DEFAULT_DATASET, DatasetInfo, pixel_stats
 
 DATA_DIR_ENV = "MNIST_LIT_DATA_DIR"
 REPLACE = "replace it with the data set's original file (or delete it to download it again)."
@@ -90,3 +93,19 @@ def load_builtin(info: DatasetInfo, data_dir: Path, train: bool, download: bool 
     else:
         images = (images.transpose(1, 2) if files.transposed else images).unsqueeze(1)
     return images.contiguous(), labels.long() - files.label_offset
+
+
+def main(data_dir: Optional[str] = None) -> None:
+    root = resolve_data_dir(data_dir)
+    for info in DATASETS.values():
+        try:
+            images, _ = load_builtin(info, root, train=True)
+        except RuntimeError:  # torchvision's "Dataset not found": reported and skipped
+            print(f"{info.name}: no training files in {raw_folder(root, info)}/")
+            continue
+        mean, std = pixel_stats(images)
+        print(f"{info.name}: mean {mean}, std {std} over {len(images):,} training pictures (table: {info.mean}, {info.std})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

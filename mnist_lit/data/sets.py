@@ -9,12 +9,10 @@ preprocessed (pictures.py), and for a set of one's own pictures how its parts we
 need no data option. Reading files lives in builtin_files.py and layouts.py. Plain Python and
 torch: the thin commands import this without Lightning or torchvision.
 
-    python -m mnist_lit.data.sets      # mean and std of every built-in set whose training files are here
 """
 
 import dataclasses
 import string
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -132,7 +130,7 @@ def _emnist(split: str, classes: tuple[str, ...], train_size: int, label_offset:
     return DatasetInfo(f"emnist_{split}", classes, MNIST_MEAN, MNIST_STD, files=files)
 
 
-# mean/std of MNIST and Fashion-MNIST: `python -m mnist_lit.data.sets` on the official training
+# mean/std of MNIST and Fashion-MNIST: `python -m mnist_lit.data.builtin_files` on the official training
 # files (2026-11-25); tests/test_datasets.py checks every entry whose files it finds. KMNIST's are
 # the values its users publish, EMNIST's and QMNIST's are MNIST's (QMNIST re-creates MNIST's
 # pictures; EMNIST's digits are made the same way), CIFAR-10's are the values its users publish.
@@ -212,21 +210,3 @@ def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, .
     mean = (counts * values).sum(dim=1) / count
     std = (((counts * values**2).sum(dim=1) - count * mean**2) / (count - 1)).clamp(min=0).sqrt()
     return tuple(round(v, 4) for v in mean.tolist()), tuple(round(max(v, 1e-4), 4) for v in std.tolist())
-
-
-def main(data_dir: Optional[str] = None) -> None:
-    from mnist_lit.data.builtin_files import load_builtin, raw_folder, resolve_data_dir
-
-    root = resolve_data_dir(data_dir)
-    for info in DATASETS.values():
-        try:
-            images, _ = load_builtin(info, root, train=True)
-        except RuntimeError:  # torchvision's "Dataset not found": reported and skipped
-            print(f"{info.name}: no training files in {raw_folder(root, info)}/")
-            continue
-        mean, std = pixel_stats(images)
-        print(f"{info.name}: mean {mean}, std {std} over {len(images):,} training pictures (table: {info.mean}, {info.std})")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
