@@ -6,15 +6,17 @@ import json
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from helpers.checkpoints import save_checkpoint
 from helpers.files import digit_picture
 from mnist_lit.__main__ import main
 from mnist_lit.models.confidence import Answer, answer
 from mnist_lit.models.predictor import load_predictor
+from mnist_lit.commands import predict as predict_command
 from mnist_lit.commands.predict import expand_inputs, predict
 
 
@@ -151,3 +153,29 @@ def test_the_documented_python_lines_name_the_class_of_a_picture(capsys, tmp_pat
     exec(textwrap.dedent(block), {})
     # An answer in words: a digit, two close ones, or none (the model here is untrained).
     assert re.fullmatch(r"\d|\d or \d\?|doesn't look like a digit", capsys.readouterr().out.strip())
+
+
+def test_a_folder_of_many_pictures_is_read_in_worker_processes_with_progress_and_the_same_answers(capsys, tmp_path, checkpoint, monkeypatch):
+    import mnist_lit.core.progress_lines as progress_lines
+    import mnist_lit.data.decoding as decoding
+
+    rng = np.random.default_rng(0)
+    pictures = tmp_path / "many"
+    pictures.mkdir()
+    for n in range(300):  # more than one worker's chunk: read by two processes on two cores or more
+        image = Image.new("L", (60, 80), 255)
+        ImageDraw.Draw(image).line([tuple(rng.integers(5, 55, 2)), tuple(rng.integers(5, 75, 2))], fill=0, width=8)
+        image.save(pictures / f"{n:03d}.png")
+    (pictures / "999_damaged.png").write_bytes(b"\x89PNG not really")
+    pools = []
+    real_workers = decoding.workers
+    monkeypatch.setattr(predict_command, "workers", lambda files: pools.append(files) or real_workers(files))
+    monkeypatch.setattr(progress_lines, "SHOWN_FROM", 100)
+    monkeypatch.setattr(progress_lines, "LINE_EVERY_S", 0.0)
+    code, out, err = run_predict(capsys, "--ckpt_path", checkpoint, pictures, "--batch_size", "64", "--output", tmp_path / "out.json")
+    assert code == 1 and pools == [301]
+    in_process = list(predict(load_predictor(checkpoint), sorted(pictures.iterdir()), batch_size=64))
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert [r.get("top") for r in records] == [r.get("top") for r in in_process] and "error" in records[-1]
+    assert [line for line in err if line.startswith("error:")] == [f"error: {records[-1]['error']}"]
+    assert "Predicting: 301 of 301 pictures" in err and len(out) == 300  # progress on stderr, answers alone on stdout

@@ -4,13 +4,15 @@
     python -m mnist_lit predict --ckpt_path last digits/ --output predictions.csv
 
 A thin command beside LightningCLI's: it reads pictures, not a datamodule, and imports neither
-Lightning nor torchmetrics (inference.py). Each picture is preprocessed like the pictures of the
-data set the checkpoint learned (preprocess.py) and gets one line: the path, the answer in words
+Lightning nor torchmetrics (models/predictor.py). Each picture is preprocessed like the pictures of the
+data set the checkpoint learned (data/pictures.py) and gets one line: the path, the answer in words
 (the class; "4 or 9?" when the top two are close; "doesn't look like a digit" when the picture is
 like none of the set's, unless --accept_all), the top probability and the three most probable
 classes (confidence.py; calibrated probabilities when the checkpoint has a temperature). Pictures
-are read and predicted in batches, so a folder of any size fits in memory. A file that cannot be read gets one `error:` line and
-the others are still predicted; the exit status is 1 if any failed.
+are read in worker processes on every core and predicted in batches, so a folder of any size fits
+in memory; a progress bar (a line every few seconds when stderr is not a terminal) shows how far
+it is through thousands. A file that cannot be read gets one `error:` line and the others are
+still predicted; the exit status is 1 if any failed.
 """
 
 import argparse
@@ -24,12 +26,17 @@ from itertools import islice
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from mnist_lit.checkpoints.finding import add_checkpoint_arguments, resolve_checkpoint
 from mnist_lit.core.atomic_files import cannot_write, replaced_atomically
 from mnist_lit.core.errors import UserError
-from mnist_lit.data.pictures import IMAGE_SUFFIXES
+from mnist_lit.core.hardware import usable_cores
+from mnist_lit.core.progress_lines import progress
+from mnist_lit.data.decoding import chunked, workers
+from mnist_lit.data.pictures import IMAGE_SUFFIXES, load_picture
+from mnist_lit.data.sets import DatasetInfo
 from mnist_lit.models.confidence import add_accept_all_argument
 from mnist_lit.models.predictor import Predictor, load_predictor
 
@@ -51,22 +58,60 @@ def expand_inputs(inputs: list[str]) -> Iterator[Path]:
             yield path
 
 
-def predict(predictor: Predictor, paths: Iterable[Path], batch_size: int = 256, accept_all: bool = False) -> Iterator[dict]:
+Read = Callable[[list[Path]], list[torch.Tensor | str]]
+
+
+def pixels_of(paths: list[str], dataset: DatasetInfo) -> list[np.ndarray | str]:
+    """Each picture's pixels made like ``dataset``'s own, or why it could not be read: in a worker process."""
+    read: list[np.ndarray | str] = []
+    for path in paths:
+        try:
+            read.append(load_picture(path, dataset.pictures, path, None, dataset.size, dataset.channels, dataset.resize))
+        except UserError as error:
+            read.append(str(error))
+    return read
+
+
+def read_in_workers(predictor: Predictor, run: Callable[..., Iterator]) -> Read:
+    """A batch's pictures read by ``run`` (decoding.workers), a share of the batch per worker process."""
+    def read(batch: list[Path]) -> list[torch.Tensor | str]:
+        share = max(1, -(-len(batch) // usable_cores()))
+        read = [item for chunk in run(pixels_of, chunked([str(path) for path in batch], share), predictor.dataset_info) for item in chunk]
+        return [item if isinstance(item, str) else predictor.normalize(torch.from_numpy(item).reshape(predictor.input_shape))
+                for item in read]
+    return read
+
+
+def read_here(predictor: Predictor) -> Read:
+    def read(batch: list[Path]) -> list[torch.Tensor | str]:
+        pictures: list[torch.Tensor | str] = []
+        for path in batch:
+            try:
+                pictures.append(predictor.load_picture(path))
+            except UserError as error:
+                pictures.append(str(error))
+        return pictures
+    return read
+
+
+def predict(
+    predictor: Predictor, paths: Iterable[Path], batch_size: int = 256, accept_all: bool = False, read: Optional[Read] = None,
+) -> Iterator[dict]:
     """One result per path, in order: the answer in words and its kind ("class", "unsure" or "unknown"), the
     top class, label and probability, the energy score and the top three; or the error that stopped it.
 
-    At most ``batch_size`` pictures are in memory at a time.
+    At most ``batch_size`` pictures are in memory at a time; ``read`` reads a batch (default: in this process).
     """
-    paths, classes = iter(paths), predictor.classes
+    paths, classes, read = iter(paths), predictor.classes, read or read_here(predictor)
     while batch := list(islice(paths, batch_size)):
         results, images, readable = [], [], []
-        for path in batch:
-            try:
-                images.append(predictor.load_picture(path))
+        for path, picture in zip(batch, read(batch)):
+            if isinstance(picture, str):
+                results.append({"path": str(path), "error": picture})
+            else:
+                images.append(picture)
                 readable.append(len(results))
                 results.append({"path": str(path)})
-            except UserError as error:
-                results.append({"path": str(path), "error": str(error)})
         if images:
             logits = predictor.logits(torch.stack(images))
             probabilities = predictor.probabilities(logits)
@@ -132,10 +177,12 @@ def main(argv: list[str]) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be a positive integer, got {args.batch_size}.")
     predictor = load_predictor(resolve_checkpoint(args.ckpt_path, args.checkpoint_dir))
+    paths = list(expand_inputs(args.inputs))
     failed = False
     try:
-        with result_file(args.output) as write:
-            for result in predict(predictor, expand_inputs(args.inputs), args.batch_size, args.accept_all):
+        with result_file(args.output) as write, workers(len(paths)) as run, progress("Predicting", len(paths)) as advance:
+            for result in predict(predictor, paths, args.batch_size, args.accept_all, read_in_workers(predictor, run)):
+                advance(1)
                 if "error" in result:
                     failed = True
                     print(f"error: {result['error']}", file=sys.stderr)

@@ -1,11 +1,13 @@
 """Progress for the waits outside training loops (decoding a folder, reading many pictures): a rich bar on a
-terminal, a plain line every few seconds anywhere else (a log file would fill with redrawn bars)."""
+terminal, a plain line every few seconds anywhere else (a log file would fill with redrawn bars). On
+stderr, so that results printed on stdout (`predict`'s) stay clean when piped."""
 
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,9 +27,9 @@ def progress(description: str, total: int, unit: str = "pictures") -> Iterator[C
     if total < SHOWN_FROM:
         yield lambda done: None
         return
-    if sys.stdout.isatty():
+    if sys.stderr.isatty():
         columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeRemainingColumn())
-        with Progress(*columns, transient=True) as bar:
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task(description, total=total)
             yield lambda done: bar.advance(task, done)
         return
@@ -37,7 +39,7 @@ def progress(description: str, total: int, unit: str = "pictures") -> Iterator[C
         state["done"] += done
         now = time.monotonic()
         if now - state["shown"] >= LINE_EVERY_S or state["done"] == total:
-            print(f"{description}: {state['done']:,} of {total:,} {unit}", flush=True)
+            print(f"{description}: {state['done']:,} of {total:,} {unit}", file=sys.stderr, flush=True)
             state["shown"] = now
 
     yield advance
