@@ -29,7 +29,7 @@ from mnist_lit.data.datamodule import ImageDataModule  # noqa: E402
 from mnist_lit.data.sets import DATASETS  # noqa: E402
 from mnist_lit.core.errors import UserError  # noqa: E402
 from mnist_lit.models.predictor import load_predictor  # noqa: E402
-from mnist_lit.sources import load_builtin, resolve_data_dir  # noqa: E402
+from mnist_lit.data.builtin_files import load_builtin, resolve_data_dir  # noqa: E402
 
 NEIGHBOURS = 50
 

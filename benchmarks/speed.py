@@ -105,7 +105,7 @@ def bare_epoch_seconds(
     """Seconds per training epoch of a plain PyTorch loop, and the one-off seconds before it (compile).
 
     With ``outliers``, each step also trains on a quarter batch of them as mnist-lit's default does
-    (model.py): the same pictures per step, so that the comparison is of the loops, not the recipes.
+    (models/classifier.py): the same pictures per step, so that the comparison is of the loops, not the recipes.
     """
     device = images.device
     net = build_network(network, 10).to(device)
@@ -253,7 +253,7 @@ def compare_loops(args, images, labels, precision: str, flops: int) -> tuple[dic
     train_images = len(labels) // 128 * 128
     result, rows = {}, []
     # mnist-lit's default trains on a quarter batch of pictures of no class besides each batch of
-    # digits (model.py); the bare loop is timed with and without them.
+    # digits (models/classifier.py); the bare loop is timed with and without them.
     outliers = synthetic_outliers(4096, 28, 1).to(images.device)
     # Alternating the four keeps slow drifts of a shared machine out of their ratios.
     bare, bare_outliers, minimal, lightning = [], [], [], []

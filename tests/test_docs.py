@@ -37,3 +37,19 @@ def test_the_readme_fits_a_screen_with_its_results_and_both_set_up_commands():
     assert "| result | measured |" in first_screen
     # .ci/run runs the README's test command verbatim.
     assert "pip install -e '.[dev]' && python -m pytest" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_readme_layout_names_every_module_where_it_is():
+    section = (REPO / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    listed, folders = set(), []
+    for line in section.splitlines():
+        found = re.match(r"^    ( *)(\S+)", line)
+        if not found:
+            continue
+        depth, name = len(found.group(1)) // 2, found.group(2)
+        if name.endswith("/"):
+            folders[depth:] = [name.rstrip("/")]
+        elif name.endswith(".py") and folders and folders[0] == "mnist_lit":
+            listed.add("/".join([*folders[:depth], name]))
+    package = {str(path.relative_to(REPO)) for path in (REPO / "mnist_lit").rglob("*.py") if path.name != "__init__.py"}
+    assert listed == package, f"missing from the README: {sorted(package - listed)}; no such module: {sorted(listed - package)}"

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_lit.core.errors import UserError
-from mnist_lit.data.pictures import STYLES, fashion_style, load_picture, mnist_style, open_image
+from mnist_lit.data.pictures import STYLES, fashion_style, load_picture, handwriting_style, open_image
 
 
 def drawing(dark_on_light: bool, size=(400, 300)) -> Image.Image:
@@ -29,7 +29,7 @@ def centre_of_mass(pixels: np.ndarray) -> tuple[float, float]:
 
 @pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-on-light", "light-on-dark"])
 def test_digit_is_scaled_to_20_pixels_and_centred_by_mass(dark_on_light):
-    pixels = mnist_style(drawing(dark_on_light))
+    pixels = handwriting_style(drawing(dark_on_light))
     assert pixels.shape == (28, 28) and pixels.dtype == np.uint8
     assert max(bounding_box(pixels)) in (19, 20, 21)
     y, x = centre_of_mass(pixels)
@@ -40,14 +40,14 @@ def test_digit_is_scaled_to_20_pixels_and_centred_by_mass(dark_on_light):
 
 
 def test_both_polarities_give_the_same_digit():
-    light, dark = mnist_style(drawing(True)), mnist_style(drawing(False))
+    light, dark = handwriting_style(drawing(True)), handwriting_style(drawing(False))
     assert np.abs(light.astype(int) - dark.astype(int)).mean() < 3
 
 
 def test_aspect_ratio_is_kept():
     image = Image.new("L", (300, 300), 0)
     ImageDraw.Draw(image).rectangle([140, 50, 154, 250], fill=255)  # a '1': 15 wide, 201 tall
-    height, width = bounding_box(mnist_style(image))
+    height, width = bounding_box(handwriting_style(image))
     assert height in (19, 20, 21) and width <= 3
 
 
@@ -55,18 +55,18 @@ def test_faint_noise_does_not_move_the_bounding_box():
     clean = drawing(False)
     noisy = np.asarray(clean).copy()
     noisy[-5:, -5:] = 30  # a faint smudge in the far corner
-    assert np.array_equal(mnist_style(Image.fromarray(noisy)), mnist_style(clean))
+    assert np.array_equal(handwriting_style(Image.fromarray(noisy)), handwriting_style(clean))
 
 
 def test_load_picture_takes_the_steps_of_the_data_sets_pictures(tmp_path):
     path = tmp_path / "seven.png"
     drawing(True).save(path)
-    assert np.array_equal(load_picture(path), mnist_style(drawing(True)))
+    assert np.array_equal(load_picture(path), handwriting_style(drawing(True)))
     assert np.array_equal(load_picture(path, "clothing"), fashion_style(drawing(True)))
 
 
 def test_colour_gif_and_transparent_png_are_read(tmp_path):
-    reference = mnist_style(drawing(True))
+    reference = handwriting_style(drawing(True))
     colour = drawing(True).convert("RGB")
     colour.save(tmp_path / "digit.jpg", quality=95)
     colour.save(tmp_path / "digit.bmp")
@@ -76,7 +76,7 @@ def test_colour_gif_and_transparent_png_are_read(tmp_path):
     ImageDraw.Draw(ink_only).line([(40, 30), (140, 30), (90, 220)], fill=(0, 0, 0, 255), width=16)
     ink_only.save(tmp_path / "digit.png")
     for name in ("digit.jpg", "digit.bmp", "digit.gif", "digit.png"):
-        pixels = mnist_style(open_image(tmp_path / name))
+        pixels = handwriting_style(open_image(tmp_path / name))
         assert np.abs(pixels.astype(int) - reference.astype(int)).mean() < 6, name
 
 

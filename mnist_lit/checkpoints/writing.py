@@ -1,4 +1,4 @@
-"""Where and how `fit` writes checkpoints (finding and reading them: checkpoint_files.py).
+"""Where and how `fit` writes checkpoints (finding and reading them: finding.py, reading.py).
 
 Each `fit` run writes into ``checkpoints/version_N/``, named after its TensorBoard run in
 ``logs/version_N/``, so runs never overwrite each other and a checkpoint's logs are easy to find.

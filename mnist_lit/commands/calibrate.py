@@ -2,7 +2,7 @@
 
     python -m mnist_lit calibrate --ckpt_path checkpoints/version_0/last.ckpt --accept 0.99
 
-`fit` already does this after every epoch (model.py), on the validation pictures of that epoch's
+`fit` already does this after every epoch (models/classifier.py), on the validation pictures of that epoch's
 weights. This command is for checkpoints written before there was a calibration, and for another
 --accept: it reads the same validation pictures as `fit` did (the split the checkpoint records),
 fits on them (confidence.py) and rewrites the checkpoint whole or not at all.

@@ -124,7 +124,7 @@ class ImageCLI(LightningCLI):
         parser.add_lightning_class_args(EvaluationReport, "report")
         parser.set_defaults(CALLBACK_DEFAULTS)
         # The model learns the data module's set (its classes, pictures and normalization) when training
-        # starts, and records it in the checkpoint (model.py: configure_model).
+        # starts, and records it in the checkpoint (models/classifier.py: configure_model).
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         if args is None or isinstance(args, list):

@@ -8,7 +8,7 @@ The exported model takes a batch of normalized (N, channels, size, size) float32
 classes) logits. Beside it, a JSON sidecar (same name, .json) records how
 to get there from pixels: the data set, its normalization constants and picture preprocessing,
 the class labels and the input and output names, and how to turn the logits into calibrated
-probabilities and the three answers (confidence.py), all from the checkpoint (inference.py).
+probabilities and the three answers (confidence.py), all from the checkpoint (models/predictor.py).
 """
 
 import argparse
@@ -51,7 +51,7 @@ def export(net: torch.nn.Module, model_format: str, output: Path, input_shape: t
 
 
 PREPROCESSING = {
-    "handwriting": "mnist_lit.data.pictures.mnist_style: crop, longer side 20 px, centre of mass on pixel (14, 14)",
+    "handwriting": "mnist_lit.data.pictures.handwriting_style: crop, longer side 20 px, centre of mass on pixel (14, 14)",
     "clothing": "mnist_lit.data.pictures.fashion_style: trim, longer side 28 px, sharpen, centre, negate",
     "photos": "mnist_lit.data.pictures.photo_style: EXIF orientation, transparency over white, RGB, fitted into the square",
 }

@@ -1,6 +1,6 @@
 """Turn a picture into the pixels the data set's own pictures are made of.
 
-Three families (the ``pictures`` of each data set in datasets.py):
+Three families (the ``pictures`` of each data set in sets.py):
 
 - handwriting (MNIST, KMNIST, EMNIST, QMNIST): light strokes on black. Each character was
   scaled, keeping its aspect ratio and with anti-aliasing, so that its longer side is 20
@@ -11,10 +11,10 @@ Three families (the ``pictures`` of each data set in datasets.py):
 - photos (CIFAR-10, folders and CSVs of one's own pictures): any mode made RGB (transparency over
   white, 16-bit scaled), fitted into the set's square keeping the aspect ratio and padded with the
   border colour (or centre-cropped), then kept in colour or made greyscale. A folder set's
-  training pictures are read by the same function (sources.py), so outside pictures match them.
+  training pictures are read by the same function (decoding.py), so outside pictures match them.
 
 A photo or a scan skips all of that, which is why models that score 99% on the test set fail
-on them; this module redoes those steps. Pixels only: inference.py normalizes them.
+on them; this module redoes those steps. Pixels only: models/predictor.py normalizes them.
 
     from mnist_lit.data.pictures import load_picture
     pixels = load_picture("seven.png")          # (28, 28) uint8, light on black
@@ -33,7 +33,8 @@ FRAME = 28
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights of red, green and blue
 # The picture files `predict` picks out of folders.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-DIGIT_BOX = 20
+# The longer side of a handwritten character in its 28x28 frame, as MNIST, EMNIST and KMNIST draw them.
+STROKE_BOX = 20
 # Pixels fainter than this fraction of the darkest ink are noise (paper texture, JPEG
 # artefacts) when finding the digit's bounding box; they still count in its pixels.
 NOISE_FRACTION = 0.25
@@ -137,7 +138,7 @@ def fit_square(image: Image.Image, size: int, resize: str = "pad") -> np.ndarray
 
 
 def photo_style(image: Image.Image, size: int, channels: int, resize: str = "pad") -> np.ndarray:
-    """Any picture -> (channels, size, size) uint8, as a folder set's own pictures are read (sources.py)."""
+    """Any picture -> (channels, size, size) uint8, as a folder set's own pictures are read (decoding.py)."""
     pixels = fit_square(as_rgb(image), size, resize)
     return to_channels(pixels, channels)
 
@@ -175,7 +176,7 @@ def fitted_size(shape: tuple[int, int], longer_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def mnist_style(image: Image.Image) -> np.ndarray:
+def handwriting_style(image: Image.Image) -> np.ndarray:
     """A picture of one handwritten character, any size and polarity -> (28, 28) uint8, light on black."""
     pixels = grey_pixels(image)
     # The border is mostly background: a light border means dark ink, so invert.
@@ -187,7 +188,7 @@ def mnist_style(image: Image.Image) -> np.ndarray:
         raise ValueError(BLANK)
 
     digit = cropped(ink, ink > NOISE_FRACTION * ink.max())
-    size = fitted_size(digit.shape, DIGIT_BOX)
+    size = fitted_size(digit.shape, STROKE_BOX)
     digit = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.LANCZOS))  # float32 -> mode "F"
     digit = np.clip(digit, 0, None)
     digit *= 255 / digit.max()
@@ -232,7 +233,8 @@ def fashion_style(image: Image.Image) -> np.ndarray:
     return frame
 
 
-STYLES = {"handwriting": mnist_style, "clothing": fashion_style}
+STYLES = {"handwriting": handwriting_style, "clothing": fashion_style}
+mnist_style, DIGIT_BOX = handwriting_style, STROKE_BOX  # their names before 0.6.0, for code that imports them
 
 
 def load_picture(
@@ -250,7 +252,7 @@ def load_picture(
         raise BlankPicture(f"{name if isinstance(source, bytes) else source}: {error}.") from None
 
 
-# The two functions below run in worker processes when a folder set is read (sources.py): they take
+# The two functions below run in worker processes when a folder set is read (decoding.py): they take
 # and return plain values and import nothing beyond numpy and Pillow.
 
 def read_sizes(paths: list[str]) -> list[int | None]:

@@ -1,7 +1,7 @@
 """The LightningModule: loss, optimizer, learning-rate schedule, summary metrics and logging.
 
 The network itself is a plain nn.Module chosen by name (networks.py), built for the data set the
-model learns (datasets.py): its classes, channels and picture size. The model takes uint8 pixels
+model learns (data/sets.py): its classes, channels and picture size. The model takes uint8 pixels
 and normalizes them with that set's per-channel mean and std, so a checkpoint alone says how its
 input is made. The evaluation report (report.py) is a callback fed with the logits that the
 steps return.
@@ -227,7 +227,7 @@ class ImageClassifier(L.LightningModule):
         if self._val_outputs and not self.trainer.sanity_checking:
             logits, labels = (torch.cat(parts) for parts in zip(*self._val_outputs))
             if self.trainer.world_size > 1:  # every process's pictures, so that all fit the same numbers
-                # torch's object gather: the processes may hold one picture more or less (data.py's sampler).
+                # torch's object gather: the processes may hold one picture more or less (data/datamodule.py's sampler).
                 gathered: list = [None] * self.trainer.world_size
                 torch.distributed.all_gather_object(gathered, (logits.cpu(), labels.cpu()))
                 logits, labels = (torch.cat(parts) for parts in zip(*gathered))

@@ -1,7 +1,7 @@
 """From a checkpoint to class probabilities with torch alone: what `predict`, `export` and a server share.
 
 A checkpoint written by `fit` holds the network's weights and, among its hyperparameters, the
-network's name and sizes and the record of the data set it learned (datasets.py: class names,
+network's name and sizes and the record of the data set it learned (data/sets.py: class names,
 channels, picture size, mean/std, the kind of pictures), and the temperature and threshold that
 make its answers honest (confidence.py). That is all inference needs, so this module reads it directly instead of
 rebuilding the LightningModule: Lightning and torchmetrics take seconds to import, which a
