@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 from filelock import FileLock
-
 from helpers.checkpoints import untrained_checkpoint
 from helpers.cli import REPO, lightning_levels_kept, run_cli, run_cli_process
 from helpers.files import write_idx
-from mnist_lit.data.datamodule import DATA_DIR_ENV, ImageDataModule, has_files
+from mnist_lit.sources import CACHE_DIR_ENV
+
 from mnist_lit.core.errors import UserError
 from mnist_lit.core.hardware import usable_cores
-from mnist_lit.sources import CACHE_DIR_ENV
+from mnist_lit.data.datamodule import DATA_DIR_ENV, ImageDataModule, has_files
 
 # Where the real MNIST files are looked for when $MNIST_LIT_DATA_DIR is not set: an offline copy
 # next to the repository, then data/, where `fit` run from the repository root downloads them.

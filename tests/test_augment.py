@@ -4,9 +4,9 @@ import lightning as L
 import pytest
 import torch
 
+from mnist_lit.core.errors import UserError
 from mnist_lit.data.augment import augment, random_affine
 from mnist_lit.data.datamodule import ImageDataModule
-from mnist_lit.core.errors import UserError
 
 
 def an_l_shape(n: int) -> torch.Tensor:

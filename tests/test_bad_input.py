@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers.checkpoints import untrained_checkpoint
 from helpers.files import digit_picture
+
 from mnist_lit.__main__ import main
 
 UNWRITABLE = r"\((Permission denied|Operation not permitted)\)"

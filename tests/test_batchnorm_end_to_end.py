@@ -5,11 +5,11 @@ import re
 from pathlib import Path
 
 import pytest
-from torchvision.datasets import MNIST
-
 from helpers.checkpoints import onnx_gap
 from helpers.cli import run_cli
 from helpers.files import digit_picture
+from torchvision.datasets import MNIST
+
 from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers.cli import run_cli, run_cli_process
 from helpers.files import digit_picture
+
 from mnist_lit.checkpoints.finding import read_checkpoint
 from mnist_lit.models.predictor import load_predictor
 

@@ -7,8 +7,8 @@ import torch
 
 from mnist_lit.checkpoints.finding import resolve_checkpoint, resume_point, run_name
 from mnist_lit.checkpoints.writing import AtomicCheckpointIO
-from mnist_lit.models.predictor import load_predictor
 from mnist_lit.core.errors import UserError
+from mnist_lit.models.predictor import load_predictor
 
 
 def fake_checkpoint(path: Path, best: str, mtime: float) -> Path:

@@ -4,9 +4,15 @@ import pytest
 import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from mnist_lit.models.confidence import Confidence, answer, calibrate, energy, fit_temperature
-from mnist_lit.models.metrics import Coverage, ReliabilityBins
 from mnist_lit.data.outliers import synthetic_outliers
+from mnist_lit.models.confidence import (
+    Confidence,
+    answer,
+    calibrate,
+    energy,
+    fit_temperature,
+)
+from mnist_lit.models.metrics import Coverage, ReliabilityBins
 
 DIGITS = [str(digit) for digit in range(10)]
 

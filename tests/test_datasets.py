@@ -8,14 +8,18 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets
-
 from helpers.files import write_idx
 from jsonargparse import Namespace
 
 from mnist_lit.commands.cli import to_read
-from mnist_lit.data.datamodule import ImageDataModule, has_files, load_builtin, raw_folder
-from mnist_lit.data.sets import DATASETS, pixel_stats
 from mnist_lit.core.errors import UserError
+from mnist_lit.data.datamodule import (
+    ImageDataModule,
+    has_files,
+    load_builtin,
+    raw_folder,
+)
+from mnist_lit.data.sets import DATASETS, pixel_stats
 
 EXPECTED_CLASSES = {
     "mnist": 10, "fashion_mnist": 10, "kmnist": 10, "emnist_balanced": 47, "emnist_letters": 26,

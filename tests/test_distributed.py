@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers.cli import REPO, run_cli, run_cli_process
+
 from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow

@@ -26,15 +26,15 @@ from typing import Optional
 
 import pytest
 import torch
-
 from helpers.cli import REPO, run_cli, run_script
 from helpers.files import digit_picture
 from helpers.picture_sets import write_split_folder
 from helpers.server_process import process_answering
-from mnist_lit.data.sets import DATASETS
-from mnist_lit.core.errors import UserError
-from mnist_lit.commands.serve import check_port_free
 from mnist_lit.sources import has_files
+
+from mnist_lit.commands.serve import check_port_free
+from mnist_lit.core.errors import UserError
+from mnist_lit.data.sets import DATASETS
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 PROGRAMS = {"python", "pip", "tensorboard", "curl", "torchrun", "srun", "export", "mnist-lit"}

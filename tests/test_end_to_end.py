@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cli import run_cli
+from helpers.not_digits import drawing
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from helpers.cli import run_cli
-from helpers.not_digits import drawing
 from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow

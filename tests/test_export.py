@@ -7,11 +7,11 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-
 from helpers.checkpoints import MNIST, save_checkpoint
+
 from mnist_lit.__main__ import main
-from mnist_lit.models.classifier import ImageClassifier
 from mnist_lit.data.sets import DATASETS
+from mnist_lit.models.classifier import ImageClassifier
 from mnist_lit.models.predictor import load_predictor
 
 PREDICT_DOC = Path(__file__).resolve().parents[1] / "docs" / "predict.md"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import requests
 import torch
-
 from helpers.checkpoints import onnx_gap
 from helpers.cli import run_cli
-from mnist_lit.models.predictor import load_predictor
 from helpers.picture_sets import SHAPES, shape_picture, write_folder, write_split_folder
 from helpers.server_process import running_server
+
+from mnist_lit.models.predictor import load_predictor
 
 pytestmark = pytest.mark.slow
 FOLDER_RECIPE = Path(__file__).resolve().parents[1] / "configs" / "folder.yaml"

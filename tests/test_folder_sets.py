@@ -7,17 +7,25 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers.checkpoints import save_checkpoint
+from helpers.picture_sets import (
+    SHAPES,
+    exif_rotated_jpeg,
+    save_as,
+    shape_picture,
+    write_csv,
+    write_folder,
+    write_split_folder,
+)
 from PIL import Image
 
-from helpers.checkpoints import save_checkpoint
+from mnist_lit.core.errors import UserError
 from mnist_lit.data import decoded_cache, decoding
 from mnist_lit.data.datamodule import ImageDataModule
-from mnist_lit.data.splits import stratified_split
-from mnist_lit.core.errors import UserError
-from mnist_lit.models.predictor import load_predictor
-from mnist_lit.models.classifier import ImageClassifier
 from mnist_lit.data.pictures import open_picture, photo_style
-from helpers.picture_sets import SHAPES, exif_rotated_jpeg, save_as, shape_picture, write_csv, write_folder, write_split_folder
+from mnist_lit.data.splits import stratified_split
+from mnist_lit.models.classifier import ImageClassifier
+from mnist_lit.models.predictor import load_predictor
 
 
 def setup_data(path: Path, stage: str = "fit", **options) -> ImageDataModule:

@@ -11,13 +11,13 @@ import warnings
 
 import pytest
 import requests
+from helpers.checkpoints import untrained_checkpoint
+from helpers.server_process import healthy, running_server
 from PIL import Image, ImageDraw
 
-from helpers.checkpoints import untrained_checkpoint
 from mnist_lit.__main__ import main
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.pictures import load_picture, open_picture
-from helpers.server_process import healthy, running_server
 
 FORMATS = {  # Pillow format: (suffix, save options)
     "PNG": ("png", {}),

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers.cli import REPO
 
 
@@ -38,9 +37,10 @@ def test_an_upward_import_or_a_cycle_breaks_a_contract(tmp_path, module, added, 
 
 def test_old_module_and_class_paths_name_todays_modules():
     import mnist_lit.checkpoint_files as checkpoint_files
-    import mnist_lit.data as data
     import mnist_lit.model as model
     import mnist_lit.sources as sources
+
+    import mnist_lit.data as data
     from mnist_lit.checkpoints import AtomicCheckpointIO
     from mnist_lit.checkpoints.reading import read_checkpoint
     from mnist_lit.checkpoints.writing import AtomicCheckpointIO as atomic_checkpoint_io

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers.checkpoints import save_checkpoint
 from helpers.cli import run_cli
 from helpers.picture_sets import SHAPES, write_folder
-from mnist_lit.checkpoints.reading import read_dataset
+
+from mnist_lit.checkpoints.reading import read_checkpoint, read_dataset
 from mnist_lit.commands.calibrate import validation_pictures
-from mnist_lit.checkpoints.reading import read_checkpoint
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.datamodule import ImageDataModule
 from mnist_lit.data.layouts import list_set
@@ -35,6 +34,12 @@ def fastai(root: Path) -> Path:  # fastai's default: train/ and valid/, no test/
 def keras(root: Path) -> Path:  # Keras' image_dataset_from_directory users: train/ and val/
     write_folder(root / "train", 10)
     write_folder(root / "val", 3, seed=1)
+    return root
+
+
+def train_and_test(root: Path) -> Path:  # torchvision ImageFolder users' train/ and test/
+    write_folder(root / "train", 10)
+    write_folder(root / "test", 3, seed=2)
     return root
 
 
@@ -75,6 +80,7 @@ LAYOUTS = {
     "class folders": (flat, "class folders", {"val": "held out", "test": "held out"}),
     "fastai train + valid": (fastai, "part folders train/ + valid/", {"val": "the folder valid/", "test": "held out"}),
     "Keras train + val": (keras, "part folders train/ + val/", {"val": "the folder val/", "test": "held out"}),
+    "train + test": (train_and_test, "part folders train/ + test/", {"val": "held out", "test": "the folder test/"}),
     "training + validation + testing": (three_parts, "part folders training/ + validation/ + testing/",
                                         {"val": "the folder validation/", "test": "the folder testing/"}),
     "train alone": (train_only, "part folders train/", {"val": "held out", "test": "held out"}),
@@ -216,3 +222,13 @@ def test_fit_then_a_plain_test_scores_only_held_out_pictures(layout, tmp_path, r
     assert said and int(said.group(2)) == len(held_out.files["test"]), test.stdout
     assert said.group(1) == held_out.parts_read["test"] and said.group(1) != "test split"
     assert sorted(report["classes"]) == sorted(SHAPES)
+    if layout != "class folders":
+        return
+    # validate and calibrate read the validation part held out at fit: as many pictures, and said so.
+    validated = run_cli(tmp_path, real_mnist, "validate")
+    said = re.search(r"Validated on set, (.*) \((\d+) pictures\)", validated.stdout)
+    assert said and int(said.group(2)) == len(trained.files["val"]), validated.stdout[-2000:]
+    assert said.group(1).startswith("10% of each class of the training pictures held out at fit")
+    calibrated = run_cli(tmp_path, real_mnist, "calibrate")
+    assert f"on {len(trained.files['val'])} validation pictures" in calibrated.stdout, calibrated.stdout + calibrated.stderr
+    assert "The validation pictures: 10% of each class of the training pictures held out at fit" in calibrated.stdout

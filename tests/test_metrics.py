@@ -1,7 +1,11 @@
 import pytest
 import torch
 
-from mnist_lit.models.metrics import ConfidentMistakes, evaluation_metrics, summary_metrics
+from mnist_lit.models.metrics import (
+    ConfidentMistakes,
+    evaluation_metrics,
+    summary_metrics,
+)
 
 # By hand, per class, for the `hand_made_predictions` fixture:
 #                       precision        recall          F1

@@ -1,12 +1,12 @@
 import lightning as L
 import pytest
 import torch
+from helpers.checkpoints import MNIST
 
 import mnist_lit.data.datamodule
+from mnist_lit.core.errors import UserError
 from mnist_lit.data.datamodule import ImageDataModule
 from mnist_lit.data.sets import DATASETS
-from mnist_lit.core.errors import UserError
-from helpers.checkpoints import MNIST
 from mnist_lit.models.classifier import ImageClassifier
 
 

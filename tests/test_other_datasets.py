@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.checkpoints import onnx_gap
+from helpers.cli import run_cli
 from PIL import Image, ImageOps
 from torchvision.datasets import FashionMNIST
 
-from helpers.checkpoints import onnx_gap
-from helpers.cli import run_cli
 from mnist_lit.data.datamodule import has_files
 from mnist_lit.data.sets import DATASETS
 from mnist_lit.models.predictor import load_predictor

@@ -1,23 +1,23 @@
 import csv
+import json
 import re
 import shutil
 import textwrap
-import json
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
-
 from helpers.checkpoints import save_checkpoint
 from helpers.files import digit_picture
+from PIL import Image, ImageDraw
+
 from mnist_lit.__main__ import main
-from mnist_lit.models.confidence import Answer, answer
-from mnist_lit.models.predictor import load_predictor
 from mnist_lit.commands import predict as predict_command
 from mnist_lit.commands.predict import expand_inputs, predict
+from mnist_lit.models.confidence import Answer, answer
+from mnist_lit.models.predictor import load_predictor
 
 
 def run_predict(capsys, *args) -> tuple[int, list[str], list[str]]:

@@ -3,7 +3,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_lit.core.errors import UserError
-from mnist_lit.data.pictures import STYLES, fashion_style, load_picture, handwriting_style, open_image
+from mnist_lit.data.pictures import (
+    STYLES,
+    fashion_style,
+    handwriting_style,
+    load_picture,
+    open_image,
+)
 
 
 def drawing(dark_on_light: bool, size=(400, 300)) -> Image.Image:

@@ -2,8 +2,8 @@
 
 import pytest
 import yaml
-
 from helpers.cli import REPO
+
 from mnist_lit import recipes, tune
 from mnist_lit.__main__ import main
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.cli import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers.cli import run_cli
 from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow

@@ -1,20 +1,33 @@
 import io
 import json
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from rich.console import Console
 
-import lightning as L
-import torch.nn.functional as F
-
 from mnist_lit import __version__
 from mnist_lit.data.datamodule import ImageDataModule
-from mnist_lit.evaluation.figures import confusion_matrix_figure, mistakes_figure, reliability_figure
-from mnist_lit.models.metrics import ConfidentMistakes, ReliabilityBins, evaluation_metrics
-from mnist_lit.evaluation.report import EvaluationReport, classification_report, most_confused, print_report, write_report
+from mnist_lit.evaluation.figures import (
+    confusion_matrix_figure,
+    mistakes_figure,
+    reliability_figure,
+)
+from mnist_lit.evaluation.report import (
+    EvaluationReport,
+    classification_report,
+    most_confused,
+    print_report,
+    write_report,
+)
+from mnist_lit.models.metrics import (
+    ConfidentMistakes,
+    ReliabilityBins,
+    evaluation_metrics,
+)
 
 DATA = {"dataset": "animals", "split": "test", "data_dir": "/data", "images": 7}
 CLASSES = ["ant", "bee", "cat", "dog"]  # names, not numbers: every output must use them

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-
-from mnist_lit.checkpoints.finding import read_checkpoint
 from helpers.cli import run_cli
 from helpers.pause_callback import PAUSED
+
+from mnist_lit.checkpoints.finding import read_checkpoint
 
 pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent

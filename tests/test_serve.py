@@ -18,19 +18,25 @@ import numpy as np
 import pytest
 import requests
 import torch
-from PIL import Image, ImageDraw
-from prometheus_client.parser import text_string_to_metric_families
-
 from helpers.checkpoints import save_checkpoint, untrained_checkpoint
 from helpers.cli import run_cli
 from helpers.files import digit_picture
-from mnist_lit.models.confidence import Confidence
-from mnist_lit.data.sets import DATASETS
-from mnist_lit.models.predictor import load_predictor
-from mnist_lit.models.classifier import ImageClassifier
+from helpers.server_process import (
+    free_port,
+    healthy,
+    running_server,
+    server_process,
+    session_processes,
+)
+from PIL import Image, ImageDraw
+from prometheus_client.parser import text_string_to_metric_families
+
 from mnist_lit.commands.predict import predict
 from mnist_lit.data.pictures import load_picture
-from helpers.server_process import free_port, healthy, running_server, server_process, session_processes
+from mnist_lit.data.sets import DATASETS
+from mnist_lit.models.classifier import ImageClassifier
+from mnist_lit.models.confidence import Confidence
+from mnist_lit.models.predictor import load_predictor
 
 pytestmark = pytest.mark.slow  # servers and commands in processes of their own
 MAX_UPLOAD_MB = 0.25

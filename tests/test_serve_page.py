@@ -5,6 +5,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers.browser import (
+    LETTER_W,
+    SCRIBBLE,
+    SEVEN,
+    SMALL_SEVEN,
+    ZERO,
+    bars,
+    chromium,
+    chromium_installed,
+    draw,
+    guess,
+    preview,
+    preview_rgb,
+)
+from helpers.checkpoints import save_checkpoint
+from helpers.server_process import running_server
 from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -12,13 +28,10 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from helpers.browser import LETTER_W, SCRIBBLE, SEVEN, SMALL_SEVEN, ZERO, bars, chromium, chromium_installed, draw, guess, preview, preview_rgb
-from helpers.checkpoints import save_checkpoint
 from mnist_lit.data.datamodule import load_builtin
 from mnist_lit.data.sets import DATASETS, DataSet
-from mnist_lit.models.predictor import load_predictor
 from mnist_lit.models.classifier import ImageClassifier
-from helpers.server_process import running_server
+from mnist_lit.models.predictor import load_predictor
 
 pytestmark = [
     pytest.mark.slow,

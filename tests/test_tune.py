@@ -14,10 +14,14 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from helpers.cli import REPO, run_cli
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.trial import TrialState
 
-from helpers.cli import REPO, run_cli
 from mnist_lit import tune
 from mnist_lit.core.errors import UserError, run_command
 

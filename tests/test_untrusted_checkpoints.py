@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers.checkpoints import untrained_checkpoint
 from helpers.cli import REPO
 from helpers.files import digit_picture
+from helpers.payload import Evil
+
 from mnist_lit.__main__ import main
 from mnist_lit.models.classifier import ImageClassifier
-from helpers.payload import Evil
 
 COMMANDS = {  # name: arguments after the checkpoint's path
     "fit --ckpt_path": ["fit", "--trainer.max_epochs", "1", "--data.val_size", "20", "--data.batch_size", "16", "--ckpt_path"],

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers.cli import REPO
 
 pytestmark = pytest.mark.slow

@@ -40,6 +40,11 @@ class Predictor:
     confidence: Optional[Confidence] = None  # none in checkpoints written before 0.4.0
 
     @property
+    def dataset(self) -> DatasetInfo:
+        """``dataset_info``, by its name before 0.6.0."""
+        return self.dataset_info
+
+    @property
     def classes(self) -> list[str]:
         return list(self.dataset_info.classes)
 

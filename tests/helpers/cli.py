@@ -9,8 +9,8 @@ import runpy
 import subprocess
 import sys
 import warnings
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Optional
 
