@@ -49,7 +49,7 @@ def test_the_wheel_holds_the_package_its_page_and_its_recipes(installed):
                 cwd=installed.parent).stdout.strip()
     package = Path(where)
     assert package.is_relative_to(installed.parents[1])  # the wheel's copy, not the clone
-    assert (package / "page" / "index.html").is_file()
+    assert (package / "commands" / "page" / "index.html").is_file()
     shipped = {path.relative_to(package / "configs").as_posix() for path in (package / "configs").rglob("*.yaml")}
     assert shipped == {path.relative_to(REPO / "configs").as_posix() for path in (REPO / "configs").rglob("*.yaml")}
 
