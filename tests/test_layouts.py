@@ -174,12 +174,22 @@ def test_a_moved_copy_is_the_same_set_and_another_folder_is_evaluated_whole_by_c
     (lambda root: (write_folder(root / "valid", 2), write_folder(root / "test", 2)), r"has test/, valid/ but no train/"),
     (lambda root: (write_folder(root / "train", 2), write_folder(root / "test", 2, shapes=("circle", "star"))),
      r"has classes that .*train lacks \(star\)"),
+    (lambda root: (write_folder(root / "train", 2), shutil.copytree(root / "train" / "circle", root / "test")),
+     r"set/test holds no class folders, so its pictures have no labels"),
 ])
 def test_a_layout_that_cannot_be_read_one_way_is_one_line(tmp_path, make, message):
     make(tmp_path / "set")
     with pytest.raises(UserError, match=message) as error:
         list_set(tmp_path / "set")
     assert "\n" not in str(error.value)
+
+
+def test_folders_that_tools_add_are_no_class_or_part(tmp_path):
+    root = fastai(tmp_path / "set")
+    for extra in ("__MACOSX/train", ".ipynb_checkpoints", "train/.thumbnails", "train/__pycache__"):
+        (root / extra).mkdir(parents=True)
+    listing = list_set(root)
+    assert listing.layout == "part folders train/ + valid/" and listing.classes == tuple(sorted(SHAPES))
 
 
 def test_a_bad_split_value_names_its_line(tmp_path):

@@ -28,6 +28,9 @@ PART_NAMES = {
 }
 PARTS = ("train", "val", "test")
 WHOLE = "all"  # the one part of a set without parts of its own
+# Folders that are no one's pictures: hidden ones (.git, .ipynb_checkpoints) and those tools add
+# (__MACOSX in zip files made on a Mac, __pycache__).
+IGNORED_PREFIXES = (".", "__")
 
 
 @dataclass
@@ -72,7 +75,7 @@ def list_set(
 
 
 def list_folder(path: Path) -> SetListing:
-    folders = sorted((entry for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith(".")), key=lambda e: e.name)
+    folders = sorted((entry for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith(IGNORED_PREFIXES)), key=lambda e: e.name)
     part_folders = {folder: PART_NAMES[folder.name.lower()] for folder in folders if folder.name.lower() in PART_NAMES}
     if not part_folders:
         classes = class_folders(path)
@@ -105,7 +108,12 @@ def list_folder(path: Path) -> SetListing:
 
 
 def class_folders(path: Path, least: int = 2) -> tuple[str, ...]:
-    classes = tuple(sorted(entry.name for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith(".")))
+    classes = tuple(sorted(entry.name for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith(IGNORED_PREFIXES)))
+    if not classes and least == 1:  # a part folder of pictures without classes (Kaggle's unlabelled test/)
+        raise UserError(
+            f"{path} holds no class folders, so its pictures have no labels to evaluate against; sort them into one "
+            "folder per class, or move the folder out of the set (`predict` reads unlabelled pictures)."
+        )
     if len(classes) < least:
         raise UserError(
             f"{path} holds {len(classes)} class folder{'s' if len(classes) != 1 else ''}; a folder set needs at least two "
