@@ -60,10 +60,10 @@ def test_energy_is_low_when_one_class_stands_out():
 @pytest.mark.parametrize("logits, pictures, classes, kind, text", [
     ([9.0, 0, 0], "handwriting", ["0", "1", "2"], "class", "0"),
     ([5.0, 4.9, 0], "handwriting", ["4", "9", "1"], "unsure", "4 or 9?"),
-    ([0.1, 0, 0], "handwriting", ["0", "1", "2"], "unknown", "doesn't look like a digit"),
-    ([0.1, 0, 0], "handwriting", ["a", "b", "c"], "unknown", "doesn't look like a character"),  # EMNIST letters
-    ([0.1, 0, 0], "clothing", ["Shirt", "Coat", "Bag"], "unknown", "doesn't look like clothing"),
-    ([0.1, 0, 0], "photos", ["circle", "square", "triangle"], "unknown", "doesn't look like any of: circle, square, triangle"),
+    ([0.1, 0, 0], "handwriting", ["0", "1", "2"], "unknown", "doesn't look like a digit (closest: 0)"),
+    ([0.1, 0, 0], "handwriting", ["a", "b", "c"], "unknown", "doesn't look like a character (closest: a)"),  # EMNIST letters
+    ([0.1, 0, 0], "clothing", ["Shirt", "Coat", "Bag"], "unknown", "doesn't look like clothing (closest: Shirt)"),
+    ([0.1, 0, 0], "photos", ["circle", "square", "triangle"], "unknown", "doesn't look like any of: circle, square, triangle (closest: circle)"),
 ])
 def test_each_answer_says_which_of_the_three_it_is(logits, pictures, classes, kind, text):
     confidence = Confidence(temperature=1.0, threshold=-3.0, accept=0.95)

@@ -152,7 +152,7 @@ def test_the_documented_python_lines_name_the_class_of_a_picture(capsys, tmp_pat
     digit_picture(tmp_path / "seven.png")
     exec(textwrap.dedent(block), {})
     # An answer in words: a digit, two close ones, or none (the model here is untrained).
-    assert re.fullmatch(r"\d|\d or \d\?|doesn't look like a digit", capsys.readouterr().out.strip())
+    assert re.fullmatch(r"\d|\d or \d\?|doesn't look like a digit \(closest: \d\)", capsys.readouterr().out.strip())
 
 
 def test_a_folder_of_many_pictures_is_read_in_worker_processes_with_progress_and_the_same_answers(capsys, tmp_path, checkpoint, monkeypatch):

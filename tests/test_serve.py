@@ -108,9 +108,14 @@ def test_answers_are_put_in_words_as_predict_puts_them_and_accept_all_turns_reje
     with running_server(calibrated) as url:
         said = requests.post(f"{url}/predict", data=path.read_bytes()).json()
         model = requests.get(f"{url}/info").json()["model"]
-    assert said["kind"] == offline["kind"] == "unknown" and said["answer"] == offline["answer"] == "doesn't look like a digit"
+    closest = offline["closest"]["label"]
+    assert said["kind"] == offline["kind"] == "unknown"
+    assert said["answer"] == offline["answer"] == f"doesn't look like a digit (closest: {closest})"
     assert said["energy"] == pytest.approx(offline["energy"], abs=1e-4)
-    assert said["probability"] == pytest.approx(offline["confidence"], abs=1e-6)  # calibrated: T = 2
+    # A refusal names no class: class, label and probability are null, the closest class has a key of its own.
+    assert (said["class"], said["label"], said["probability"]) == (offline["class"], offline["label"], offline["confidence"]) == (None,) * 3
+    assert said["closest"]["label"] == closest and said["closest"]["class"] == offline["closest"]["class"]
+    assert said["closest"]["probability"] == pytest.approx(offline["closest"]["p"], abs=1e-6)  # calibrated: T = 2
     assert model["calibrated"] and model["rejects"]
     with running_server(calibrated, "--accept_all") as url:
         said = requests.post(f"{url}/predict", data=path.read_bytes()).json()

@@ -1,5 +1,6 @@
 """The drawing page in a real browser (headless Chromium), against a server of a model trained on MNIST."""
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -179,7 +180,8 @@ def test_a_scribble_and_a_letter_are_said_not_to_be_digits_with_greyed_bars(page
         wait_for(page, lambda: guess(page)[0] == "empty")
         draw(page, strokes)
         wait_for(page, lambda: guess(page)[0] not in ("empty", "busy"))
-        assert guess(page) == ("unknown", "doesn't look like a digit")
+        kind, said = guess(page)
+        assert kind == "unknown" and re.fullmatch(r"doesn't look like a digit \(closest: \d\)", said), said
         assert "rejected" in results.get_attribute("class").split()
         assert float(page.execute_script("return getComputedStyle(document.getElementById('bars')).opacity")) < 1
         assert sum(bars(page)) == pytest.approx(1, abs=0.01)  # the numbers are still shown, greyed

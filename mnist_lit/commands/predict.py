@@ -6,7 +6,7 @@
 A thin command beside LightningCLI's: it reads pictures, not a datamodule, and imports neither
 Lightning nor torchmetrics (models/predictor.py). Each picture is preprocessed like the pictures of the
 data set the checkpoint learned (data/pictures.py) and gets one line: the path, the answer in words
-(the class; "4 or 9?" when the top two are close; "doesn't look like a digit" when the picture is
+(the class; "4 or 9?" when the top two are close; "doesn't look like a digit (closest: 4)" when the picture is
 like none of the set's, unless --accept_all), the top probability and the three most probable
 classes (confidence.py; calibrated probabilities when the checkpoint has a temperature). Pictures
 are read in worker processes on every core and predicted in batches, so a folder of any size fits
@@ -41,7 +41,7 @@ from mnist_lit.models.confidence import add_accept_all_argument
 from mnist_lit.models.predictor import Predictor, load_predictor
 
 TOP = 3
-CSV_COLUMNS = ["path", "answer", "kind", "class", "label", "confidence", "energy"]
+CSV_COLUMNS = ["path", "answer", "kind", "class", "label", "confidence", "energy", "closest_class", "closest_label"]
 CSV_COLUMNS += [f"top{k}_{x}" for k in range(1, TOP + 1) for x in ("class", "label", "p")] + ["error"]
 
 
@@ -119,18 +119,27 @@ def predict(
             for i, (row, values, indices) in enumerate(zip(readable, top.values.tolist(), top.indices.tolist())):
                 said = predictor.answer(probabilities[i], logits[i], accept_all)
                 ranked = [{"class": c, "label": classes[c], "p": p} for c, p in zip(indices, values)]
-                results[row].update({
-                    "answer": said.text, "kind": said.kind, "class": indices[0], "label": ranked[0]["label"],
-                    "confidence": values[0], "energy": said.energy, "top": ranked,
-                })
+                results[row].update({"answer": said.text, "kind": said.kind, **answered_class(said.kind, ranked[0]),
+                                     "energy": said.energy, "top": ranked})
         yield from results
+
+
+def answered_class(kind: str, best: dict) -> dict:
+    """``class``, ``label`` and ``confidence`` of an answer; null for a refusal, whose closest class has a key of its
+    own, so that a client reading ``label`` never takes a refusal for an answer."""
+    if kind == "unknown":
+        return {"class": None, "label": None, "confidence": None, "closest": best}
+    return {"class": best["class"], "label": best["label"], "confidence": best["p"]}
 
 
 def csv_row(result: dict) -> list:
     top = [entry[key] for entry in result.get("top", []) for key in ("class", "label", "p")]
     top += [""] * (3 * TOP - len(top))
     fields = ("answer", "kind", "class", "label", "confidence", "energy")
-    return [result["path"], *(result.get(key, "") for key in fields), *top, result.get("error", "")]
+    closest = result.get("closest") or {}
+    values = [result.get(key) for key in fields]
+    return [result["path"], *("" if value is None else value for value in values), closest.get("class", ""),
+            closest.get("label", ""), *top, result.get("error", "")]
 
 
 @contextmanager
@@ -157,6 +166,8 @@ def result_file(output: Optional[Path]) -> Iterator[Callable[[dict], None]]:
 
 
 def format_line(result: dict) -> str:
+    if result["kind"] == "unknown":  # no percentage: the closest class is named in the answer itself
+        return f"{result['path']}: {result['answer']}"
     top = ", ".join(f"{entry['label']} {entry['p']:.3f}" for entry in result["top"])
     return f"{result['path']}: {result['answer']} ({result['confidence']:.1%}; top {len(result['top'])}: {top})"
 

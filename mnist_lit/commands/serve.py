@@ -95,12 +95,13 @@ class PictureAPI(ls.LitAPI):
         probabilities = self.predictor.probabilities(logits[None])[0]
         said = self.predictor.answer(probabilities, logits, self.accept_all)
         best = int(probabilities.argmax())
+        top = {"class": best, "label": self.predictor.classes[best], "probability": float(probabilities[best])}
+        # A refusal names no class: its closest one has a key of its own (docs/serving.md).
+        answered = {"class": None, "label": None, "probability": None, "closest": top} if said.kind == "unknown" else top
         return {
             "answer": said.text,
             "kind": said.kind,
-            "class": best,
-            "label": self.predictor.classes[best],
-            "probability": float(probabilities[best]),
+            **answered,
             "probabilities": probabilities.tolist(),
             "energy": said.energy,
             "input": context["input"],

@@ -110,10 +110,11 @@ def answer(
     """The answer for one picture's (calibrated) ``probabilities`` and ``logits``. Without a calibration
     (checkpoints written before there was one) or with ``accept_all``, no picture is rejected."""
     score = float(energy(logits[None])[0])
-    if confidence is not None and not accept_all and score > confidence.threshold:
-        return Answer("unknown", f"doesn't look like {kind_of_set(pictures, classes)}", score)
     top = probabilities.topk(2)  # every set has at least two classes
     first, second = (classes[i] for i in top.indices.tolist())
+    if confidence is not None and not accept_all and score > confidence.threshold:
+        # The closest class, without its probability: a refusal that printed "96%" would read as an answer.
+        return Answer("unknown", f"doesn't look like {kind_of_set(pictures, classes)} (closest: {first})", score)
     if float(top.values[0] - top.values[1]) < UNSURE_MARGIN:
         return Answer("unsure", f"{first} or {second}?", score)
     return Answer("class", first, score)

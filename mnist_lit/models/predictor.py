@@ -11,7 +11,7 @@ command that reads one picture should not pay.
     images = torch.stack([predictor.load_picture("seven.png")])       # (1, channels, size, size)
     logits = predictor.logits(images)                      # (1, num_classes)
     probabilities = predictor.probabilities(logits)        # calibrated when the checkpoint says how
-    answer = predictor.answer(probabilities[0], logits[0])  # a class, "4 or 9?", or "doesn't look like a digit"
+    answer = predictor.answer(probabilities[0], logits[0])  # a class, "4 or 9?", or "doesn't look like a digit (closest: 4)"
 """
 
 import hashlib
