@@ -8,6 +8,8 @@ steps return.
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, Optional
 
 import lightning as L
@@ -29,6 +31,20 @@ from mnist_lit.models.networks import (
 
 # Pictures of no class added to each training batch, per picture of the batch.
 OUTLIER_SHARE = 0.25
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+
+
+@contextmanager
+def running_statistics(batch_norms: list[torch.nn.Module]) -> Iterator[None]:
+    """Batch normalization with its running statistics, which the pictures passed meanwhile leave unchanged."""
+    training = [module.training for module in batch_norms]
+    for module in batch_norms:
+        module.eval()
+    try:
+        yield
+    finally:
+        for module, was_training in zip(batch_norms, training):
+            module.train(was_training)
 
 
 class ImageClassifier(L.LightningModule):
@@ -82,6 +98,7 @@ class ImageClassifier(L.LightningModule):
             )
         self.save_hyperparameters()
         self.dataset_info: Optional[DatasetInfo] = None
+        self.batch_norms: list[torch.nn.Module] = []  # the network's, which outliers must not teach (training_step)
         # Per class, when the data module balances the loss; a buffer, so that it moves with the model.
         self.register_buffer("loss_weights", None, persistent=False)
         self.register_buffer("outliers", None, persistent=False)  # the data module's pictures of no class
@@ -110,6 +127,7 @@ class ImageClassifier(L.LightningModule):
         # One picture's pixels, which Lightning's model summary runs through the network to show
         # each layer's output size and FLOPs.
         self.example_input_array = torch.zeros(1, dataset.channels, dataset.size, dataset.size, dtype=torch.uint8)
+        self.batch_norms = [module for module in self.net.modules() if isinstance(module, BATCH_NORMS)]
         self.train_metrics = summary_metrics(dataset.num_classes, prefix="train/")
         self.val_metrics = summary_metrics(dataset.num_classes, prefix="val/")
         self.test_metrics = summary_metrics(dataset.num_classes, prefix="test/")
@@ -160,11 +178,11 @@ class ImageClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         count = len(images)
-        if self.outliers is not None:  # one pass through the network for both
+        outliers = images[:0]
+        if self.outliers is not None:
             pick = torch.randint(len(self.outliers), (max(1, round(OUTLIER_SHARE * count)),), device=images.device)
-            images = torch.cat([images, self.outliers[pick]])
-        logits = self(images)
-        logits, outlier_logits = logits[:count], logits[count:]
+            outliers = self.outliers[pick]
+        logits, outlier_logits = self.logits_with_outliers(images, outliers)
         # float32 logits when weighted: the weights are float32, and bf16 logits would not match them.
         loss = F.cross_entropy(logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights)
         if len(outlier_logits):
@@ -184,6 +202,20 @@ class ImageClassifier(L.LightningModule):
             self._stop_if_loss_was_not_finite()
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
+
+    def logits_with_outliers(self, images: torch.Tensor, outliers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits of a training batch's pictures and of its pictures of no class."""
+        if not self.batch_norms:  # one pass through the network for both
+            logits = self(torch.cat([images, outliers]))
+            return logits[: len(images)], logits[len(images) :]
+        # A network with batch normalization sees the outliers in a pass of their own, normalized with the
+        # running statistics of the real pictures and leaving them as they are: with noise and scribbles in
+        # the batch statistics, evaluation normalized real pictures wrongly (validation accuracy swung 89-98.7%).
+        logits = self(images)
+        if not len(outliers):
+            return logits, logits[:0]
+        with running_statistics(self.batch_norms):
+            return logits, self(outliers)
 
     def on_train_start(self) -> None:
         # The sanity check has already fed validation batches to this metric; start afresh.
