@@ -71,3 +71,19 @@ def test_only_training_batches_are_augmented_and_labels_are_kept(tiny_mnist, sta
 def test_augmentation_strengths_are_checked(tiny_mnist):
     with pytest.raises(UserError, match="augment_shift"):
         ImageDataModule(data_dir=str(tiny_mnist), augment_shift=0.7)
+
+
+def test_the_shifted_style_blurs_and_thickens_strokes_and_keeps_the_ink_as_bright():
+    from mnist_lit.data.style_shift import shifted_style
+
+    pictures = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
+    pictures[0, 0, 6:22, 13:15] = 255  # a stroke two pixels wide
+    pictures[1, 0, 10:12, 4:24] = 180
+    pictures[2, 0, 8:20, 8:20] = 90
+    shifted = shifted_style(pictures)
+    assert shifted.shape == pictures.shape and shifted.dtype == torch.uint8
+    assert torch.equal(shifted, shifted_style(pictures))  # a fixed copy, the same on every run
+    assert (shifted.amax(dim=(1, 2, 3)) == pictures.amax(dim=(1, 2, 3))).all()
+    lit = lambda images: (images > 40).sum(dim=(1, 2, 3))
+    assert (lit(shifted) > lit(pictures)).all()  # thicker, and blurred at the edges
+    assert not torch.equal(shifted, pictures)

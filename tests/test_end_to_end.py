@@ -65,7 +65,8 @@ def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, evaluati
     assert "Evaluating checkpoints/version_0/epoch=00-val_acc=" in evaluation_output
     values = {name: float(value) for name, value in re.findall(r"(test/\w+)\s*│\s*([\d.]+)", evaluation_output)}
     assert set(values) == {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss", "test/ece_before",
-                           "test/ece_after", "test/coverage", "test/accuracy_accepted"}
+                           "test/ece_after", "test/coverage", "test/accuracy_accepted", "test/shifted_accuracy",
+                           "test/shifted_coverage", "test/shifted_accuracy_accepted"}
     assert values["test/acc"] >= 0.97
     # The checkpoint's own calibration: honest probabilities, and the pictures it accepts answered better.
     assert values["test/ece_after"] < min(values["test/ece_before"], 0.015)
@@ -98,6 +99,10 @@ def test_test_reports_into_the_folder_of_the_run_it_evaluates(workdir, evaluatio
     calibration = report["calibration"]
     assert calibration["calibrated"] and calibration["accept"] == 0.95 and calibration["temperature"] > 0
     assert calibration["ece_after"] < calibration["ece_before"] and calibration["coverage"] >= 0.93
+    # The same digits in another style: the top class still mostly right, the share accepted reported beside it.
+    shifted = calibration["shifted"]
+    assert shifted["style"].startswith("down to 14 px") and 0.5 <= shifted["accuracy"] < report["accuracy"]
+    assert 0 <= shifted["coverage"] <= 1 and f"top class right for {shifted['accuracy']:.2%}" in evaluation_output
     assert "Most confused (true as predicted): " in evaluation_output
     # `test` saves its own configuration beside the one `fit` saved, not over it.
     assert "max_epochs: 1" in (run / "config.yaml").read_text()
@@ -109,6 +114,7 @@ def test_tensorboard_shows_training_testing_pictures_and_hyperparameters(workdir
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "lr-Adam"} <= scalars
     assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss", "test/ece_after", "test/coverage"} <= scalars
+    assert {"test/shifted_accuracy", "test/shifted_coverage", "test/shifted_accuracy_accepted"} <= scalars
     assert {"lr", "lr_decay", "hidden_units", "batch_size"} <= hparams
     assert "_instantiator" not in hparams
     # The HPARAMS tab's columns: the final validation and test metrics, all logged as scalars.

@@ -99,20 +99,23 @@ class ReliabilityBins(Metric):
 
 
 class Coverage(Metric):
-    """Of the pictures an answer accepts (confidence.py): their share of all, and the accuracy on them."""
+    """Of the pictures an answer accepts (confidence.py): their share of all, and the accuracy on them; and the
+    accuracy of the top class on all."""
 
     full_state_update = False
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        for name in ("total", "accepted", "accepted_right"):
+        for name in ("total", "right", "accepted", "accepted_right"):
             self.add_state(name, default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, accepted: torch.Tensor, right: torch.Tensor) -> None:
         self.total += accepted.numel()
+        self.right += right.sum()
         self.accepted += accepted.sum()
         self.accepted_right += (accepted & right).sum()
 
     def compute(self) -> dict[str, torch.Tensor]:
         return {"coverage": self.accepted / self.total.clamp(min=1),
-                "accuracy_accepted": self.accepted_right / self.accepted.clamp(min=1)}
+                "accuracy_accepted": self.accepted_right / self.accepted.clamp(min=1),
+                "accuracy": self.right / self.total.clamp(min=1)}
