@@ -218,3 +218,14 @@ def test_outliers_leave_the_batch_norm_statistics_to_the_real_pictures(net):
     for name in statistics:
         assert torch.equal(model.state_dict()[name], twin.state_dict()[name]), name
     assert all(module.training for module in model.modules())  # back to training afterwards
+
+
+def test_outliers_are_normalized_with_the_statistics_of_the_real_pictures_batch():
+    # Were they normalized otherwise (with the running statistics), the network could tell them by that alone.
+    torch.manual_seed(0)
+    model = ImageClassifier(net="batchnorm_cnn", hidden_units=16, dropout=0.0, dataset_info=MNIST).train()
+    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    logits, outlier_logits = model.logits_with_outliers(images, images[:3])
+    assert torch.allclose(outlier_logits, logits[:3], atol=1e-4)
+    outlier_logits.sum().backward()  # the statistics it used are still there for the backward pass
+    assert all(parameter.grad is not None for parameter in model.net.parameters())
