@@ -198,34 +198,3 @@ def test_outliers_are_drawn_only_for_a_model_that_trains_with_them(tiny_mnist, m
     assert (model.outliers is not None) == trained_with == bool(drawn)
     if trained_with:
         assert model.outliers.shape == (4096, 1, 28, 28) and model.outliers.dtype == torch.uint8
-
-
-@pytest.mark.parametrize("net", ["batchnorm_cnn", "keras_cnn"])
-def test_outliers_leave_the_batch_norm_statistics_to_the_real_pictures(net):
-    torch.manual_seed(0)
-    model = ImageClassifier(net=net, hidden_units=16, dataset_info=MNIST).train()
-    twin = ImageClassifier(net=net, hidden_units=16, dataset_info=MNIST).train()
-    twin.load_state_dict(model.state_dict())
-    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
-    outliers = torch.full((4, 1, 28, 28), 255, dtype=torch.uint8)  # far from any digit: they would move the means
-    torch.manual_seed(1)  # the same dropout for the real pictures in both passes
-    logits, outlier_logits = model.logits_with_outliers(images, outliers)
-    assert logits.shape == (8, 10) and outlier_logits.shape == (4, 10) and outlier_logits.requires_grad
-    torch.manual_seed(1)
-    twin(images)  # the real pictures alone
-    statistics = [name for name in model.state_dict() if name.endswith(("running_mean", "running_var"))]
-    assert bool(statistics) == (net == "batchnorm_cnn")
-    for name in statistics:
-        assert torch.equal(model.state_dict()[name], twin.state_dict()[name]), name
-    assert all(module.training for module in model.modules())  # back to training afterwards
-
-
-def test_outliers_are_normalized_with_the_statistics_of_the_real_pictures_batch():
-    # Were they normalized otherwise (with the running statistics), the network could tell them by that alone.
-    torch.manual_seed(0)
-    model = ImageClassifier(net="batchnorm_cnn", hidden_units=16, dropout=0.0, dataset_info=MNIST).train()
-    images = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
-    logits, outlier_logits = model.logits_with_outliers(images, images[:3])
-    assert torch.allclose(outlier_logits, logits[:3], atol=1e-4)
-    outlier_logits.sum().backward()  # the statistics it used are still there for the backward pass
-    assert all(parameter.grad is not None for parameter in model.net.parameters())

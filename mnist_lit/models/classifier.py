@@ -8,8 +8,6 @@ steps return.
 """
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Literal, Optional
 
 import lightning as L
@@ -31,41 +29,6 @@ from mnist_lit.models.networks import (
 
 # Pictures of no class added to each training batch, per picture of the batch.
 OUTLIER_SHARE = 0.25
-BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
-
-
-@contextmanager
-def batch_statistics_recorded(batch_norms: list[torch.nn.Module]) -> Iterator[dict[torch.nn.Module, tuple]]:
-    """The mean and variance each batch-normalization layer normalizes its input with, for the pass made meanwhile."""
-    recorded: dict[torch.nn.Module, tuple] = {}
-
-    def record(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        features = inputs[0].detach().float()
-        dims = [0, *range(2, features.dim())]  # all but the channels
-        recorded[module] = (features.mean(dims), features.var(dims, unbiased=False))
-
-    hooks = [module.register_forward_hook(record) for module in batch_norms]
-    try:
-        yield recorded
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
-@contextmanager
-def normalized_with(statistics: dict[torch.nn.Module, tuple]) -> Iterator[None]:
-    """Batch normalization with the given statistics, which the pictures passed meanwhile leave unchanged."""
-    kept = {module: (module.running_mean, module.running_var, module.training) for module in statistics}
-    for module, (mean, variance) in statistics.items():
-        # New tensors, never written in place: the backward pass still needs them after this block.
-        module.running_mean, module.running_var = mean, variance
-        module.eval()
-    try:
-        yield
-    finally:
-        for module, (mean, variance, training) in kept.items():
-            module.running_mean, module.running_var = mean, variance
-            module.train(training)
 
 
 class ImageClassifier(L.LightningModule):
@@ -119,7 +82,6 @@ class ImageClassifier(L.LightningModule):
             )
         self.save_hyperparameters()
         self.dataset_info: Optional[DatasetInfo] = None
-        self.batch_norms: list[torch.nn.Module] = []  # the network's, which outliers must not teach (training_step)
         # Per class, when the data module balances the loss; a buffer, so that it moves with the model.
         self.register_buffer("loss_weights", None, persistent=False)
         self.register_buffer("outliers", None, persistent=False)  # the data module's pictures of no class
@@ -148,7 +110,6 @@ class ImageClassifier(L.LightningModule):
         # One picture's pixels, which Lightning's model summary runs through the network to show
         # each layer's output size and FLOPs.
         self.example_input_array = torch.zeros(1, dataset.channels, dataset.size, dataset.size, dtype=torch.uint8)
-        self.batch_norms = [module for module in self.net.modules() if isinstance(module, BATCH_NORMS)]
         self.train_metrics = summary_metrics(dataset.num_classes, prefix="train/")
         self.val_metrics = summary_metrics(dataset.num_classes, prefix="val/")
         self.test_metrics = summary_metrics(dataset.num_classes, prefix="test/")
@@ -199,11 +160,11 @@ class ImageClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
         count = len(images)
-        outliers = images[:0]
-        if self.outliers is not None:
+        if self.outliers is not None:  # one pass through the network for both
             pick = torch.randint(len(self.outliers), (max(1, round(OUTLIER_SHARE * count)),), device=images.device)
-            outliers = self.outliers[pick]
-        logits, outlier_logits = self.logits_with_outliers(images, outliers)
+            images = torch.cat([images, self.outliers[pick]])
+        logits = self(images)
+        logits, outlier_logits = logits[:count], logits[count:]
         # float32 logits when weighted: the weights are float32, and bf16 logits would not match them.
         loss = F.cross_entropy(logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights)
         if len(outlier_logits):
@@ -223,23 +184,6 @@ class ImageClassifier(L.LightningModule):
             self._stop_if_loss_was_not_finite()
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
-
-    def logits_with_outliers(self, images: torch.Tensor, outliers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The logits of a training batch's pictures and of its pictures of no class."""
-        if not self.batch_norms:  # one pass through the network for both
-            logits = self(torch.cat([images, outliers]))
-            return logits[: len(images)], logits[len(images) :]
-        # A network with batch normalization sees the outliers in a pass of their own, normalized with the statistics
-        # of the real pictures' batch, which they leave unchanged: with noise and scribbles in the batch statistics,
-        # evaluation normalized real pictures wrongly (validation accuracy swung 89-98.7%). Not with the running
-        # statistics: then only outliers would be normalized that way in training, and the network would learn
-        # to answer "none" for whatever is, as every picture is in evaluation.
-        with batch_statistics_recorded(self.batch_norms) as statistics:
-            logits = self(images)
-        if not len(outliers):
-            return logits, logits[:0]
-        with normalized_with(statistics):
-            return logits, self(outliers)
 
     def on_train_start(self) -> None:
         # The sanity check has already fed validation batches to this metric; start afresh.
