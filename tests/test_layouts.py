@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers.checkpoints import save_checkpoint
 from helpers.cli import run_cli
-from helpers.picture_sets import SHAPES, write_folder
+from helpers.picture_sets import SHAPES, write_csv, write_folder
 
 from mnist_lit.checkpoints.reading import read_checkpoint, read_dataset
 from mnist_lit.commands.calibrate import validation_pictures
@@ -66,13 +66,7 @@ def csv_with_split(root: Path) -> Path:
 
 
 def plain_csv(root: Path) -> Path:
-    write_folder(root / "pictures", 10)
-    with open(root / "labels.csv", "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["path", "label"])
-        for picture in sorted((root / "pictures").rglob("*.*")):
-            writer.writerow([picture.relative_to(root).as_posix(), picture.parent.name])
-    return root / "labels.csv"
+    return write_csv(write_folder(root / "pictures", 10), root / "labels.csv")
 
 
 # Each layout: how to make it, the line `fit` prints, and where each part comes from.

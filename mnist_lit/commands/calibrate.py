@@ -70,7 +70,7 @@ def validation_pictures(checkpoint: dict, learned: DatasetInfo, data_dir: Option
     options = {name: value for name, value in (checkpoint.get("datamodule_hyper_parameters") or {}).items() if name in accepted}
     if data_dir is not None:
         options["data_dir"] = data_dir
-    learned = learned.with_recorded_split(options.get("split_seed", 1234), options.get("val_fraction", 0.1))
+    learned = learned.with_recorded_split(*(options.get(name, accepted[name].default) for name in ("split_seed", "val_fraction")))
     data = ImageDataModule(**{**options, "dataset": learned})
     data.setup("validate")
     return data

@@ -35,7 +35,7 @@ from mnist_lit.core.errors import UserError
 from mnist_lit.core.hardware import usable_cores
 from mnist_lit.core.progress_lines import progress
 from mnist_lit.data.decoding import chunked, workers
-from mnist_lit.data.pictures import IMAGE_SUFFIXES, load_picture
+from mnist_lit.data.pictures import IMAGE_SUFFIXES, load_like
 from mnist_lit.data.sets import DatasetInfo
 from mnist_lit.models.confidence import add_accept_all_argument
 from mnist_lit.models.predictor import Predictor, load_predictor
@@ -66,7 +66,7 @@ def pixels_of(paths: list[str], dataset: DatasetInfo) -> list[np.ndarray | str]:
     read: list[np.ndarray | str] = []
     for path in paths:
         try:
-            read.append(load_picture(path, dataset.pictures, path, None, dataset.size, dataset.channels, dataset.resize))
+            read.append(load_like(path, dataset, path))
         except UserError as error:
             read.append(str(error))
     return read

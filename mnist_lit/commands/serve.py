@@ -47,7 +47,7 @@ from mnist_lit.data.pictures import (
     BlankPicture,
     ImageTooLarge,
     NotAnImage,
-    load_picture,
+    load_like,
 )
 from mnist_lit.data.sets import DatasetInfo
 from mnist_lit.models.confidence import add_accept_all_argument
@@ -166,10 +166,8 @@ class PictureUploads:
         self.preprocessing = self.preprocessing or anyio.CapacityLimiter(usable_cores())
         try:
             data = await self.picture_bytes(scope, receive)
-            dataset = self.dataset
             pixels = await anyio.to_thread.run_sync(
-                load_picture, data, dataset.pictures, "upload", self.max_pixels, dataset.size, dataset.channels,
-                dataset.resize, limiter=self.preprocessing,
+                load_like, data, self.dataset, "upload", self.max_pixels, limiter=self.preprocessing,
             )
             if pixels.ndim == 3 and len(pixels) == 1:  # one channel travels as rows, as MNIST's always has
                 pixels = pixels[0]

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from mnist_lit.core.errors import UserError
+from mnist_lit.data.sets import DatasetInfo
 
 FRAME = 28
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights of red, green and blue
@@ -250,6 +251,11 @@ def load_picture(
         return STYLES[pictures](image)
     except ValueError as error:
         raise BlankPicture(f"{name if isinstance(source, bytes) else source}: {error}.") from None
+
+
+def load_like(source: str | Path | bytes, dataset: DatasetInfo, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:
+    """A picture file, or its bytes, as ``load_picture`` makes it for ``dataset``: like that set's own pictures."""
+    return load_picture(source, dataset.pictures, name, max_pixels, dataset.size, dataset.channels, dataset.resize)
 
 
 # The two functions below run in worker processes when a folder set is read (decoding.py): they take

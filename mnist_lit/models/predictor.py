@@ -23,7 +23,7 @@ import torch
 
 from mnist_lit.checkpoints.reading import NETWORK_PREFIX, dataset_of, read_checkpoint
 from mnist_lit.core.errors import UserError
-from mnist_lit.data.pictures import load_picture
+from mnist_lit.data.pictures import load_like
 from mnist_lit.data.sets import DatasetInfo, normalize
 from mnist_lit.models.confidence import Answer, Confidence, answer
 from mnist_lit.models.networks import DEFAULT_NETWORK, network_from_hparams
@@ -68,9 +68,7 @@ class Predictor:
 
     def pixels(self, source: str | Path | bytes, name: str = "upload", max_pixels: int | None = None) -> torch.Tensor:
         """A picture file, or its bytes, as (channels, size, size) uint8 pixels made like the data set's own pictures."""
-        dataset = self.dataset_info
-        pixels = load_picture(source, dataset.pictures, name, max_pixels, dataset.size, dataset.channels, dataset.resize)
-        return torch.from_numpy(pixels).reshape(self.input_shape)
+        return torch.from_numpy(load_like(source, self.dataset_info, name, max_pixels)).reshape(self.input_shape)
 
     def load_picture(self, source: str | Path | bytes) -> torch.Tensor:
         """A picture file, or its bytes, as a normalized (channels, size, size) input."""
