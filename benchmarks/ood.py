@@ -1,6 +1,13 @@
-"""How well scores tell a checkpoint's own kind of picture from others: AUROC and FPR at 95% TPR per proxy set.
+"""How well a checkpoint accepts its own kind of picture in other styles and refuses others, per proxy set.
 
-    python benchmarks/ood.py --ckpt_path checkpoints/version_0/last.ckpt
+    python benchmarks/ood.py --ckpt_path checkpoints/version_0/last.ckpt [--held_out] [--compare_scores]
+
+First, at the threshold the checkpoint stores: for digits in other styles (tests/helpers/digit_styles.py,
+handwriting checkpoints of digits only) the share accepted, the top class's accuracy and the accuracy on
+the accepted, with the AUROC of energy against all the non-digits pooled; for each set of no class the
+share refused, with the AUROC against the set's own test pictures. The held-out styles (``photo`` and
+``optdigits``, the latter needing scikit-learn) are left out unless ``--held_out``: they are for the
+final figure of a choice, never for making it. ``--compare_scores`` adds the comparison of scores below.
 
 In-distribution: the set's 10,000 test pictures. Proxies: another set's test pictures (Fashion-MNIST
 for a handwriting model, MNIST for the others), uniform noise, and, for greyscale sets, drawings
@@ -22,16 +29,20 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers.digit_styles import digit_set  # noqa: E402
 from helpers.not_digits import KINDS, drawing  # noqa: E402
 
-from mnist_lit.models.confidence import calibrate, energy  # noqa: E402
+from mnist_lit.core.errors import UserError  # noqa: E402
+from mnist_lit.data.builtin_files import load_builtin, resolve_data_dir  # noqa: E402
 from mnist_lit.data.datamodule import ImageDataModule  # noqa: E402
 from mnist_lit.data.sets import DATASETS  # noqa: E402
-from mnist_lit.core.errors import UserError  # noqa: E402
+from mnist_lit.models.confidence import energy  # noqa: E402
 from mnist_lit.models.predictor import load_predictor  # noqa: E402
-from mnist_lit.data.builtin_files import load_builtin, resolve_data_dir  # noqa: E402
 
 NEIGHBOURS = 50
+CHOICE_STYLES = ("scan", "pen")  # what options are chosen on
+REPORT_STYLES = ("typed",)  # reported while choosing, never chosen on
+HELD_OUT_STYLES = ("photo", "optdigits")  # the final figure only (--held_out)
 
 
 @torch.inference_mode()
@@ -73,22 +84,79 @@ def drawings(predictor, kind: str, count: int, rng: np.random.Generator) -> torc
     return torch.stack(pictures)
 
 
+def style_pictures(predictor, style: str, count: int, mnist: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` digits of ``style`` read as `predict` reads them, and their classes."""
+    pictures, labels = zip(*((predictor.pixels(data), label) for data, label in digit_set(style, count, mnist, seed=1)))
+    return torch.stack(pictures), torch.tensor(labels)
+
+
+def acceptance_tables(predictor, data, proxies: dict[str, torch.Tensor], styles: tuple[str, ...], count: int) -> None:
+    """At the stored threshold: digits of other styles accepted, sets of no class refused, with AUROCs."""
+    confidence = predictor.confidence
+    if confidence is None:
+        raise SystemExit(f"{predictor.checkpoint} has no calibration: run `python -m mnist_lit calibrate` on it first.")
+    test_logits = predictor.logits(predictor.normalize(data.test_set.images))
+    test_energy = energy(test_logits)
+    outside = {name: energy(predictor.logits(predictor.normalize(pictures))) for name, pictures in proxies.items()}
+    pooled = torch.cat(list(outside.values()))
+    print(f"energy threshold {confidence.threshold:.3f} (stored; accepts {confidence.accept:.0%} of the fitting pictures), "
+          f"temperature {confidence.temperature:.3f}")
+    print("| digits | pictures | top class right | accepted | right among the accepted | AUROC against no class |")
+    print("|---|---:|---:|---:|---:|---:|")
+    sets = {f"{predictor.dataset_info.name} test": (data.test_set.images, data.test_set.labels)}
+    if styles:
+        images, labels = load_builtin(DATASETS["mnist"], resolve_data_dir(None), train=False)
+        mnist = (images[5000:, 0].numpy(), labels[5000:].numpy())  # the half of the test set `test`'s reports do not print
+        sets.update({style: style_pictures(predictor, style, count, mnist) for style in styles})
+    for name, (pictures, labels) in sets.items():
+        logits = predictor.logits(predictor.normalize(pictures))
+        accepted, right = confidence.accepted(logits), logits.argmax(dim=1) == labels
+        print(f"| {name} | {len(pictures):,} | {float(right.float().mean()):.1%} | {float(accepted.float().mean()):.1%} | "
+              f"{float(right[accepted].float().mean()):.1%} | {area_under_roc(energy(logits), pooled):.4f} |")
+    print("| no class | pictures | refused | AUROC against the test pictures |")
+    print("|---|---:|---:|---:|")
+    for name, scores in outside.items():
+        print(f"| {name} | {len(scores):,} | {float((scores > confidence.threshold).float().mean()):.1%} | "
+              f"{area_under_roc(test_energy, scores):.4f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--drawings", type=int, default=200, help="drawings of each kind")
+    parser.add_argument("--styled", type=int, default=500, help="digits of each style")
+    parser.add_argument("--held_out", action="store_true", help="also the held-out styles: for a final figure only")
+    parser.add_argument("--compare_scores", action="store_true", help="also compare energy with other scores")
     args = parser.parse_args()
     torch.manual_seed(0)
     predictor = load_predictor(Path(args.ckpt_path))
-    spec = predictor.dataset
+    spec = predictor.dataset_info
     data = ImageDataModule.load_from_checkpoint(args.ckpt_path, data_dir=args.data_dir, weights_only=True)
-    data.setup("fit")
     data.setup("test")
+    other = "fashion_mnist" if spec.pictures == "handwriting" else "mnist"
+    rng = np.random.default_rng(0)
+    proxies = {
+        f"{other} (test)": load_builtin(DATASETS[other], resolve_data_dir(args.data_dir), train=False)[0][:2000],
+        "uniform noise": torch.randint(0, 256, (2000, *predictor.input_shape), dtype=torch.uint8),
+    }
+    if spec.channels == 1:
+        proxies.update({f"{kind}s": drawings(predictor, kind, args.drawings, rng) for kind in KINDS})
+    digits = spec.pictures == "handwriting" and list(spec.classes) == [str(i) for i in range(10)]
+    styles = (CHOICE_STYLES + REPORT_STYLES + (HELD_OUT_STYLES if args.held_out else ())) if digits else ()
+    print(f"{spec.name} checkpoint {args.ckpt_path}, on {platform.machine()}:")
+    acceptance_tables(predictor, data, proxies, styles, args.styled)
+    if args.compare_scores:
+        compare_scores(predictor, data, proxies, args.ckpt_path)
+
+
+def compare_scores(predictor, data, proxies: dict[str, torch.Tensor], ckpt_path: str) -> None:
+    """AUROC / FPR at 95% TPR of energy, the top probability, Mahalanobis and kNN distances, per proxy set."""
+    spec = predictor.dataset_info
+    data.setup("fit")
     train_features, _ = features_and_logits(predictor, data.train_set.images)
     means, whitening = class_gaussians(train_features, data.train_set.labels, spec.num_classes)
     train_unit = torch.nn.functional.normalize(train_features, dim=1)
-    confidence = calibrate(features_and_logits(predictor, data.val_set.images)[1], data.val_set.labels)
 
     def scores(features: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         unit = torch.nn.functional.normalize(features, dim=1)
@@ -100,18 +168,9 @@ def main() -> None:
             f"kNN (k={NEIGHBOURS})": -(unit @ train_unit.T).topk(NEIGHBOURS, dim=1).values[:, -1],
         }
 
-    other = "fashion_mnist" if spec.pictures == "handwriting" else "mnist"
-    rng = np.random.default_rng(0)
-    proxies = {
-        f"{other} (test)": load_builtin(DATASETS[other], resolve_data_dir(args.data_dir), train=False)[0][:2000],
-        "uniform noise": torch.randint(0, 256, (2000, *predictor.input_shape), dtype=torch.uint8),
-    }
-    if spec.channels == 1:
-        proxies.update({f"{kind}s": drawings(predictor, kind, args.drawings, rng) for kind in KINDS})
     test_features, test_logits = features_and_logits(predictor, data.test_set.images)
     inside = scores(test_features, test_logits)
-    print(f"{spec.name} checkpoint {args.ckpt_path}, on {platform.machine()}; AUROC / FPR at 95% TPR "
-          f"against its {len(data.test_set):,} test pictures:")
+    print(f"\nAUROC / FPR at 95% TPR against its {len(data.test_set):,} test pictures ({ckpt_path}):")
     print("| proxy set | pictures | " + " | ".join(inside) + " |")
     print("|---|---:|" + "---:|" * len(inside))
     for proxy, pictures in proxies.items():
@@ -121,11 +180,6 @@ def main() -> None:
             fpr = float((outside[name] <= torch.quantile(ins.double(), 0.95).float()).float().mean())
             cells.append(f"{area_under_roc(ins, outside[name]):.4f} / {fpr:.3f}")
         print(f"| {proxy} | {len(pictures):,} | " + " | ".join(cells) + " |")
-    accepted = confidence.accepted(test_logits)
-    right = test_logits.argmax(dim=1) == data.test_set.labels
-    print(f"temperature {confidence.temperature:.3f}, energy threshold {confidence.threshold:.3f} (accepts "
-          f"{confidence.accept:.0%} of validation pictures); test: coverage {float(accepted.float().mean()):.4f}, "
-          f"accuracy on the accepted {float(right[accepted].float().mean()):.4f}, on all {float(right.float().mean()):.4f}")
 
 
 if __name__ == "__main__":

@@ -36,9 +36,10 @@ def write_pictures(folder: Path, count: int) -> None:
 
 def write_model(path: Path) -> None:
     sys.path.insert(0, str(HERE))
+    import lightning as L
+
     from mnist_lit.data.sets import DATASETS
     from mnist_lit.models.classifier import ImageClassifier
-    import lightning as L
 
     torch.manual_seed(0)
     trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the server process helper the tests u
 
 from helpers.server_process import server_process, session_processes  # noqa: E402
 
-from mnist_lit.data.sets import DATASETS  # noqa: E402
 from mnist_lit.data.builtin_files import load_builtin  # noqa: E402
+from mnist_lit.data.sets import DATASETS  # noqa: E402
 
 SETTINGS = [  # (workers, max_batch_size)
     (1, 1),

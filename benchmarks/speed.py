@@ -47,13 +47,13 @@ from lightning.fabric.utilities.throughput import measure_flops
 
 from mnist_lit.checkpoints.finding import resolve_checkpoint
 from mnist_lit.commands.cli import main as mnist_lit_main
-from mnist_lit.data.datamodule import ImageDataModule
-from mnist_lit.data.sets import DATASETS, normalize
 from mnist_lit.core.errors import UserError
 from mnist_lit.core.hardware import fast_precision, reuse_freed_memory
+from mnist_lit.data.datamodule import ImageDataModule
+from mnist_lit.data.outliers import synthetic_outliers
+from mnist_lit.data.sets import DATASETS, normalize
 from mnist_lit.models.classifier import OUTLIER_SHARE, ImageClassifier
 from mnist_lit.models.networks import DigitCNN, build_network
-from mnist_lit.data.outliers import synthetic_outliers
 
 REPO = Path(__file__).resolve().parent.parent
 

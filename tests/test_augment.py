@@ -87,3 +87,30 @@ def test_the_shifted_style_blurs_and_thickens_strokes_and_keeps_the_ink_as_brigh
     lit = lambda images: (images > 40).sum(dim=(1, 2, 3))
     assert (lit(shifted) > lit(pictures)).all()  # thicker, and blurred at the edges
     assert not torch.equal(shifted, pictures)
+
+
+def test_restyled_pictures_keep_their_place_and_full_ink_but_change_resolution_stroke_and_blur():
+    from mnist_lit.data.augment import restyle
+
+    pictures = an_l_shape(64).float()
+    styled = restyle(pictures, 1.0, torch.Generator().manual_seed(0))
+    assert styled.shape == pictures.shape and styled.min() >= 0
+    assert torch.allclose(styled.amax(dim=(1, 2, 3)), torch.full((64,), 255.0))  # read like a picture: ink at full brightness
+    lit = (styled > 64).sum(dim=(1, 2, 3))
+    assert lit.min() < (pictures > 64).sum() // 64 < lit.max()  # some thinner, some thicker
+    assert len({tuple(picture.flatten().round().tolist()) for picture in styled}) == 64  # each its own style
+    # The ink stays where it was: its centre of mass moves by under a pixel.
+    rows = torch.arange(28.0).view(1, 1, 28, 1)
+    centre = lambda images: (images * rows).sum(dim=(1, 2, 3)) / images.sum(dim=(1, 2, 3))
+    assert (centre(styled) - centre(pictures)).abs().max() < 1
+    # The same generator, the same styles; a share of none changes nothing.
+    assert torch.equal(styled, restyle(pictures, 1.0, torch.Generator().manual_seed(0)))
+    assert torch.equal(restyle(pictures, 0.0), pictures)
+
+
+def test_handwriting_is_restyled_by_default_and_the_share_is_checked(tiny_mnist):
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    assert data.style_share == 0.25
+    assert ImageDataModule(dataset="fashion_mnist").style_share == 0 == ImageDataModule(augment_style=0).style_share
+    with pytest.raises(UserError, match="augment_style is a share"):
+        ImageDataModule(data_dir=str(tiny_mnist), augment_style=1.5)

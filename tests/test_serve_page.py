@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from helpers.browser import (
+    DRAWN_DIGITS,
+    LETTER_H,
     LETTER_W,
     SCRIBBLE,
     SEVEN,
@@ -193,6 +195,25 @@ def test_a_scribble_and_a_letter_are_said_not_to_be_digits_with_greyed_bars(page
     draw(page, SEVEN)
     wait_for(page, lambda: guess(page) == ("guess", "7"))
     assert "rejected" not in results.get_attribute("class").split() and page.find_element(By.ID, "confidence").text.endswith("% sure")
+
+
+@pytest.mark.parametrize("drawn", list(DRAWN_DIGITS))
+def test_digits_drawn_big_slanted_quick_slow_or_in_a_corner_are_answered_as_digits(page, drawn):
+    strokes, digit = DRAWN_DIGITS[drawn]
+    page.find_element(By.ID, "clear").click()
+    wait_for(page, lambda: guess(page)[0] == "empty")
+    draw(page, strokes, duration=5 if "quick" in drawn else 15)
+    wait_for(page, lambda: guess(page)[0] not in ("empty", "busy"))
+    assert guess(page) == ("guess", digit), drawn
+    assert top_bar(page) == int(digit)
+
+
+def test_a_drawn_letter_h_is_said_not_to_be_a_digit(page):
+    page.find_element(By.ID, "clear").click()
+    wait_for(page, lambda: guess(page)[0] == "empty")
+    draw(page, LETTER_H)
+    wait_for(page, lambda: guess(page)[0] not in ("empty", "busy"))
+    assert guess(page)[0] == "unknown", guess(page)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,13 @@ from rich.table import Table
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from mnist_lit.core.errors import UserError
-from mnist_lit.data.augment import augment, random_affine, random_flip
+from mnist_lit.data.augment import (
+    RandomStyle,
+    augment,
+    random_affine,
+    random_flip,
+    restyle,
+)
 from mnist_lit.data.builtin_files import (
     DATA_DIR_ENV,
     REPLACE,
@@ -128,6 +134,10 @@ class ImageDataModule(L.LightningDataModule):
             of its side and zoomed in or out by up to this fraction; all 0 (the default) is off.
         augment_flip: also mirror half the training pictures left to right (never for digits or letters).
             Validation and test pictures are never augmented.
+        augment_style: the share of training pictures redrawn in another style (augment.py's
+            ``restyle``: lower resolution, thinner or thicker strokes, blur, fainter ink), so that
+            digits scanned, photographed or drawn otherwise than the set's are recognized and
+            accepted. Null (the default): a quarter for handwriting, none for other sets.
         outliers: pictures of no class for the model to learn to be unsure of (outliers.py; the
             model adds some to each training batch): "synthetic" (tangled strokes and noise), "none",
             or "auto" (the default): synthetic for handwriting and clothing, none for photos.
@@ -157,6 +167,7 @@ class ImageDataModule(L.LightningDataModule):
         test_fraction: float = 0.1,
         split_column: str = "split",
         classes: Union[str, list[str], None] = None,
+        augment_style: Optional[float] = None,
     ) -> None:
         super().__init__()
         # The set a checkpoint learned: its pictures are read as the model learned them, and its parts rebuilt.
@@ -176,6 +187,8 @@ class ImageDataModule(L.LightningDataModule):
                 "Need augment_degrees >= 0, 0 <= augment_shift < 0.5 and 0 <= augment_scale < 1; got "
                 f"{augment_degrees}, {augment_shift} and {augment_scale}."
             )
+        if augment_style is not None and not 0 <= augment_style <= 1:
+            raise UserError(f"augment_style is a share of the training pictures, from 0 to 1; got {augment_style}.")
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise UserError(f"val_fraction and test_fraction must be above 0 and add up to less than 1, got {val_fraction} and {test_fraction}.")
         if image_size is not None and not SMALLEST_SIDE <= image_size <= LARGEST_SIDE:
@@ -416,8 +429,23 @@ class ImageDataModule(L.LightningDataModule):
         uses = info.pictures in ("handwriting", "clothing") if self.hparams.outliers == "auto" else self.hparams.outliers == "synthetic"
         if uses and self._outliers is None:
             made = synthetic_outliers(OUTLIERS_MADE, info.size, info.channels, self.hparams.split_seed)
+            if self.style_share:  # in the same styles as the pictures: style alone must not tell them apart
+                made = self._restyled(made, self.style_share, self.hparams.split_seed + 1)
             self._outliers = made.to(self._storage_device())
         return self._outliers if uses else None
+
+    @property
+    def style_share(self) -> float:
+        """The share of training pictures redrawn in another style (``augment_style``, or its default for the set)."""
+        if self.hparams.augment_style is not None:
+            return self.hparams.augment_style
+        return 0.25 if self.dataset_info is not None and self.dataset_info.pictures == "handwriting" else 0.0
+
+    @staticmethod
+    def _restyled(pictures: torch.Tensor, share: float, seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        parts = [restyle(pictures[start : start + 4096].float(), share, generator) for start in range(0, len(pictures), 4096)]
+        return torch.cat(parts).round().to(torch.uint8)
 
     def _storage_device(self) -> torch.device:
         """The training GPU when there is one, else the CPU."""
@@ -457,8 +485,10 @@ class ImageDataModule(L.LightningDataModule):
         if isinstance(batch, torch.Tensor):  # pictures alone: the model's example_input_array, for its summary
             return batch
         images, labels = batch
-        if self.augmentations and self.trainer is not None and self.trainer.training:
-            images = augment(images, *self.augmentations)
+        if self.trainer is not None and self.trainer.training:
+            transforms = self.augmentations + ([RandomStyle(self.style_share)] if self.style_share else [])
+            if transforms:
+                images = augment(images, *transforms)
         return images, labels
 
 

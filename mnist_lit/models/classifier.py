@@ -8,6 +8,7 @@ steps return.
 """
 
 import math
+from contextlib import nullcontext
 from typing import Any, Literal, Optional
 
 import lightning as L
@@ -18,6 +19,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.datamodule import ImageDataModule
 from mnist_lit.data.sets import DatasetInfo, normalize
+from mnist_lit.models.batch_norm import real_statistics
 from mnist_lit.models.confidence import DEFAULT_ACCEPT, Confidence, calibrate
 from mnist_lit.models.metrics import summary_metrics
 from mnist_lit.models.networks import (
@@ -163,7 +165,9 @@ class ImageClassifier(L.LightningModule):
         if self.outliers is not None:  # one pass through the network for both
             pick = torch.randint(len(self.outliers), (max(1, round(OUTLIER_SHARE * count)),), device=images.device)
             images = torch.cat([images, self.outliers[pick]])
-        logits = self(images)
+        # Batch normalization with the real pictures' statistics alone (batch_norm.py).
+        with real_statistics(self.net, count) if len(images) > count else nullcontext():
+            logits = self(images)
         logits, outlier_logits = logits[:count], logits[count:]
         # float32 logits when weighted: the weights are float32, and bf16 logits would not match them.
         loss = F.cross_entropy(logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights)

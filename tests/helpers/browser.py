@@ -21,6 +21,26 @@ SMALL_SEVEN = [[(25, 25), (75, 24), (120, 26), (95, 80), (70, 140)]]
 # Drawings of no digit: a tangled scribble, and a W (a letter no digit looks like).
 SCRIBBLE = [[(60, 80), (220, 60), (70, 200), (200, 230), (120, 50), (150, 240), (230, 140), (50, 130)]]
 LETTER_W = [[(40, 70), (85, 220), (140, 110), (195, 220), (240, 70)]]
+LETTER_H = [[(70, 50), (72, 235)], [(210, 45), (205, 235)], [(72, 140), (207, 138)]]
+
+
+def slowly(strokes: list[list[tuple[int, int]]], steps: int = 8) -> list[list[tuple[int, int]]]:
+    """The same strokes through many close points, as a hand moving slowly sends them."""
+    return [
+        [(round(x0 + (x1 - x0) * i / steps), round(y0 + (y1 - y0) * i / steps))
+         for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]) for i in range(steps)] + [stroke[-1]]
+        for stroke in strokes
+    ]
+
+
+# Digits as people draw them other than the examples above: each must be answered as the digit.
+DRAWN_DIGITS = {
+    "a 2 filling the canvas": ([[(20, 60), (80, 10), (200, 8), (265, 70), (230, 140), (20, 270), (272, 272)]], "2"),
+    "a slanted 1": ([[(120, 75), (190, 30), (110, 250)]], "1"),
+    "a 3 in one quick scrawl": ([[(60, 50), (210, 60), (130, 130), (220, 190), (90, 250)]], "3"),
+    "a 5 drawn slowly": (slowly([[(200, 40), (90, 40), (80, 130), (180, 120), (210, 190), (150, 245), (70, 225)]]), "5"),
+    "a 4 small in a corner": ([[(240, 170), (190, 240), (265, 240)], [(250, 200), (248, 275)]], "4"),
+}
 
 
 def chromium_installed() -> bool:
@@ -36,12 +56,13 @@ def chromium(width: int = 900, height: int = 1000) -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
 
 
-def draw(driver: webdriver.Chrome, strokes: list[list[tuple[int, int]]], pointer: str = "mouse") -> None:
-    """Draw ``strokes`` on the page's canvas with pointer events from a mouse or a finger ("touch")."""
+def draw(driver: webdriver.Chrome, strokes: list[list[tuple[int, int]]], pointer: str = "mouse", duration: int = 15) -> None:
+    """Draw ``strokes`` on the page's canvas with pointer events from a mouse or a finger ("touch"),
+    each move taking ``duration`` ms."""
     pad = driver.find_element("id", "pad")
     scale = pad.size["width"] / PAD  # the canvas may be shown smaller than its own pixels (a phone)
     kind = interaction.POINTER_TOUCH if pointer == "touch" else interaction.POINTER_MOUSE
-    actions = ActionBuilder(driver, mouse=PointerInput(kind, pointer), duration=15)
+    actions = ActionBuilder(driver, mouse=PointerInput(kind, pointer), duration=duration)
     for stroke in strokes:
         # Offsets are from the canvas's centre.
         points = [((x - PAD / 2) * scale, (y - PAD / 2) * scale) for x, y in stroke]

@@ -1,0 +1,42 @@
+"""Batch normalization with the real pictures' statistics alone, while outliers share the pass (batch_norm.py)."""
+
+import torch
+from torch import nn
+
+from mnist_lit.models.batch_norm import real_statistics
+
+
+def layers() -> nn.Module:
+    """A small network with both kinds of batch normalization, the same on every call."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 5), nn.BatchNorm1d(5))
+    with torch.no_grad():
+        net[1].weight.uniform_(0.5, 2)
+        net[1].bias.uniform_(-1, 1)
+    return net
+
+
+def test_real_pictures_are_normalized_and_averaged_as_if_the_outliers_were_not_there():
+    net = layers()
+    real, outliers = torch.randn(16, 1, 8, 8), 50 * torch.rand(4, 1, 8, 8)  # outliers far from the real pictures
+    alone = layers().train()
+    expected = alone(real)
+    with real_statistics(net.train(), real=16):
+        mixed = net(torch.cat([real, outliers]))
+    assert torch.allclose(mixed[:16], expected, atol=1e-5)
+    for ours, theirs in ((net[1], alone[1]), (net[4], alone[4])):
+        assert torch.allclose(ours.running_mean, theirs.running_mean, atol=1e-6)
+        assert torch.allclose(ours.running_var, theirs.running_var, atol=1e-5)
+        assert ours.momentum == 0.1 and not ours._forward_hooks  # the layers as they were
+    # Gradients reach the weights through the outliers' rows too.
+    mixed[16:].sum().backward()
+    assert net[0].weight.grad.abs().sum() > 0
+
+
+def test_a_network_in_evaluation_or_without_outliers_is_left_alone():
+    net = layers()
+    pictures = torch.randn(8, 1, 8, 8)
+    net.eval()
+    with real_statistics(net, real=4):
+        inside = net(pictures)
+    assert torch.equal(inside, net(pictures))
