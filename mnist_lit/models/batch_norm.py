@@ -11,8 +11,10 @@ its running statistics from them: what evaluation does to any picture.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)  # timm's and torchvision's layers subclass these
@@ -23,33 +25,25 @@ def real_statistics(network: nn.Module, real: int) -> Iterator[None]:
     """Within: each training batch-norm layer of ``network`` normalizes its input with the statistics of its
     first ``real`` rows, and averages only those into its running statistics."""
     layers = [m for m in network.modules() if isinstance(m, BATCH_NORMS) and m.training and m.track_running_stats]
-    momenta = [layer.momentum for layer in layers]
-
-    def normalize_with_real_rows(layer: nn.Module, inputs: tuple[torch.Tensor], output: torch.Tensor) -> torch.Tensor:
-        features = inputs[0].float()
-        dims = [0, *range(2, features.dim())]  # every axis but the channels
-        shape = [1, -1] + [1] * (features.dim() - 2)
-        rows = features[:real]
-        mean, variance = rows.mean(dims), rows.var(dims, unbiased=False)
-        normalized = (features - mean.view(shape)) * torch.rsqrt(variance.view(shape) + layer.eps)
-        if layer.affine:
-            normalized = normalized * layer.weight.view(shape) + layer.bias.view(shape)
-        with torch.no_grad():  # as the layer would: the unbiased variance into the running one
-            momentum = momenta[layers.index(layer)]
-            factor = momentum if momentum is not None else 1 / int(layer.num_batches_tracked)  # None: a plain average
-            count = rows.numel() / rows.shape[1]
-            layer.running_mean.lerp_(mean.detach(), factor)
-            layer.running_var.lerp_(variance.detach() * count / max(count - 1, 1), factor)
-        return normalized.to(output.dtype)
-
-    # The layers' own update is made a no-op (momentum 0 keeps the running statistics as they are), and
-    # their output replaced by the hook's.
-    handles = [layer.register_forward_hook(normalize_with_real_rows) for layer in layers]
     for layer in layers:
-        layer.momentum = 0.0
+        # An instance attribute is what nn.Module.__call__ finds first: the class's forward, replaced for this block.
+        layer.forward = partial(normalized_with_real_rows, layer, real)
     try:
         yield
     finally:
-        for layer, momentum, handle in zip(layers, momenta, handles):
-            layer.momentum = momentum
-            handle.remove()
+        for layer in layers:
+            del layer.forward
+
+
+def normalized_with_real_rows(layer: nn.Module, real: int, features: torch.Tensor) -> torch.Tensor:
+    """What a batch-norm layer in training computes, with the mean and variance of the first ``real`` rows."""
+    rows, others = features[:real], features[real:]
+    normalized = type(layer).forward(layer, rows)  # the layer's own training step on the real rows alone
+    with torch.no_grad():  # the same statistics, for the rest; they pass no gradient back to the real rows
+        # Channels last (the layout the network runs in) or not, a (pictures x places, channels) matrix.
+        flat = rows.movedim(1, -1).reshape(-1, rows.shape[1]).float()
+        # Sums down the rows, which vectorize across the channels; var_mean's reduction is 20x slower here.
+        mean = flat.mean(dim=0)
+        variance = (flat.square().mean(dim=0) - mean.square()).clamp(min=0)
+    rest = F.batch_norm(others, mean, variance, layer.weight, layer.bias, training=False, eps=layer.eps)
+    return torch.cat([normalized, rest.to(normalized.dtype)])
