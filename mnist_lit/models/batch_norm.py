@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)  # timm's and torchvision's layers subclass these
@@ -36,14 +35,24 @@ def real_statistics(network: nn.Module, real: int) -> Iterator[None]:
 
 
 def normalized_with_real_rows(layer: nn.Module, real: int, features: torch.Tensor) -> torch.Tensor:
-    """What a batch-norm layer in training computes, with the mean and variance of the first ``real`` rows."""
+    """What a batch-norm layer in training computes, with the mean and variance of the first ``real`` rows.
+
+    The gradient flows through those statistics from every row, the outliers' included: with the
+    statistics held fixed for the outliers, the accurate recipe's validation accuracy after one epoch
+    was 30% instead of 97%.
+    """
     rows, others = features[:real], features[real:]
-    normalized = type(layer).forward(layer, rows)  # the layer's own training step on the real rows alone
-    with torch.no_grad():  # the same statistics, for the rest; they pass no gradient back to the real rows
-        # Channels last (the layout the network runs in) or not, a (pictures x places, channels) matrix.
-        flat = rows.movedim(1, -1).reshape(-1, rows.shape[1]).float()
-        # Sums down the rows, which vectorize across the channels; var_mean's reduction is 20x slower here.
-        mean = flat.mean(dim=0)
-        variance = (flat.square().mean(dim=0) - mean.square()).clamp(min=0)
-    rest = F.batch_norm(others, mean, variance, layer.weight, layer.bias, training=False, eps=layer.eps)
+    normalized = type(layer).forward(layer, rows)  # the layer's own step (and running statistics) on the real rows
+    channels = features.shape[1]
+    # The same statistics again, for the outliers, as a (pictures x places, channels) matrix whichever the
+    # layout: sums down its rows vectorize across the channels (torch.var_mean's reduction is 20x slower).
+    flat = rows.movedim(1, -1).reshape(-1, channels).float()
+    mean = flat.mean(dim=0)
+    variance = ((flat * flat).mean(dim=0) - mean * mean).clamp(min=0)
+    scale = torch.rsqrt(variance + layer.eps)
+    if layer.affine:
+        scale = scale * layer.weight
+    shift = (layer.bias if layer.affine else 0) - mean * scale
+    shape = [1, channels] + [1] * (features.dim() - 2)
+    rest = torch.addcmul(shift.view(shape), others.float(), scale.view(shape))
     return torch.cat([normalized, rest.to(normalized.dtype)])
