@@ -21,6 +21,7 @@ test pictures at the threshold `fit` stores.
 """
 
 import argparse
+import importlib.util
 import platform
 import sys
 from pathlib import Path
@@ -144,6 +145,8 @@ def main() -> None:
         proxies.update({f"{kind}s": drawings(predictor, kind, args.drawings, rng) for kind in KINDS})
     digits = spec.pictures == "handwriting" and list(spec.classes) == [str(i) for i in range(10)]
     styles = (CHOICE_STYLES + REPORT_STYLES + (HELD_OUT_STYLES if args.held_out else ())) if digits else ()
+    if "optdigits" in styles and importlib.util.find_spec("sklearn") is None:
+        raise SystemExit("--held_out reads UCI's optdigits from scikit-learn: pip install scikit-learn")
     print(f"{spec.name} checkpoint {args.ckpt_path}, on {platform.machine()}:")
     acceptance_tables(predictor, data, proxies, styles, args.styled)
     if args.compare_scores:

