@@ -139,7 +139,7 @@ class ImageDataModule(L.LightningDataModule):
             digits scanned, photographed or drawn otherwise than the set's are recognized and
             accepted. Null (the default): a quarter for handwriting, none for other sets.
         outliers: pictures of no class for the model to learn to be unsure of (outliers.py; the
-            model adds some to each training batch): "synthetic" (tangled strokes and noise), "none",
+            model adds some to each training batch): "synthetic" (tangles, letters, faces, boxes, patches, noise), "none",
             or "auto" (the default): synthetic for handwriting and clothing, none for photos.
     """
 
