@@ -12,12 +12,12 @@ final figure of a choice, never for making it. ``--compare_scores`` adds the com
 In-distribution: the set's 10,000 test pictures. Proxies: another set's test pictures (Fashion-MNIST
 for a handwriting model, MNIST for the others), uniform noise, and, for greyscale sets, drawings
 that are not digits (tests/helpers/not_digits.py: scribbles, letters, smileys, squares, single lines) read
-through the same preprocessing as `predict`. None of them is what `fit` trains on as outliers
-(outliers.py makes its own tangles and noise). Scores, higher meaning less like the set: energy
-(the one mnist-lit uses), 1 - the top probability, the Mahalanobis distance of the penultimate
-features to the nearest class mean (Lee et al. 2018) and the cosine distance to the 50th nearest
-training picture's features (Sun et al. 2022). Then the coverage and the accuracy on the accepted
-test pictures at the threshold `fit` stores.
+through the same preprocessing as `predict`. None of them is drawn by the code that makes `fit`'s
+outliers (outliers.py), though letters, faces and boxes are kinds it also draws. Scores (for
+``--compare_scores``), higher meaning less like the set: energy (the one mnist-lit uses), 1 - the
+top probability, the Mahalanobis distance of the penultimate features to the nearest class mean
+(Lee et al. 2018) and the cosine distance to the 50th nearest training picture's features (Sun et
+al. 2022), as AUROC and the share accepted at the energy that accepts 95% of the test pictures.
 """
 
 import argparse
