@@ -4,7 +4,7 @@
 
 First, at the threshold the checkpoint stores: for digits in other styles (tests/helpers/digit_styles.py,
 handwriting checkpoints of digits only) the share accepted, the top class's accuracy and the accuracy on
-the accepted, with the AUROC of energy against all the non-digits pooled; for each set of no class the
+the accepted, the same for those answered with one class (not "unsure" between two), with the AUROC of energy against all the non-digits pooled; for each set of no class the
 share refused, with the AUROC against the set's own test pictures. The held-out styles (``photo`` and
 ``optdigits``, the latter needing scikit-learn) are left out unless ``--held_out``: they are for the
 final figure of a choice, never for making it. ``--compare_scores`` adds the comparison of scores below.
@@ -102,8 +102,9 @@ def acceptance_tables(predictor, data, proxies: dict[str, torch.Tensor], styles:
     pooled = torch.cat(list(outside.values()))
     print(f"energy threshold {confidence.threshold:.3f} (stored; accepts {confidence.accept:.0%} of the fitting pictures), "
           f"temperature {confidence.temperature:.3f}")
-    print("| digits | pictures | top class right | accepted | right among the accepted | AUROC against no class |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| digits | pictures | top class right | accepted | right among the accepted | answered with one class "
+          "| right among those | AUROC against no class |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     sets = {f"{predictor.dataset_info.name} test": (data.test_set.images, data.test_set.labels)}
     if styles:
         images, labels = load_builtin(DATASETS["mnist"], resolve_data_dir(None), train=False)
@@ -111,9 +112,11 @@ def acceptance_tables(predictor, data, proxies: dict[str, torch.Tensor], styles:
         sets.update({style: style_pictures(predictor, style, count, mnist) for style in styles})
     for name, (pictures, labels) in sets.items():
         logits = predictor.logits(predictor.normalize(pictures))
-        accepted, right = confidence.accepted(logits), logits.argmax(dim=1) == labels
+        accepted, answered = confidence.accepted(logits), confidence.answered(logits)
+        right = logits.argmax(dim=1) == labels
         print(f"| {name} | {len(pictures):,} | {float(right.float().mean()):.1%} | {float(accepted.float().mean()):.1%} | "
-              f"{float(right[accepted].float().mean()):.1%} | {area_under_roc(energy(logits), pooled):.4f} |")
+              f"{float(right[accepted].float().mean()):.1%} | {float(answered.float().mean()):.1%} | "
+              f"{float(right[answered].float().mean()):.1%} | {area_under_roc(energy(logits), pooled):.4f} |")
     print("| no class | pictures | refused | AUROC against the test pictures |")
     print("|---|---:|---:|---:|")
     for name, scores in outside.items():

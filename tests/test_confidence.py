@@ -101,6 +101,19 @@ def test_coverage_is_the_accepted_share_and_the_accuracy_on_them():
     coverage.update(torch.tensor([True, True, False, True]), torch.tensor([True, False, False, True]))
     result = coverage.compute()
     assert result["coverage"].item() == pytest.approx(0.75) and result["accuracy_accepted"].item() == pytest.approx(2 / 3)
+    assert result["answered"].item() == pytest.approx(0.75)  # nothing said to be unsure: every accepted one is answered
+    coverage.update(torch.tensor([True, True]), torch.tensor([False, True]), answered=torch.tensor([False, True]))
+    result = coverage.compute()
+    assert result["coverage"].item() == pytest.approx(5 / 6) and result["answered"].item() == pytest.approx(4 / 6)
+    assert result["accuracy_answered"].item() == pytest.approx(3 / 4)
+
+
+def test_answered_are_the_accepted_that_are_not_unsure_as_the_words_say():
+    calibrated = Confidence(temperature=1.0, threshold=-3.0, accept=0.98)
+    logits = torch.tensor([[9.0, 0, 0], [5.0, 4.9, 0], [0.1, 0, 0], [9.0, 7.0, 0]])
+    texts = [answer(calibrated.probabilities(row[None])[0], row, DIGITS[:3], calibrated, "handwriting") for row in logits]
+    assert calibrated.answered(logits).tolist() == [text.kind == "class" for text in texts]
+    assert [text.kind for text in texts] == ["class", "unsure", "unknown", "class"]
 
 
 def test_synthetic_outliers_are_seeded_pictures_of_the_asked_shape():

@@ -65,12 +65,15 @@ def test_test_in_a_fresh_process_evaluates_the_best_checkpoint(workdir, evaluati
     assert "Evaluating checkpoints/version_0/epoch=00-val_acc=" in evaluation_output
     values = {name: float(value) for name, value in re.findall(r"(test/\w+)\s*│\s*([\d.]+)", evaluation_output)}
     assert set(values) == {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss", "test/ece_before",
-                           "test/ece_after", "test/coverage", "test/accuracy_accepted", "test/shifted_accuracy",
-                           "test/shifted_coverage", "test/shifted_accuracy_accepted"}
+                           "test/ece_after", "test/coverage", "test/accuracy_accepted", "test/answered",
+                           "test/accuracy_answered", "test/shifted_accuracy", "test/shifted_coverage",
+                           "test/shifted_accuracy_accepted", "test/shifted_answered", "test/shifted_accuracy_answered"}
     assert values["test/acc"] >= 0.97
     # The checkpoint's own calibration: honest probabilities, and the pictures it accepts answered better.
     assert values["test/ece_after"] < 0.015  # probabilities that mean what they say
     assert values["test/coverage"] >= 0.93 and values["test/accuracy_accepted"] > values["test/acc"]
+    # Those answered with one class are the accepted less the "unsure": fewer, and answered better still.
+    assert values["test/answered"] < values["test/coverage"] and values["test/accuracy_answered"] > values["test/accuracy_accepted"]
     assert re.search(r"Calibration: expected calibration error [\d.]+% before, [\d.]+%\s+after", evaluation_output)
     assert "Evaluated on mnist, test split (10,000 pictures)" in evaluation_output
     assert "Confusion matrix" in evaluation_output
@@ -100,10 +103,12 @@ def test_test_reports_into_the_folder_of_the_run_it_evaluates(workdir, evaluatio
     assert calibration["calibrated"] and calibration["accept"] == 0.98 and calibration["temperature"] > 0
     # Probabilities that mean what they say (the temperature's own fit is tests/test_confidence.py's).
     assert calibration["ece_after"] < 0.015 and calibration["coverage"] >= 0.96
+    assert f"{calibration['answered']:.2%} are answered with one class" in evaluation_output
     # The same digits in another style: the top class still mostly right, the share accepted reported beside it.
     shifted = calibration["shifted"]
     assert shifted["style"].startswith("down to 14 px") and 0.5 <= shifted["accuracy"] < report["accuracy"]
     assert 0 <= shifted["coverage"] <= 1 and f"top class right for {shifted['accuracy']:.2%}" in evaluation_output
+    assert shifted["answered"] <= shifted["coverage"]
     assert "Most confused (true as predicted): " in evaluation_output
     # `test` saves its own configuration beside the one `fit` saved, not over it.
     assert "max_epochs: 1" in (run / "config.yaml").read_text()
@@ -114,7 +119,8 @@ def test_tensorboard_shows_training_testing_pictures_and_hyperparameters(workdir
     events, hparams, hparams_metrics = read_events(workdir / "logs" / "version_0")
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "lr-Adam"} <= scalars
-    assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss", "test/ece_after", "test/coverage"} <= scalars
+    assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/loss", "test/ece_after", "test/coverage",
+            "test/answered", "test/accuracy_answered"} <= scalars
     assert {"test/shifted_accuracy", "test/shifted_coverage", "test/shifted_accuracy_accepted"} <= scalars
     assert {"lr", "lr_decay", "hidden_units", "batch_size"} <= hparams
     assert "_instantiator" not in hparams

@@ -75,7 +75,7 @@ def classification_report(
 
 def calibration_report(results: dict[str, Any], confidence: Optional[Confidence]) -> dict[str, Any]:
     """Expected calibration error (15 bins) before and after the temperature, and at the stored threshold the
-    share of pictures accepted and the accuracy on them; without a calibration, the first alone."""
+    share of pictures accepted and the accuracy on them, and of those answered with one class; without a calibration, the first alone."""
     if confidence is None:
         return {"calibrated": False, "ece": results["before"]["ece"].item()}
     return {
@@ -87,6 +87,9 @@ def calibration_report(results: dict[str, Any], confidence: Optional[Confidence]
         "threshold": confidence.threshold,
         "coverage": results["coverage"]["coverage"].item(),
         "accuracy_accepted": results["coverage"]["accuracy_accepted"].item(),
+        # What a user reads: one class, neither refused nor "3 or 5?".
+        "answered": results["coverage"]["answered"].item(),
+        "accuracy_answered": results["coverage"]["accuracy_answered"].item(),
     }
 
 
@@ -144,7 +147,9 @@ def print_report(report: dict, console: Optional[Console] = None) -> None:
         console.print(
             f"Calibration: expected calibration error {calibration['ece_before']:.2%} before, {calibration['ece_after']:.2%} "
             f"after (temperature {calibration['temperature']:.3f}). At the stored threshold {calibration['coverage']:.2%} of "
-            f"the pictures are accepted, with accuracy {calibration['accuracy_accepted']:.2%} on them."
+            f"the pictures are accepted, with accuracy {calibration['accuracy_accepted']:.2%} on them; "
+            f"{calibration['answered']:.2%} are answered with one class (the others accepted are \"unsure\" between two), "
+            f"with accuracy {calibration['accuracy_answered']:.2%}."
         )
     elif calibration["calibrated"] is False:
         console.print(f"Calibration: expected calibration error {calibration['ece']:.2%}; this checkpoint has no "
@@ -153,7 +158,8 @@ def print_report(report: dict, console: Optional[Console] = None) -> None:
     if shifted:
         console.print(
             f"The same pictures in another style ({shifted['style']}): top class right for {shifted['accuracy']:.2%}; "
-            f"{shifted['coverage']:.2%} accepted, with accuracy {shifted['accuracy_accepted']:.2%} on them."
+            f"{shifted['coverage']:.2%} accepted, with accuracy {shifted['accuracy_accepted']:.2%} on them; "
+            f"{shifted['answered']:.2%} answered with one class, with accuracy {shifted['accuracy_answered']:.2%}."
         )
 
 
@@ -279,11 +285,14 @@ class EvaluationReport(Callback):
         confidence = pl_module.confidence if isinstance(pl_module, ImageClassifier) else None  # the checkpoint's
         if confidence is not None:
             metrics["after"].update(confidence.probabilities(outputs), labels)
-            metrics["coverage"].update(confidence.accepted(outputs), outputs.argmax(dim=1) == labels)
+            metrics["coverage"].update(confidence.accepted(outputs), outputs.argmax(dim=1) == labels, confidence.answered(outputs))
         if self.shifted is not None:
             shifted = pl_module(shifted_style(images)).float()
-            accepted = confidence.accepted(shifted) if confidence is not None else torch.ones_like(labels, dtype=torch.bool)
-            self.shifted.update(accepted, shifted.argmax(dim=1) == labels)
+            right = shifted.argmax(dim=1) == labels
+            if confidence is None:
+                self.shifted.update(torch.ones_like(right), right)
+            else:
+                self.shifted.update(confidence.accepted(shifted), right, confidence.answered(shifted))
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.test_results = {name: value.cpu() for name, value in self.test_metrics.compute().items()}
@@ -303,7 +312,7 @@ class EvaluationReport(Callback):
             for name, value in shifted.items():
                 pl_module.log(f"test/shifted_{name}", value)
         # Scalars beside test/acc, in Lightning's table and TensorBoard.
-        for name in ("ece_before", "ece_after", "coverage", "accuracy_accepted"):
+        for name in ("ece_before", "ece_after", "coverage", "accuracy_accepted", "answered", "accuracy_answered"):
             if name in self.test_calibration:
                 pl_module.log(f"test/{name}", float(self.test_calibration[name]))
 

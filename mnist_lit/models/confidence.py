@@ -50,10 +50,20 @@ class Confidence:
     def accepted(self, logits: torch.Tensor) -> torch.Tensor:
         return energy(logits) <= self.threshold
 
+    def answered(self, logits: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: answered with one class, neither refused nor "unsure" between the top two."""
+        return self.accepted(logits) & ~unsure(self.probabilities(logits))
+
 
 def energy(logits: torch.Tensor) -> torch.Tensor:
     """(N,) -logsumexp of each row of logits: lower means more like the set's own pictures."""
     return -torch.logsumexp(logits.float(), dim=1)
+
+
+def unsure(probabilities: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the top two (calibrated) probabilities too close to name one class."""
+    top = probabilities.topk(2, dim=1).values  # every set has at least two classes
+    return top[:, 0] - top[:, 1] < UNSURE_MARGIN
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -112,12 +122,12 @@ def answer(
     """The answer for one picture's (calibrated) ``probabilities`` and ``logits``. Without a calibration
     (checkpoints written before there was one) or with ``accept_all``, no picture is rejected."""
     score = float(energy(logits[None])[0])
-    top = probabilities.topk(2)  # every set has at least two classes
+    top = probabilities.topk(2)
     first, second = (classes[i] for i in top.indices.tolist())
     if confidence is not None and not accept_all and score > confidence.threshold:
         # The closest class, without its probability: a refusal that printed "96%" would read as an answer.
         return Answer("unknown", f"doesn't look like {kind_of_set(pictures, classes)} (closest: {first})", score)
-    if float(top.values[0] - top.values[1]) < UNSURE_MARGIN:
+    if bool(unsure(probabilities[None])[0]):
         return Answer("unsure", f"{first} or {second}?", score)
     return Answer("class", first, score)
 

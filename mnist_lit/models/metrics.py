@@ -5,6 +5,8 @@ macro average, while the Keras accuracy this project reproduces is micro (the fr
 of digits classified correctly).
 """
 
+from typing import Optional
+
 import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
@@ -99,23 +101,30 @@ class ReliabilityBins(Metric):
 
 
 class Coverage(Metric):
-    """Of the pictures an answer accepts (confidence.py): their share of all, and the accuracy on them; and the
-    accuracy of the top class on all."""
+    """Of the pictures an answer accepts (confidence.py): their share of all, and the accuracy on them; the
+    same for those answered with one class (accepted, and not "unsure" between two); and the accuracy of
+    the top class on all."""
 
     full_state_update = False
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        for name in ("total", "right", "accepted", "accepted_right"):
+        for name in ("total", "right", "accepted", "accepted_right", "answered", "answered_right"):
             self.add_state(name, default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, accepted: torch.Tensor, right: torch.Tensor) -> None:
+    def update(self, accepted: torch.Tensor, right: torch.Tensor, answered: Optional[torch.Tensor] = None) -> None:
+        """``answered`` defaults to ``accepted``: where nothing can be unsure, every accepted picture is answered."""
+        answered = accepted if answered is None else answered
         self.total += accepted.numel()
         self.right += right.sum()
         self.accepted += accepted.sum()
         self.accepted_right += (accepted & right).sum()
+        self.answered += answered.sum()
+        self.answered_right += (answered & right).sum()
 
     def compute(self) -> dict[str, torch.Tensor]:
         return {"coverage": self.accepted / self.total.clamp(min=1),
                 "accuracy_accepted": self.accepted_right / self.accepted.clamp(min=1),
+                "answered": self.answered / self.total.clamp(min=1),
+                "accuracy_answered": self.answered_right / self.answered.clamp(min=1),
                 "accuracy": self.right / self.total.clamp(min=1)}
