@@ -2,22 +2,26 @@
 
     python benchmarks/ood.py --ckpt_path checkpoints/version_0/last.ckpt [--held_out] [--compare_scores]
 
-First, at the threshold the checkpoint stores: for digits in other styles (tests/helpers/digit_styles.py,
-handwriting checkpoints of digits only) the share accepted, the top class's accuracy and the accuracy on
-the accepted, the same for those answered with one class (not "unsure" between two), with the AUROC of energy against all the non-digits pooled; for each set of no class the
-share refused, with the AUROC against the set's own test pictures. The held-out styles (``photo`` and
-``optdigits``, the latter needing scikit-learn) are left out unless ``--held_out``: they are for the
-final figure of a choice, never for making it. ``--compare_scores`` adds the comparison of scores below.
+First, at the threshold the checkpoint stores: for digits in other styles (tests/helpers/digit_styles.py;
+for other greyscale sets, their own test pictures scanned and photographed) the share accepted, the
+top class's accuracy and the accuracy on the accepted, the same for those answered with one class
+(not "unsure" between two), with the AUROC of energy against all the sets of no class pooled; for
+each set of no class the share refused, with the AUROC against the set's own test pictures. The
+held-out sets (the styles ``photo`` and ``optdigits``, the latter needing scikit-learn; the
+drawings of ``symbol``s) are left out unless ``--held_out``: they are for the final figure of a
+choice, never for making it. ``--compare_scores`` adds the comparison of scores below.
 
 In-distribution: the set's 10,000 test pictures. Proxies: another set's test pictures (Fashion-MNIST
-for a handwriting model, MNIST for the others), uniform noise, and, for greyscale sets, drawings
-that are not digits (tests/helpers/not_digits.py: scribbles, letters, smileys, squares, single lines) read
-through the same preprocessing as `predict`. None of them is drawn by the code that makes `fit`'s
-outliers (outliers.py), though letters, faces and boxes are kinds it also draws. Scores (for
-``--compare_scores``), higher meaning less like the set: energy (the one mnist-lit uses), 1 - the
-top probability, the Mahalanobis distance of the penultimate features to the nearest class mean
-(Lee et al. 2018) and the cosine distance to the 50th nearest training picture's features (Sun et
-al. 2022), as AUROC and the share accepted at the energy that accepts 95% of the test pictures.
+for a handwriting model, MNIST for the others), for greyscale sets also as PNG files read as
+`predict` reads them (cropped to the ink, centred, stretched), uniform noise, and, for greyscale
+sets, drawings that are not digits (tests/helpers/not_digits.py: scribbles, letters, smileys,
+squares, single lines) read through the same preprocessing. None of them is drawn by the code that
+makes `fit`'s outliers (outliers.py), though letters, faces, boxes and filled silhouettes are kinds
+it also draws. Scores (for ``--compare_scores``), higher meaning less like the set: energy (the one
+mnist-lit uses), 1 - the top probability, the Mahalanobis distance of the penultimate features to
+the nearest class mean (Lee et al. 2018) and the cosine distance to the 50th nearest training
+picture's features (Sun et al. 2022), as AUROC and the share accepted at the energy that accepts
+95% of the test pictures.
 """
 
 import argparse
@@ -28,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers.digit_styles import digit_set  # noqa: E402
-from helpers.not_digits import KINDS, drawing  # noqa: E402
+from helpers.digit_styles import digit_set, encoded  # noqa: E402
+from helpers.not_digits import HELD_OUT_KINDS, KINDS, drawing  # noqa: E402
 
 from mnist_lit.core.errors import UserError  # noqa: E402
 from mnist_lit.data.builtin_files import load_builtin, resolve_data_dir  # noqa: E402
@@ -44,6 +49,7 @@ NEIGHBOURS = 50
 CHOICE_STYLES = ("scan", "pen")  # what options are chosen on
 REPORT_STYLES = ("typed",)  # reported while choosing, never chosen on
 HELD_OUT_STYLES = ("photo", "optdigits")  # the final figure only (--held_out)
+OWN_STYLES, OWN_HELD_OUT = ("scan",), ("photo",)  # the same for the other greyscale sets (Fashion-MNIST)
 
 
 @torch.inference_mode()
@@ -85,9 +91,10 @@ def drawings(predictor, kind: str, count: int, rng: np.random.Generator) -> torc
     return torch.stack(pictures)
 
 
-def style_pictures(predictor, style: str, count: int, mnist: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` digits of ``style`` read as `predict` reads them, and their classes."""
-    pictures, labels = zip(*((predictor.pixels(data), label) for data, label in digit_set(style, count, mnist, seed=1)))
+def style_pictures(predictor, style: str, count: int, own: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` pictures of ``style`` read as `predict` reads them, and their classes; ``scan`` and ``photo``
+    redraw ``own`` (28x28 test pictures and classes)."""
+    pictures, labels = zip(*((predictor.pixels(data), label) for data, label in digit_set(style, count, own, seed=1)))
     return torch.stack(pictures), torch.tensor(labels)
 
 
@@ -102,14 +109,14 @@ def acceptance_tables(predictor, data, proxies: dict[str, torch.Tensor], styles:
     pooled = torch.cat(list(outside.values()))
     print(f"energy threshold {confidence.threshold:.3f} (stored; accepts {confidence.accept:.0%} of the fitting pictures), "
           f"temperature {confidence.temperature:.3f}")
-    print("| digits | pictures | top class right | accepted | right among the accepted | answered with one class "
+    print("| the set's kinds | pictures | top class right | accepted | right among the accepted | answered with one class "
           "| right among those | AUROC against no class |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     sets = {f"{predictor.dataset_info.name} test": (data.test_set.images, data.test_set.labels)}
     if styles:
-        images, labels = load_builtin(DATASETS["mnist"], resolve_data_dir(None), train=False)
-        mnist = (images[5000:, 0].numpy(), labels[5000:].numpy())  # the half of the test set `test`'s reports do not print
-        sets.update({style: style_pictures(predictor, style, count, mnist) for style in styles})
+        half = len(data.test_set.images) // 2  # the half of the test set `test`'s reports do not print
+        own = (data.test_set.images[half:, 0].numpy(), data.test_set.labels[half:].numpy())
+        sets.update({style: style_pictures(predictor, style, count, own) for style in styles})
     for name, (pictures, labels) in sets.items():
         logits = predictor.logits(predictor.normalize(pictures))
         accepted, answered = confidence.accepted(logits), confidence.answered(logits)
@@ -140,14 +147,20 @@ def main() -> None:
     data.setup("test")
     other = "fashion_mnist" if spec.pictures == "handwriting" else "mnist"
     rng = np.random.default_rng(0)
-    proxies = {
-        f"{other} (test)": load_builtin(DATASETS[other], resolve_data_dir(args.data_dir), train=False)[0][:2000],
-        "uniform noise": torch.randint(0, 256, (2000, *predictor.input_shape), dtype=torch.uint8),
-    }
+    others = load_builtin(DATASETS[other], resolve_data_dir(args.data_dir), train=False)[0][:2000]
+    proxies = {f"{other} (test)": others}
+    if spec.channels == 1:  # the same pictures as files: cropped, centred and stretched as `predict` reads them
+        files = (encoded(Image.fromarray(picture[0].numpy())) for picture in others)
+        proxies[f"{other} (test, as files)"] = torch.stack([predictor.pixels(data) for data in files])
+    proxies["uniform noise"] = torch.randint(0, 256, (2000, *predictor.input_shape), dtype=torch.uint8)
     if spec.channels == 1:
-        proxies.update({f"{kind}s": drawings(predictor, kind, args.drawings, rng) for kind in KINDS})
+        kinds = KINDS + (HELD_OUT_KINDS if args.held_out else ())
+        proxies.update({f"{kind}s": drawings(predictor, kind, args.drawings, rng) for kind in kinds})
     digits = spec.pictures == "handwriting" and list(spec.classes) == [str(i) for i in range(10)]
-    styles = (CHOICE_STYLES + REPORT_STYLES + (HELD_OUT_STYLES if args.held_out else ())) if digits else ()
+    if digits:
+        styles = CHOICE_STYLES + REPORT_STYLES + (HELD_OUT_STYLES if args.held_out else ())
+    else:  # any other greyscale set's own test pictures, scanned or photographed
+        styles = OWN_STYLES + (OWN_HELD_OUT if args.held_out else ()) if spec.channels == 1 else ()
     if "optdigits" in styles and importlib.util.find_spec("sklearn") is None:
         raise SystemExit("--held_out reads UCI's optdigits from scikit-learn: pip install scikit-learn")
     print(f"{spec.name} checkpoint {args.ckpt_path}, on {platform.machine()}:")

@@ -108,9 +108,10 @@ def test_restyled_pictures_keep_their_place_and_full_ink_but_change_resolution_s
     assert torch.equal(restyle(pictures, 0.0), pictures)
 
 
-def test_handwriting_is_restyled_by_default_and_the_share_is_checked(tiny_mnist):
+def test_handwriting_and_clothing_are_restyled_by_default_and_the_share_is_checked(tiny_mnist):
     data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
     assert data.style_share == 0.25
-    assert ImageDataModule(dataset="fashion_mnist").style_share == 0 == ImageDataModule(augment_style=0).style_share
+    assert ImageDataModule(dataset="fashion_mnist").style_share == 0.25
+    assert ImageDataModule(dataset="cifar10").style_share == 0 == ImageDataModule(augment_style=0).style_share
     with pytest.raises(UserError, match="augment_style is a share"):
         ImageDataModule(data_dir=str(tiny_mnist), augment_style=1.5)

@@ -137,7 +137,7 @@ class ImageDataModule(L.LightningDataModule):
         augment_style: the share of training pictures redrawn in another style (augment.py's
             ``restyle``: lower resolution, thinner or thicker strokes, blur, fainter ink), so that
             digits scanned, photographed or drawn otherwise than the set's are recognized and
-            accepted. Null (the default): a quarter for handwriting, none for other sets.
+            accepted. Null (the default): a quarter for handwriting and clothing, none for photos.
         outliers: pictures of no class for the model to learn to be unsure of (outliers.py; the
             model adds some to each training batch): "synthetic" (tangles, letters, faces, boxes, patches, noise), "none",
             or "auto" (the default): synthetic for handwriting and clothing, none for photos.
@@ -439,7 +439,8 @@ class ImageDataModule(L.LightningDataModule):
         """The share of training pictures redrawn in another style (``augment_style``, or its default for the set)."""
         if self.hparams.augment_style is not None:
             return self.hparams.augment_style
-        return 0.25 if self.dataset_info is not None and self.dataset_info.pictures == "handwriting" else 0.0
+        styled = ("handwriting", "clothing")  # pictures of strokes or silhouettes, which styles change; not photos
+        return 0.25 if self.dataset_info is not None and self.dataset_info.pictures in styled else 0.0
 
     @staticmethod
     def _restyled(pictures: torch.Tensor, share: float, seed: int) -> torch.Tensor:

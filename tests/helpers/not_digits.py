@@ -1,8 +1,14 @@
 """Drawings that are not digits, as a user would draw them on the page or scan them: scribbles,
 letters that look like no digit, smileys, squares and single lines, as 280x280 PNG bytes (dark ink
-on white, or light on black), to be read through the same preprocessing as any picture."""
+on white, or light on black), to be read through the same preprocessing as any picture.
+
+``symbol`` (HELD_OUT_KINDS) is kept for final figures: pictographs of things (an umbrella, a
+plane, an anchor, a chess knight...) from DejaVu Sans, filled silhouettes as a photo of an object
+reads once its background is gone.
+"""
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -10,6 +16,9 @@ from PIL import Image, ImageDraw, ImageFont
 SIDE = 280
 LETTERS = "AEFHKMNRWX"
 KINDS = ("scribble", "letter", "smiley", "square", "line")
+HELD_OUT_KINDS = ("symbol",)
+SYMBOLS = "☂☎✈♠♣♥♦★☀⚓✂✉☕♞⚑☘⚙☯♫☁✿❄⚡☃♛♜♝♚⚘"
+SYMBOL_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
 def drawing(kind: str, rng: np.random.Generator) -> bytes:
@@ -34,6 +43,9 @@ def drawing(kind: str, rng: np.random.Generator) -> bytes:
         draw.arc((cx - r / 2, cy - r / 3, cx + r / 2, cy + r / 1.6), 20, 160, fill=ink, width=pen)
     elif kind == "square":
         draw.rectangle((cx - r, cy - r * rng.uniform(0.7, 1), cx + r, cy + r * rng.uniform(0.7, 1)), outline=ink, width=pen)
+    elif kind == "symbol":
+        font = ImageFont.truetype(str(SYMBOL_FONT), int(rng.integers(150, 260)))
+        draw.text((cx, cy), SYMBOLS[int(rng.integers(len(SYMBOLS)))], fill=ink, font=font, anchor="mm")
     elif kind == "line":  # across or slanting; an upright line would be a fair 1
         angle = rng.uniform(-0.6, 0.6)
         dx, dy = r * np.cos(angle), r * np.sin(angle)
