@@ -40,3 +40,16 @@ def test_a_network_in_evaluation_or_without_outliers_is_left_alone():
     with real_statistics(net, real=4):
         inside = net(pictures)
     assert torch.equal(inside, net(pictures))
+
+
+def test_timm_batch_norm_with_its_activation_treats_the_outliers_as_the_real_rows():
+    from timm.layers import BatchNormAct2d
+
+    torch.manual_seed(0)
+    layer = BatchNormAct2d(3, act_layer=nn.ReLU).train()
+    real, outliers = torch.randn(8, 3, 4, 4), 5 * torch.randn(4, 3, 4, 4)
+    with real_statistics(layer, real=8):
+        mixed = layer(torch.cat([real, outliers]))
+    mean, variance = real.mean(dim=(0, 2, 3), keepdim=True), real.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    expected = torch.relu((outliers - mean) / torch.sqrt(variance + layer.eps))  # weight 1, bias 0, then the activation
+    assert torch.allclose(mixed[8:], expected, atol=1e-5)

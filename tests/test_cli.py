@@ -99,13 +99,14 @@ def test_only_training_and_evaluation_tune_the_allocator(monkeypatch, command, t
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["predict", "export", "serve"])
 def test_thin_commands_start_without_lightning(command):
-    # Lightning and torchmetrics take seconds to import; predict, export and serve do not need them.
+    # Lightning and torchmetrics take seconds to import; predict, export and serve do not need them, nor timm
+    # unless a checkpoint's network is timm's.
     script = (
         "import runpy, sys, contextlib\n"
         f"sys.argv = ['mnist-lit', '{command}', '--help']\n"
         "with contextlib.suppress(SystemExit):\n"
         "    runpy.run_module('mnist_lit', run_name='__main__')\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'torchmetrics', 'pytorch_lightning'}))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'torchmetrics', 'pytorch_lightning', 'timm'}))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -1,8 +1,9 @@
 """Checkpoints from strangers: every command refuses a crafted file in one line, and runs nothing from it.
 
-Three crafted files: hyperparameters naming an `_instantiator` and a `_class_path` (which
+Crafted files: hyperparameters naming an `_instantiator` and a `_class_path` (which
 load_from_checkpoint imported and called before lightning 2.6.6), a pickled object whose unpickling
-calls a function, and a zip member whose header claims gigabytes. The function they name writes
+calls a function, a zip member whose header claims gigabytes, a timm network named by a hub address
+and an optimizer outside torch.optim. The function they name writes
 a marker file (tests/helpers/payload.py); it must never appear.
 """
 
@@ -64,11 +65,30 @@ def huge_member(good: Path, path: Path) -> Path:
     return path
 
 
-CRAFTED = {"_instantiator": instantiator, "pickled object": pickled, "huge zip member": huge_member}
+def hub_network(good: Path, path: Path) -> Path:
+    """A timm network named by a hub address, which timm.create_model would download and build."""
+    checkpoint = torch.load(good, weights_only=True)
+    checkpoint["hyper_parameters"]["net"] = "timm/hf-hub:someone/evil"
+    torch.save(checkpoint, path)
+    return path
+
+
+def optimizer_elsewhere(good: Path, path: Path) -> Path:
+    """An optimizer by a class path outside torch.optim, which resuming would import and build."""
+    checkpoint = torch.load(good, weights_only=True)
+    checkpoint["hyper_parameters"]["optimizer"] = {"class_path": "helpers.payload.Evil", "init_args": {}}
+    torch.save(checkpoint, path)
+    return path
+
+
+CRAFTED = {"_instantiator": instantiator, "pickled object": pickled, "huge zip member": huge_member,
+           "timm hub name": hub_network, "optimizer of elsewhere": optimizer_elsewhere}
 EXPECTED = {  # what each command's one line says
     "_instantiator": r"names code to build its model or data with \(_instantiator 'helpers.payload.ran'\)",
     "pickled object": r"holds pickled Python objects \(helpers.payload.ran\)",
     "huge zip member": r"holds a member .* of 3.0 GiB, more than a checkpoint of mnist-lit could",
+    "timm hub name": r"timm has no model 'hf-hub:someone/evil'",
+    "optimizer of elsewhere": r"names code to train its model with \('helpers.payload.Evil', not a class of torch.optim\)",
 }
 
 
@@ -119,7 +139,7 @@ def test_serve_runs_nothing_a_checkpoint_names(crafted, files, tmp_path, monkeyp
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("crafted", ["_instantiator", "pickled object"])
+@pytest.mark.parametrize("crafted", ["_instantiator", "pickled object", "timm hub name", "optimizer of elsewhere"])
 def test_lightnings_own_load_from_checkpoint_runs_nothing(crafted, files, tmp_path, monkeypatch):
     marker = tmp_path / "ran.txt"
     monkeypatch.setenv("PAYLOAD_MARKER", str(marker))

@@ -46,6 +46,18 @@ def dataset_of(checkpoint: dict, path: Path) -> DatasetInfo:
         raise UserError(f"{path} records its data set in a form mnist-lit cannot read ({type(error).__name__}: {error}).") from None
 
 
+def optimizer_class_trusted(class_path: str) -> bool:
+    """Whether --optimizer or --lr_scheduler (a config's, a checkpoint's) names a class of torch.optim, or Lightning's
+    ReduceLROnPlateau: importing any other module could run its code."""
+    return class_path.startswith("torch.optim.") or class_path == "lightning.pytorch.cli.ReduceLROnPlateau"
+
+
+def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The network's tensors of an ImageClassifier checkpoint, named as in the network itself."""
+    return {name[len(NETWORK_PREFIX):]: value for name, value in checkpoint["state_dict"].items()
+            if name.startswith(NETWORK_PREFIX)}
+
+
 def read_dataset(path: Path) -> DatasetInfo:
     """The data set the checkpoint at ``path`` learned, without building its network."""
     return dataset_of(read_checkpoint(path), path)
@@ -71,6 +83,11 @@ def read_checkpoint(path: Path) -> dict:
         raise UserError(f"{damaged} ({type(error).__name__}); pass a .ckpt written by `fit`.") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by `fit`.")
+    chosen = [(checkpoint.get("hyper_parameters") or {}).get(key) for key in ("optimizer", "lr_scheduler")]
+    for named in (str(option.get("class_path")) for option in chosen if isinstance(option, dict)):
+        if not optimizer_class_trusted(named):
+            raise UserError(f"{path} names code to train its model with ({named!r}, not a class of torch.optim); mnist-lit "
+                            "runs nothing a file names. Pass a .ckpt written by `fit`.")
     for key in ("hyper_parameters", "datamodule_hyper_parameters"):
         options = checkpoint.get(key)
         for name, trusted in BUILDERS.items():

@@ -26,8 +26,13 @@ from jsonargparse import ArgumentError, Namespace
 from jsonargparse.typing import register_type
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import (
+    LightningArgumentParser,
+    LightningCLI,
+    LRSchedulerTypeTuple,
+)
 from lightning.pytorch.utilities import rank_zero_only
+from torch.optim import Optimizer
 
 from mnist_lit.checkpoints.finding import resolve_checkpoint, resume_point, run_name
 from mnist_lit.checkpoints.reading import dataset_of, read_checkpoint
@@ -123,6 +128,11 @@ class ImageCLI(LightningCLI):
         parser.add_lightning_class_args(ProgressBar, "progress_bar")
         parser.add_lightning_class_args(EvaluationReport, "report")
         parser.set_defaults(CALLBACK_DEFAULTS)
+        # --optimizer and --lr_scheduler by class path (AdamW, SGD; CosineAnnealingLR, OneCycleLR...), as LightningCLI
+        # offers them, handed to the model to build (before_instantiate_classes): its network exists only once
+        # training starts, after LightningCLI would have built them.
+        parser.add_optimizer_args((Optimizer,))
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
         # The model learns the data module's set (its classes, pictures and normalization) when training
         # starts, and records it in the checkpoint (models/classifier.py: configure_model).
 
@@ -173,8 +183,12 @@ class ImageCLI(LightningCLI):
             self.save_config_kwargs["config_filename"] = f"{self.subcommand}_config.yaml"
         elif self.config.fit.ckpt_path is not None:
             self.save_config_kwargs["config_filename"] = "resume_config.yaml"
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        for key in ("optimizer", "lr_scheduler"):  # the model's own options, as plain values the checkpoint keeps
+            if config.get(key) is not None:
+                config.model[key] = config[key].as_dict() if isinstance(config[key], Namespace) else config[key]
         # precision null (the default) means the fastest one this hardware computes accurately.
-        trainer = (self.config[self.subcommand] if self.subcommand else self.config).trainer
+        trainer = config.trainer
         if trainer.precision is None:
             trainer.precision = fast_precision(trainer.accelerator)
 
@@ -229,7 +243,7 @@ def build_cli(args: list[str], run: bool = True) -> ImageCLI:
         ImageDataModule,
         seed_everything_default=42,
         trainer_defaults=TRAINER_DEFAULTS,
-        auto_configure_optimizers=False,  # the model's configure_optimizers is the one place for that
+        auto_configure_optimizers=False,  # added by add_arguments_to_parser, for the model to build
         # Each logged run saves config.yaml in its own folder; only a logger-less run reuses one.
         save_config_kwargs={"overwrite": True},
         parser_kwargs={

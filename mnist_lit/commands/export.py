@@ -40,7 +40,7 @@ def export(net: torch.nn.Module, model_format: str, output: Path, input_shape: t
             batch = torch.export.Dim("batch")
             torch.onnx.export(
                 net, (example,), temporary, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_shapes={"images": {0: batch}}, external_data=False, verbose=False,
+                dynamic_shapes=({0: batch},), external_data=False, verbose=False,  # by position: timm's call it x
             )
         else:
             # TorchScript is what many C++ and mobile runtimes load; torch now deprecates it in

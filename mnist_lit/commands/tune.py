@@ -195,6 +195,7 @@ def quiet() -> None:
 def check_fit_options(search: Search) -> None:
     """Refuse, in one line, fixed options `fit` does not take and sampled values it would not accept."""
     from mnist_lit.commands.cli import build_cli, one_line_errors
+    from mnist_lit.models.networks import check_network_name
 
     options = [*search.fixed, *overrides(search, "check")]
     with one_line_errors(search.fixed, "fit"):
@@ -204,6 +205,8 @@ def check_fit_options(search: Search) -> None:
         for value in values:
             try:
                 cli.parser.parse_args([*options, f"--{name}", as_option(value)])
+                if name == "model.net":  # a string to the parser, which cannot list timm's names
+                    check_network_name(str(value))
             except Exception as error:  # jsonargparse's ArgumentError, or a type's own ValueError
                 reason = " ".join(str(error).split())
                 raise UserError(f"The search space's {name} = {value!r} is not a `fit` option value: {reason} "

@@ -54,5 +54,8 @@ def normalized_with_real_rows(layer: nn.Module, real: int, features: torch.Tenso
         scale = scale * layer.weight
     shift = (layer.bias if layer.affine else 0) - mean * scale
     shape = [1, channels] + [1] * (features.dim() - 2)
-    rest = torch.addcmul(shift.view(shape), others.float(), scale.view(shape))
-    return torch.cat([normalized, rest.to(normalized.dtype)])
+    rest = torch.addcmul(shift.view(shape), others.float(), scale.view(shape)).to(normalized.dtype)
+    for after in ("drop", "act"):  # timm's BatchNormAct layers go on, in this order, after the normalization
+        if hasattr(layer, after):
+            rest = getattr(layer, after)(rest)
+    return torch.cat([normalized, rest])

@@ -7,15 +7,24 @@ input is made. The evaluation report (report.py) is a callback fed with the logi
 steps return.
 """
 
+import dataclasses
 import math
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import instantiate_class
 from torchmetrics import MaxMetric, MeanMetric
 
+from mnist_lit.checkpoints.reading import (
+    dataset_of,
+    network_weights,
+    optimizer_class_trusted,
+    read_checkpoint,
+)
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.datamodule import ImageDataModule
 from mnist_lit.data.sets import DatasetInfo, normalize
@@ -27,10 +36,24 @@ from mnist_lit.models.networks import (
     SIZE_OPTIONS,
     NetworkName,
     build_network,
+    check_network_name,
 )
+from mnist_lit.models.starting_weights import load_fitting, read_weights
+from mnist_lit.models.timm_networks import is_timm, pretrained_normalization
 
 # Pictures of no class added to each training batch, per picture of the batch.
 OUTLIER_SHARE = 0.25
+# Schedules whose steps are the optimizer's steps; the others' are epochs.
+STEPPED_SCHEDULERS = ("OneCycleLR", "CyclicLR")
+
+
+def torch_optim_class(chosen: dict[str, Any], option: str) -> dict[str, Any]:
+    """``{"class_path", "init_args"}`` of an optimizer or schedule of torch.optim (or Lightning's ReduceLROnPlateau),
+    a copy; one line for any other class, which a config or a checkpoint would have the model import."""
+    path = str(chosen.get("class_path", ""))
+    if not optimizer_class_trusted(path):
+        raise UserError(f"{option} takes a class of torch.optim (e.g. AdamW, SGD; CosineAnnealingLR), not {path!r}.")
+    return {"class_path": path, "init_args": dict(chosen.get("init_args") or {})}
 
 
 class ImageClassifier(L.LightningModule):
@@ -47,10 +70,24 @@ class ImageClassifier(L.LightningModule):
         conv1_channels, conv2_channels, hidden_units, dropout: the network's sizes (every
             network takes the same four: two stage widths, a dense width, a dropout rate);
             null keeps the chosen network's own default.
-        net: which network: "keras_cnn" (the Keras example's, the default) or "batchnorm_cnn".
+        net: which network: "keras_cnn" (the Keras example's, the default), "batchnorm_cnn", or
+            "timm/NAME" for any of timm's models (e.g. "timm/resnet18").
+        pretrained: start a timm network from timm's published weights (downloaded once into its cache);
+            its input is then normalized with the mean and std those weights were trained with.
+        weights: start from the weights in this file (.safetensors, .pt or .pth), for machines that
+            cannot download: every tensor whose name and shape fit; a timm network's classifier is new
+            when the classes differ, and its pretrained normalization is used.
+        init_from: start from another mnist-lit checkpoint of the same network (e.g. the MNIST model, to
+            learn a folder of one's own digits): its weights where they fit, a new classifier when the
+            classes differ, and its normalization.
         accept: the share of the set's pictures that answers accept (confidence.py): the energy
             threshold is fitted on the validation pictures after every epoch, with the temperature
             that calibrates the probabilities, and kept in that epoch's checkpoint.
+        optimizer: the optimizer instead of Adam, as ``{"class_path": ..., "init_args": {...}}`` (what
+            ``--optimizer AdamW --optimizer.lr 0.001`` gives): any of torch.optim's.
+        lr_scheduler: the learning-rate schedule instead of ``lr_schedule``, likewise (``--lr_scheduler
+            CosineAnnealingLR --lr_scheduler.T_max 10``): any of torch.optim.lr_scheduler's, stepped every
+            epoch (OneCycleLR and CyclicLR every step; OneCycleLR's ``total_steps`` is the run's own unless given).
         outlier_weight: the weight of the loss on pictures of no class (the data module's
             ``outliers``, a quarter of a batch's size added to each training batch): how far their
             answers are from every class equally likely, as in outlier exposure (Hendrycks et al. 2019).
@@ -70,6 +107,11 @@ class ImageClassifier(L.LightningModule):
         hidden_units: Optional[int] = None,
         dropout: Optional[float] = None,
         net: NetworkName = DEFAULT_NETWORK,
+        pretrained: bool = False,
+        weights: Optional[str] = None,
+        init_from: Optional[str] = None,
+        optimizer: Optional[dict[str, Any]] = None,
+        lr_scheduler: Optional[dict[str, Any]] = None,
         outlier_weight: float = 0.5,
         accept: float = DEFAULT_ACCEPT,
         dataset_info: Optional[dict[str, Any]] = None,
@@ -82,8 +124,16 @@ class ImageClassifier(L.LightningModule):
                 f"got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, dropout={dropout}, "
                 f"outlier_weight={outlier_weight}, accept={accept}."
             )
+        check_network_name(net)
+        for chosen, option in ((optimizer, "--optimizer"), (lr_scheduler, "--lr_scheduler")):
+            if chosen:
+                torch_optim_class(chosen, option)  # one line now for a class of elsewhere, not when training starts
+        if pretrained and not is_timm(net):
+            raise UserError(f"--model.pretrained takes timm's published weights, for --model.net timm/NAME; {net} has none "
+                            "(--model.weights PATH or --model.init_from CKPT start it from weights of your own).")
         self.save_hyperparameters()
         self.dataset_info: Optional[DatasetInfo] = None
+        self.normalization_source: Optional[str] = None  # where the input's mean and std came from, when trained here
         # Per class, when the data module balances the loss; a buffer, so that it moves with the model.
         self.register_buffer("loss_weights", None, persistent=False)
         self.register_buffer("outliers", None, persistent=False)  # the data module's pictures of no class
@@ -97,12 +147,19 @@ class ImageClassifier(L.LightningModule):
         if dataset_info is not None:  # a checkpoint's, or given: built now (load_from_checkpoint needs it)
             self.build(DatasetInfo.from_record(dataset_info))
 
-    def build(self, dataset: DatasetInfo) -> None:
-        """The network and the metrics for ``dataset``'s classes and pictures."""
-        self.dataset_info = dataset
-        self.hparams.dataset_info = dataset.record()  # what the checkpoint keeps
+    def build(self, dataset: DatasetInfo, start: bool = False) -> None:
+        """The network and the metrics for ``dataset``'s classes and pictures. With ``start`` (training that
+        begins here), from the starting weights the options name, and normalized as those weights were."""
         sizes = {key: self.hparams[key] for key in SIZE_OPTIONS}
-        network = build_network(self.hparams.net, dataset.num_classes, dataset.channels, dataset.size, **sizes)
+        hparams = self.hparams
+        weights = Path(hparams.weights) if start and hparams.weights else None
+        network = build_network(hparams.net, dataset.num_classes, dataset.channels, dataset.size,
+                                pretrained=start and hparams.pretrained, weights=weights if is_timm(hparams.net) else None,
+                                **sizes)
+        if start:
+            dataset = self.start_from(network, dataset, weights)
+        self.dataset_info = dataset
+        self.hparams.dataset_info = dataset.record()  # what the checkpoint keeps, normalization included
         # Channels-last weights make every convolution run on channels-last activations, the
         # layout oneDNN and cuDNN are fastest with (1.3-1.5x for this network on a CPU).
         self.net = network.to(memory_format=torch.channels_last)
@@ -116,6 +173,32 @@ class ImageClassifier(L.LightningModule):
         self.val_metrics = summary_metrics(dataset.num_classes, prefix="val/")
         self.test_metrics = summary_metrics(dataset.num_classes, prefix="test/")
 
+    def start_from(self, network: torch.nn.Module, dataset: DatasetInfo, weights: Optional[Path]) -> DatasetInfo:
+        """Load the starting weights into ``network`` (a timm network has loaded its own); ``dataset`` with the
+        normalization they were trained with."""
+        hparams = self.hparams
+        if weights is not None and not is_timm(hparams.net):
+            load_fitting(network, read_weights(weights), str(weights))
+        if (hparams.pretrained or weights is not None) and is_timm(hparams.net):
+            normalization = pretrained_normalization(network, dataset.channels)
+            if normalization is not None:
+                self.normalization_source = f"the pretrained weights of {hparams.net}"
+                return dataclasses.replace(dataset, mean=normalization[0], std=normalization[1])
+        if hparams.init_from:
+            source = Path(hparams.init_from)
+            checkpoint = read_checkpoint(source)
+            if (checkpoint.get("hyper_parameters") or {}).get("net", DEFAULT_NETWORK) != hparams.net:
+                raise UserError(f"--model.init_from {source} is a checkpoint of another network; give the same "
+                                f"--model.net as it was trained with.")
+            load_fitting(network, network_weights(checkpoint), str(source))
+            learned = dataset_of(checkpoint, source)
+            if learned.channels != dataset.channels:
+                raise UserError(f"--model.init_from {source} learned pictures of {learned.channels} channel(s), this set's "
+                                f"have {dataset.channels}; start from a checkpoint of pictures like these.")
+            self.normalization_source = f"the checkpoint {source}"
+            return dataclasses.replace(dataset, mean=learned.mean, std=learned.std)
+        return dataset
+
     def configure_model(self) -> None:
         # Lightning calls this once the data module is set up: a model given no data set learns the data module's.
         if self._trainer is None:  # load_from_checkpoint: the checkpoint's record built it
@@ -127,7 +210,7 @@ class ImageClassifier(L.LightningModule):
             return
         data = datamodule.dataset_info
         if self.dataset_info is None:
-            self.build(data)
+            self.build(data, start=True)
         elif list(data.classes) != list(self.dataset_info.classes):
             raise UserError(
                 f"The model learns {self.dataset_info.name} ({self.dataset_info.num_classes} classes) but the data module reads "
@@ -242,6 +325,9 @@ class ImageClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.confidence is not None:
             checkpoint["confidence"] = self.confidence.record()
+        if self.normalization_source is not None:  # the mean and std themselves are in dataset_info
+            checkpoint["normalization"] = {"from": self.normalization_source, "mean": list(self.dataset_info.mean),
+                                           "std": list(self.dataset_info.std)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.confidence = Confidence.from_record(checkpoint.get("confidence"))
@@ -255,10 +341,19 @@ class ImageClassifier(L.LightningModule):
         return logits
 
     def configure_optimizers(self):
-        # fused: one kernel updates every parameter, instead of a few per parameter tensor.
-        optimizer = torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True
-        )
+        if self.hparams.optimizer:  # --optimizer
+            optimizer = instantiate_class(self.parameters(), torch_optim_class(self.hparams.optimizer, "--optimizer"))
+        else:  # fused: one kernel updates every parameter, instead of a few per parameter tensor
+            optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True)
+        if self.hparams.lr_scheduler:  # --lr_scheduler
+            chosen = torch_optim_class(self.hparams.lr_scheduler, "--lr_scheduler")
+            name = chosen["class_path"].rsplit(".", 1)[-1]
+            given = chosen["init_args"]
+            if name == "OneCycleLR" and given.get("total_steps") is None and given.get("epochs") is None:
+                given["total_steps"] = self.trainer.estimated_stepping_batches
+            scheduler = instantiate_class(optimizer, chosen)
+            every = "step" if name in STEPPED_SCHEDULERS else "epoch"
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": every, "monitor": "val/loss"}}
         if self.hparams.lr_schedule == "one_cycle":
             steps = self.trainer.estimated_stepping_batches
             if steps < 3:

@@ -7,12 +7,17 @@ two stage widths, a dense width and a dropout rate, each with the network's own 
 - ``keras_cnn`` (``KerasCNN``), the default: the Keras MNIST example this project reimplements.
 - ``batchnorm_cnn`` (``BatchNormCNN``): a deeper stack with batch normalization, for the most
   accuracy a CPU can train in minutes (docs/accuracy.md, "Getting the most accuracy").
+- ``timm/<name>``: any of timm's models (timm_networks.py), which takes the dropout rate alone.
 """
 
-from typing import Literal
+from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
+
+from mnist_lit.core.errors import UserError
+from mnist_lit.models.timm_networks import is_timm, timm_model_name, timm_network
 
 
 class KerasCNN(nn.Module):
@@ -112,16 +117,36 @@ DigitCNN = KerasCNN  # its name before 0.3.0, for code that imports it
 NETWORKS: dict[str, type[nn.Module]] = {"keras_cnn": KerasCNN, "batchnorm_cnn": BatchNormCNN}
 SIZE_OPTIONS = ("conv1_channels", "conv2_channels", "hidden_units", "dropout")
 DEFAULT_NETWORK = "keras_cnn"
-NetworkName = Literal[tuple(NETWORKS)]  # the choices of --model.net, from the table
+NetworkName = str  # a name of the table, or timm/<any timm model>
 
 
-def build_network(name: str, num_classes: int, channels: int = 1, size: int = 28, **sizes) -> nn.Module:
-    """The network called ``name`` for (channels, size, size) inputs; its own defaults for the sizes not given (or None)."""
+def check_network_name(name: str) -> None:
+    """One line for a --model.net that is neither a network of the table nor timm/<a timm model>."""
+    if is_timm(name):
+        timm_model_name(name)
+    elif name not in NETWORKS:
+        raise UserError(f"No network {name!r}: --model.net takes {', '.join(NETWORKS)} or timm/NAME for any of timm's "
+                        "models (timm.list_models()), e.g. timm/resnet18.")
+
+
+def build_network(
+    name: str, num_classes: int, channels: int = 1, size: int = 28,
+    pretrained: bool = False, weights: Optional[Path] = None, **sizes,
+) -> nn.Module:
+    """The network called ``name`` for (channels, size, size) inputs; its own defaults for the sizes not given (or None).
+    ``pretrained`` and ``weights`` are for timm's networks, which load them as they are built."""
+    check_network_name(name)
     given = {key: value for key, value in sizes.items() if value is not None}
+    if is_timm(name):
+        other = sorted(set(given) - {"dropout"})
+        if other:
+            raise UserError(f"--model.{other[0]} sizes mnist-lit's own networks; {name} takes --model.dropout alone.")
+        return timm_network(name, num_classes, channels, given.get("dropout"), pretrained, weights)
     return NETWORKS[name](num_classes, channels=channels, size=size, **given)
 
 
 def network_from_hparams(hparams: dict, num_classes: int, channels: int = 1, size: int = 28) -> nn.Module:
-    """The network a checkpoint's hyperparameters describe; checkpoints without ``net`` are the Keras network's."""
+    """The network a checkpoint's hyperparameters describe, with fresh weights (the checkpoint holds its own:
+    nothing is downloaded or read); checkpoints without ``net`` are the Keras network's."""
     name = hparams.get("net", DEFAULT_NETWORK)
     return build_network(name, num_classes, channels, size, **{key: hparams.get(key) for key in SIZE_OPTIONS})

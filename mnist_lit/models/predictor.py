@@ -21,7 +21,7 @@ from typing import Optional
 
 import torch
 
-from mnist_lit.checkpoints.reading import NETWORK_PREFIX, dataset_of, read_checkpoint
+from mnist_lit.checkpoints.reading import dataset_of, network_weights, read_checkpoint
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.pictures import load_like
 from mnist_lit.data.sets import DatasetInfo, normalize
@@ -108,11 +108,7 @@ def predictor_of(checkpoint: dict, path: Path) -> Predictor:
 def network_of(checkpoint: dict, dataset: DatasetInfo, path: Path, load: bool) -> torch.nn.Module:
     """The network a checkpoint describes, with its weights when ``load``; without, only checked to fit them
     (what `test` and a resumed `fit` do before Lightning loads them). One line for a checkpoint of another network."""
-    weights = {
-        name[len(NETWORK_PREFIX) :]: value
-        for name, value in checkpoint["state_dict"].items()
-        if name.startswith(NETWORK_PREFIX)
-    }
+    weights = network_weights(checkpoint)
     try:
         net = network_from_hparams(checkpoint.get("hyper_parameters") or {}, dataset.num_classes, dataset.channels, dataset.size)
         if load:
