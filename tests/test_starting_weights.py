@@ -143,3 +143,25 @@ def test_fit_with_a_timm_network_a_weights_file_adamw_and_cosine_then_predict_an
     assert json.loads((tmp_path / "answers.json").read_text())[0]["kind"] in ("class", "unsure", "unknown")
     run_cli(tmp_path, tiny_mnist, "export", "--format", "onnx", "--output", "resnet.onnx")
     assert json.loads((tmp_path / "resnet.json").read_text())["normalization"]["mean"] == [0.5]
+
+
+def test_backbone_finetuning_trains_the_head_first_then_the_body_at_a_lower_rate(tmp_path, tiny_mnist):
+    torch.manual_seed(3)
+    start = build_network("keras_cnn", num_classes=10).state_dict()
+    torch.save(start, tmp_path / "start.pt")
+    finetuning = ["--model.weights", "start.pt", "--trainer.callbacks+=BackboneFinetuning",
+                  "--trainer.callbacks.unfreeze_backbone_at_epoch", "1", "--data.val_size", "20", "--data.batch_size", "16",
+                  "--checkpoint.save_top_k", "-1"]  # last.ckpt every epoch, whether or not random pictures are learned
+    learned = {}
+    for epochs in (1, 2):
+        folder = tmp_path / f"{epochs}_epochs"
+        folder.mkdir()
+        (folder / "start.pt").write_bytes((tmp_path / "start.pt").read_bytes())
+        run_cli(folder, tiny_mnist, "fit", *finetuning, "--trainer.max_epochs", str(epochs))
+        learned[epochs] = torch.load(folder / "checkpoints" / "version_0" / "last.ckpt", weights_only=True)
+    first = learned[1]["state_dict"]
+    assert torch.equal(first["net.features.0.weight"], start["features.0.weight"])  # the body frozen in epoch 1
+    assert not torch.equal(first["net.classifier.4.weight"], start["classifier.4.weight"])  # the head trained
+    assert not torch.equal(learned[2]["state_dict"]["net.features.0.weight"], start["features.0.weight"])
+    head, body = learned[2]["optimizer_states"][0]["param_groups"]
+    assert body["lr"] == pytest.approx(head["lr"] / 10)  # BackboneFinetuning's default ratio

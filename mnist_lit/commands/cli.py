@@ -46,7 +46,7 @@ from mnist_lit.data.datamodule import ImageDataModule
 from mnist_lit.data.layouts import is_own_set
 from mnist_lit.data.sets import DATASETS, DatasetInfo
 from mnist_lit.evaluation.report import EvaluationReport, describe
-from mnist_lit.models.classifier import ImageClassifier
+from mnist_lit.models.classifier import ImageClassifier, check_schedule_for_finetuning
 from mnist_lit.models.predictor import network_of
 
 TRAINER_DEFAULTS = {
@@ -187,6 +187,9 @@ class ImageCLI(LightningCLI):
         for key in ("optimizer", "lr_scheduler"):  # the model's own options, as plain values the checkpoint keeps
             if config.get(key) is not None:
                 config.model[key] = config[key].as_dict() if isinstance(config[key], Namespace) else config[key]
+        callbacks = [c for c in config.trainer.get("callbacks") or [] if isinstance(c, Namespace)]
+        if any(str(callback.get("class_path", "")).endswith("Finetuning") for callback in callbacks):
+            check_schedule_for_finetuning(config.model.lr_schedule, config.model.get("lr_scheduler"))  # before any file
         # precision null (the default) means the fastest one this hardware computes accurately.
         trainer = config.trainer
         if trainer.precision is None:

@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import BaseFinetuning
 from lightning.pytorch.cli import instantiate_class
 from torchmetrics import MaxMetric, MeanMetric
 
@@ -35,6 +36,7 @@ from mnist_lit.models.networks import (
     DEFAULT_NETWORK,
     SIZE_OPTIONS,
     NetworkName,
+    body_of,
     build_network,
     check_network_name,
 )
@@ -45,6 +47,22 @@ from mnist_lit.models.timm_networks import is_timm, pretrained_normalization
 OUTLIER_SHARE = 0.25
 # Schedules whose steps are the optimizer's steps; the others' are epochs.
 STEPPED_SCHEDULERS = ("OneCycleLR", "CyclicLR")
+
+
+def schedule_name(chosen: Optional[dict[str, Any]], lr_schedule: str = "") -> str:
+    """The class name of --lr_scheduler's choice, or of the model's own schedule without one."""
+    if chosen:
+        return str(chosen.get("class_path", "")).rsplit(".", 1)[-1]
+    return "OneCycleLR" if lr_schedule == "one_cycle" else "ExponentialLR"
+
+
+def check_schedule_for_finetuning(lr_schedule: str, lr_scheduler: Optional[dict[str, Any]]) -> None:
+    """One line for a schedule that cannot take the parameter group BackboneFinetuning adds when it unfreezes."""
+    name = schedule_name(lr_scheduler, lr_schedule)
+    if name in STEPPED_SCHEDULERS:
+        raise UserError(f"{name} keeps a rate for each parameter group it starts with, and BackboneFinetuning adds "
+                        "the body's group later; with it, use --model.lr_schedule exponential or an epoch schedule "
+                        "(--lr_scheduler CosineAnnealingLR).")
 
 
 def torch_optim_class(chosen: dict[str, Any], option: str) -> dict[str, Any]:
@@ -199,6 +217,14 @@ class ImageClassifier(L.LightningModule):
             return dataclasses.replace(dataset, mean=learned.mean, std=learned.std)
         return dataset
 
+    @property
+    def backbone(self) -> torch.nn.Module:
+        """The network less its classifier, which Lightning's BackboneFinetuning freezes, then trains at a lower rate.
+        The callback asks for it before Lightning calls configure_model: the network is built here then."""
+        if self.dataset_info is None and self._trainer is not None:
+            self.configure_model()
+        return body_of(self.net)
+
     def configure_model(self) -> None:
         # Lightning calls this once the data module is set up: a model given no data set learns the data module's.
         if self._trainer is None:  # load_from_checkpoint: the checkpoint's record built it
@@ -341,14 +367,17 @@ class ImageClassifier(L.LightningModule):
         return logits
 
     def configure_optimizers(self):
+        # Without what a callback froze (BackboneFinetuning): it adds them in a group of their own when it unfreezes them.
+        trained = [parameter for parameter in self.parameters() if parameter.requires_grad]
         if self.hparams.optimizer:  # --optimizer
-            optimizer = instantiate_class(self.parameters(), torch_optim_class(self.hparams.optimizer, "--optimizer"))
+            optimizer = instantiate_class(trained, torch_optim_class(self.hparams.optimizer, "--optimizer"))
         else:  # fused: one kernel updates every parameter, instead of a few per parameter tensor
-            optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True)
+            optimizer = torch.optim.Adam(trained, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True)
+        if any(isinstance(callback, BaseFinetuning) for callback in self.trainer.callbacks):
+            check_schedule_for_finetuning(self.hparams.lr_schedule, self.hparams.lr_scheduler)
         if self.hparams.lr_scheduler:  # --lr_scheduler
             chosen = torch_optim_class(self.hparams.lr_scheduler, "--lr_scheduler")
-            name = chosen["class_path"].rsplit(".", 1)[-1]
-            given = chosen["init_args"]
+            name, given = schedule_name(chosen), chosen["init_args"]
             if name == "OneCycleLR" and given.get("total_steps") is None and given.get("epochs") is None:
                 given["total_steps"] = self.trainer.estimated_stepping_batches
             scheduler = instantiate_class(optimizer, chosen)

@@ -145,6 +145,18 @@ def build_network(
     return NETWORKS[name](num_classes, channels=channels, size=size, **given)
 
 
+def classifier_of(network: nn.Module) -> nn.Module:
+    """The last layer, which maps features to classes: timm's ``get_classifier()``, or the last of ``classifier``."""
+    get_classifier = getattr(network, "get_classifier", None)
+    return get_classifier() if callable(get_classifier) else network.classifier[-1]
+
+
+def body_of(network: nn.Module) -> nn.ModuleList:
+    """Every innermost layer of ``network`` but its classifier's, as one module (not registered anywhere)."""
+    head = set(classifier_of(network).modules())
+    return nn.ModuleList([m for m in network.modules() if not any(True for _ in m.children()) and m not in head])
+
+
 def network_from_hparams(hparams: dict, num_classes: int, channels: int = 1, size: int = 28) -> nn.Module:
     """The network a checkpoint's hyperparameters describe, with fresh weights (the checkpoint holds its own:
     nothing is downloaded or read); checkpoints without ``net`` are the Keras network's."""
