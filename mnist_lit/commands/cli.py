@@ -187,7 +187,8 @@ class ImageCLI(LightningCLI):
         for key in ("optimizer", "lr_scheduler"):  # the model's own options, as plain values the checkpoint keeps
             if config.get(key) is not None:
                 config.model[key] = config[key].as_dict() if isinstance(config[key], Namespace) else config[key]
-        callbacks = [c for c in config.trainer.get("callbacks") or [] if isinstance(c, Namespace)]
+        callbacks = config.trainer.get("callbacks") or []  # one callback, or a list of them
+        callbacks = [callbacks] if isinstance(callbacks, Namespace) else [c for c in callbacks if isinstance(c, Namespace)]
         if any(str(callback.get("class_path", "")).endswith("Finetuning") for callback in callbacks):
             check_schedule_for_finetuning(config.model.lr_schedule, config.model.get("lr_scheduler"))  # before any file
         # precision null (the default) means the fastest one this hardware computes accurately.

@@ -373,7 +373,7 @@ class ImageClassifier(L.LightningModule):
             optimizer = instantiate_class(trained, torch_optim_class(self.hparams.optimizer, "--optimizer"))
         else:  # fused: one kernel updates every parameter, instead of a few per parameter tensor
             optimizer = torch.optim.Adam(trained, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True)
-        if any(isinstance(callback, BaseFinetuning) for callback in self.trainer.callbacks):
+        if self._trainer is not None and any(isinstance(callback, BaseFinetuning) for callback in self.trainer.callbacks):
             check_schedule_for_finetuning(self.hparams.lr_schedule, self.hparams.lr_scheduler)
         if self.hparams.lr_scheduler:  # --lr_scheduler
             chosen = torch_optim_class(self.hparams.lr_scheduler, "--lr_scheduler")
