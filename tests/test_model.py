@@ -2,6 +2,7 @@ import lightning as L
 import pytest
 import torch
 from helpers.checkpoints import MNIST
+from helpers.picture_sets import write_folder
 
 import mnist_lit.data.datamodule
 from mnist_lit.core.errors import UserError
@@ -198,3 +199,13 @@ def test_outliers_are_drawn_only_for_a_model_that_trains_with_them(tiny_mnist, m
     assert (model.outliers is not None) == trained_with == bool(drawn)
     if trained_with:
         assert model.outliers.shape == (4096, 1, 28, 28) and model.outliers.dtype == torch.uint8
+
+
+def test_pictures_of_no_class_for_large_pictures_are_drawn_small_and_kept_within_their_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_LIT_CACHE_DIR", str(tmp_path / "cache"))
+    data = ImageDataModule(dataset=str(write_folder(tmp_path / "shapes", 4)), image_size=224, channels=3, outliers="synthetic")
+    data.setup("fit")
+    drawn = data.outlier_pictures()
+    assert drawn.shape[1:] == (3, 224, 224) and drawn.dtype == torch.uint8
+    assert drawn.numel() <= 2**28 and len(drawn) > 1000  # 256 MB at most, and still many
+    assert drawn.float().std() > 10  # drawn, not blank

@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional, Union
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from rich.console import Console
@@ -61,8 +62,11 @@ from mnist_lit.data.splits import (
 
 # A class with more than this many times the pictures of another gets a warning.
 IMBALANCE = 5
-LARGEST_SIDE = 128
+LARGEST_SIDE = 224  # ImageNet's networks' own size (timm's, --model.net timm/NAME)
 OUTLIERS_MADE = 4096
+# Pictures of no class are drawn at most this large and scaled up, and no more of them made than fit in
+# OUTLIER_BYTES: 4,096 drawn at 224x224 in colour would take minutes and 600 MB.
+OUTLIER_SIDE, OUTLIER_BYTES = 64, 2**28
 
 
 def take(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +120,7 @@ class ImageDataModule(L.LightningDataModule):
             validation and for testing (stratified), where the set has no such part of its own.
         split_seed: seed of the splits, fixed so runs compare on the same pictures.
         download: fetch a built-in set's files from the internet when they are missing.
-        image_size: the square side a folder or CSV set's pictures are fitted into; null picks the
+        image_size: the square side (28-224) a folder or CSV set's pictures are fitted into; null picks the
             median longer side, rounded to a multiple of 4, from 28 to 64.
         channels: 1 (greyscale) or 3 (colour) for a folder or CSV set; null picks 1 when every
             training picture is grey, else 3.
@@ -428,7 +432,10 @@ class ImageDataModule(L.LightningDataModule):
         info = self.dataset_info
         uses = info.pictures in ("handwriting", "clothing") if self.hparams.outliers == "auto" else self.hparams.outliers == "synthetic"
         if uses and self._outliers is None:
-            made = synthetic_outliers(OUTLIERS_MADE, info.size, info.channels, self.hparams.split_seed)
+            count = min(OUTLIERS_MADE, OUTLIER_BYTES // (info.size * info.size * info.channels))
+            made = synthetic_outliers(count, min(info.size, OUTLIER_SIDE), info.channels, self.hparams.split_seed)
+            if made.shape[-1] < info.size:
+                made = F.interpolate(made.float(), size=info.size, mode="bilinear").round().to(torch.uint8)
             if self.style_share:  # in the same styles as the pictures: style alone must not tell them apart
                 made = self._restyled(made, self.style_share, self.hparams.split_seed + 1)
             self._outliers = made.to(self._storage_device())

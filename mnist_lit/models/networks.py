@@ -1,7 +1,7 @@
 """The networks: plain nn.Modules that know nothing about Lightning, chosen by name with --model.net.
 
 Each maps normalized (N, channels, size, size) pictures to (N, num_classes) logits (softmax lives
-in the loss), for any number of channels and any side from 28 to 128, and takes the same sizes:
+in the loss), for any number of channels and any side from 28 to 224, and takes the same sizes:
 two stage widths, a dense width and a dropout rate, each with the network's own default.
 
 - ``keras_cnn`` (``KerasCNN``), the default: the Keras MNIST example this project reimplements.
