@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.checkpoints import save_checkpoint
+from helpers.digit_styles import digit_set
 from helpers.picture_sets import (
     SHAPES,
     exif_rotated_jpeg,
@@ -219,3 +220,21 @@ def test_an_outside_picture_is_read_exactly_as_the_sets_own(tmp_path):
         pixels = predictor.pixels(picture)
         assert (everything == pixels).all(dim=(1, 2, 3)).any(), picture.name
     assert predictor.probabilities(predictor.logits(predictor.load_picture(picture).unsqueeze(0))).shape == (1, 3)
+
+
+def test_a_folder_of_handwriting_is_read_as_mnists_digits_and_predicted_the_same_way(tmp_path):
+    root = tmp_path / "my_digits"
+    for i, (data, label) in enumerate(digit_set("pen", 40, (None, None), seed=3)):  # both polarities, 280x280
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        (root / str(label) / f"{i:03d}.png").write_bytes(data)
+    data = setup_data(root, None, val_fraction=0.25, resize="ink")
+    info = data.dataset_info
+    assert (info.pictures, info.polarity, info.channels, info.size) == ("handwriting", "light on dark", 1, 28)
+    images = torch.cat([data.train_set.images, data.val_set.images, data.test_set.images])
+    border = torch.cat([images[:, 0, 0], images[:, 0, -1], images[:, 0, :, 0], images[:, 0, :, -1]], dim=1)
+    assert border.float().mean() < 1 and (images.amax(dim=(1, 2, 3)) == 255).all()  # light strokes on black
+    predictor = load_predictor(save_checkpoint(tmp_path / "digits.ckpt", ImageClassifier(dataset_info=info.record(), hidden_units=16)))
+    for picture in sorted(root.glob("*/*.png"))[:8]:  # the same pixels from predict as from the set
+        assert (images == predictor.pixels(picture)).all(dim=(1, 2, 3)).any(), picture.name
+    with pytest.raises(UserError, match="--data.resize ink reads handwriting as MNIST's: 28x28 greyscale"):
+        ImageDataModule(dataset=str(root), resize="ink", image_size=64)

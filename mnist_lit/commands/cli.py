@@ -236,6 +236,8 @@ def to_read(learned: DatasetInfo, data: Namespace) -> DatasetInfo:
     path = Path(configured).expanduser().resolve()
     if learned.path is not None and Path(learned.path) == path:
         return to_read(learned, Namespace(data, dataset=None))
+    if learned.resize == "ink":  # another folder of handwriting, read as the model's was
+        return dataclasses.replace(learned, name=path.stem, path=str(path))
     return dataclasses.replace(learned, name=path.stem, path=str(path), pictures="photos", polarity="photos")
 
 

@@ -125,7 +125,9 @@ class ImageDataModule(L.LightningDataModule):
         channels: 1 (greyscale) or 3 (colour) for a folder or CSV set; null picks 1 when every
             training picture is grey, else 3.
         resize: "pad" fits the whole picture into the square and pads with its border colour;
-            "crop" keeps the centre square.
+            "crop" keeps the centre square; "ink" reads pictures of handwriting as MNIST's digits are
+            made and as `predict` reads them for MNIST's model: cropped to the ink, fitted into 20 px,
+            centred by mass in 28x28, light on dark, greyscale.
         balance: for sets whose classes have unequal numbers of pictures: "sampler" draws training
             pictures so that every class is seen as often, "loss" weighs each class's loss by the
             inverse of its share, "none" (the default) trains on the pictures as they are.
@@ -162,7 +164,7 @@ class ImageDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         image_size: Optional[int] = None,
         channels: Optional[Literal[1, 3]] = None,
-        resize: Literal["pad", "crop"] = "pad",
+        resize: Literal["pad", "crop", "ink"] = "pad",
         balance: Literal["none", "sampler", "loss"] = "none",
         augment_flip: bool = False,
         path_column: str = "path",
@@ -197,6 +199,9 @@ class ImageDataModule(L.LightningDataModule):
             raise UserError(f"val_fraction and test_fraction must be above 0 and add up to less than 1, got {val_fraction} and {test_fraction}.")
         if image_size is not None and not SMALLEST_SIDE <= image_size <= LARGEST_SIDE:
             raise UserError(f"image_size must be from {SMALLEST_SIDE} to {LARGEST_SIDE}, got {image_size}.")
+        if resize == "ink" and (image_size not in (None, SMALLEST_SIDE) or channels not in (None, 1)):
+            raise UserError(f"--data.resize ink reads handwriting as MNIST's: 28x28 greyscale; leave out --data.image_size "
+                            f"and --data.channels (got {image_size} and {channels}).")
         known = self.learned or DATASETS.get(source)
         if known is not None and (image_size is not None or channels is not None):
             if (image_size or known.size) != known.size or (channels or known.channels) != known.channels:
@@ -323,7 +328,9 @@ class ImageDataModule(L.LightningDataModule):
         new_set = learned is None or (stage == "fit" and not same_place)
         if new_set:  # a new set, or another set to go on training on
             listing = list_set(self.path, *columns, classes=(learned.classes if learned else self.chosen) or None)
-            decoded = read_decoded(listing, options.image_size, options.channels, options.resize)
+            ink = options.resize == "ink"  # handwriting: MNIST's frame, one channel
+            decoded = read_decoded(listing, SMALLEST_SIDE if ink else options.image_size, 1 if ink else options.channels,
+                                   options.resize)
             split = self._new_split(listing)
         else:
             listing = list_set(self.path, *columns, classes=learned.classes if same_place else None)
@@ -341,7 +348,8 @@ class ImageDataModule(L.LightningDataModule):
             mean, std = pixel_stats(parts["train"][0])
             self.dataset_info = DatasetInfo(
                 name=self.path.stem, classes=listing.classes, mean=mean, std=std, channels=decoded.channels, size=decoded.size,
-                pictures="photos", polarity="photos", path=str(self.path), resize=options.resize, split=split,
+                pictures="handwriting" if ink else "photos", polarity="light on dark" if ink else "photos", path=str(self.path),
+                resize=options.resize, split=split,
             )
             self.print_counts(listing, parts, decoded.size, decoded.channels)
         return parts
@@ -403,6 +411,8 @@ class ImageDataModule(L.LightningDataModule):
             print(f"  left out by --data.classes: {', '.join(listing.left_out)}")
         chosen = [name for name in ("image_size", "channels") if self.hparams[name] is None]
         how = f" ({' and '.join(f'--data.{name}' for name in chosen)} chosen from the training pictures)" if chosen else ""
+        if self.hparams.resize == "ink":
+            how = " (handwriting read as MNIST's digits: --data.resize ink)"
         print(f"  {size}x{size}, {channels} channel{'s' if channels > 1 else ''}{how}")
         table = Table(title="Pictures per class")
         table.add_column("class")

@@ -276,11 +276,18 @@ def read_sizes(paths: list[str]) -> list[int | None]:
 
 
 def decode_files(paths: list[str], size: int, resize: str) -> tuple[list, list[bool], list[str | None]]:
-    """Each picture as (size, size, 3) uint8 RGB, whether it is grey, and why it was not read (None where it was)."""
+    """Each picture as (size, size, 3) uint8 RGB, whether it is grey, and why it was not read (None where it was).
+    ``resize`` "ink": as handwriting (``handwriting_style``), grey, the frame's side whatever ``size``."""
     pixels, grey, errors = [], [], []
     for path in paths:
         try:
-            image = fit_square(as_rgb(open_picture(path)), size, resize)
+            if resize == "ink":
+                try:
+                    image = np.repeat(handwriting_style(open_image(path))[..., None], 3, axis=-1)
+                except ValueError as error:  # nothing but background
+                    raise UserError(f"{path}: {error}") from None
+            else:
+                image = fit_square(as_rgb(open_picture(path)), size, resize)
             pixels.append(image)
             grey.append(is_grey(image))
             errors.append(None)
