@@ -1,0 +1,154 @@
+"""Folder sets of photo-like pictures made by code, each by a generator of its own, to choose a recipe
+for folders on some and report it on others (benchmarks/folder_recipes.py):
+
+- ``shapes``: five filled shapes (circle, cross, square, star, triangle) of a random colour on a noisy
+  background of another, 40-120 px, JPEG or PNG;
+- ``symbols``: ten pictographs (DejaVu Sans' umbrella, plane, anchor, knight...) in colour, turned and
+  scaled, on a background lit from one side with a second, fainter pictograph behind;
+- ``textures``: six surface patterns (stripes, checks, dots, waves, rings, speckle) at any angle,
+  scale and pair of colours, blurred or not;
+- ``letters``: twelve capital letters typed in the machine's fonts over a photo-like gradient with
+  clutter lines, seen slightly askew: held out for the final figure of a choice.
+"""
+
+import io
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from helpers.digit_styles import machine_fonts
+
+SHAPES = ("circle", "cross", "square", "star", "triangle")
+SYMBOLS = "☂✈⚓♞✂✉☕⚑☘⚙"
+TEXTURES = ("stripes", "checks", "dots", "waves", "rings", "speckle")
+LETTERS = "ABDEFGHKMPRT"
+SYMBOL_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+def colours(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A background colour and a foreground colour half the range away from it in every channel."""
+    background = rng.integers(0, 256, 3)
+    foreground = (background + 128 + rng.integers(-40, 41, 3)) % 256
+    return tuple(int(c) for c in background), tuple(int(c) for c in foreground)
+
+
+def noisy(size: tuple[int, int], colour: tuple[int, ...], rng: np.random.Generator, spread: float = 12) -> Image.Image:
+    return Image.fromarray(np.clip(np.array(colour) + rng.normal(0, spread, (size[1], size[0], 3)), 0, 255).astype(np.uint8))
+
+
+def shape(label: int, rng: np.random.Generator) -> Image.Image:
+    width = int(rng.integers(40, 121))
+    height = int(width * rng.uniform(0.75, 1.33))
+    background, colour = colours(rng)
+    image = noisy((width, height), background, rng)
+    r = min(width, height) * rng.uniform(0.28, 0.42)
+    cx, cy = width / 2 + rng.uniform(-0.1, 0.1) * width, height / 2 + rng.uniform(-0.1, 0.1) * height
+    draw = ImageDraw.Draw(image)
+    kind = SHAPES[label]
+    if kind == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    elif kind == "square":
+        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    elif kind == "triangle":
+        draw.polygon([(cx, cy - r), (cx - r, cy + r * 0.8), (cx + r, cy + r * 0.8)], fill=colour)
+    elif kind == "cross":
+        arm = r * rng.uniform(0.25, 0.4)
+        draw.rectangle((cx - r, cy - arm, cx + r, cy + arm), fill=colour)
+        draw.rectangle((cx - arm, cy - r, cx + arm, cy + r), fill=colour)
+    else:  # a five-pointed star
+        angles = -np.pi / 2 + np.arange(10) * np.pi / 5
+        radii = np.where(np.arange(10) % 2 == 0, r, r * rng.uniform(0.38, 0.5))
+        draw.polygon(list(zip(cx + radii * np.cos(angles), cy + radii * np.sin(angles))), fill=colour)
+    return image
+
+
+def symbol(label: int, rng: np.random.Generator) -> Image.Image:
+    side = int(rng.integers(64, 141))
+    background, colour = colours(rng)
+    ys, xs = np.mgrid[0:side, 0:side] / side
+    light = np.array(background) * (0.7 + 0.6 * (rng.uniform(-0.5, 0.5) * (xs - 0.5) + rng.uniform(-0.5, 0.5) * (ys - 0.5)))[..., None]
+    image = Image.fromarray(np.clip(light + rng.normal(0, 8, (side, side, 3)), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    behind = SYMBOLS[int(rng.integers(len(SYMBOLS)))]  # a faint other thing, as photos have
+    faint = tuple(int((b * 3 + c) / 4) for b, c in zip(background, colour))
+    draw.text((rng.uniform(0, side), rng.uniform(0, side)), behind, fill=faint, font=ImageFont.truetype(str(SYMBOL_FONT), side // 3), anchor="mm")
+    glyph = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(glyph).text((side / 2, side / 2), SYMBOLS[label], fill=255, anchor="mm",
+                                font=ImageFont.truetype(str(SYMBOL_FONT), int(side * rng.uniform(0.45, 0.8))))
+    glyph = glyph.rotate(rng.uniform(-25, 25), resample=Image.Resampling.BICUBIC,
+                         translate=tuple(rng.uniform(-0.1, 0.1, 2) * side))
+    image.paste(Image.new("RGB", (side, side), colour), mask=glyph)
+    return image
+
+
+def texture(label: int, rng: np.random.Generator) -> Image.Image:
+    side = int(rng.integers(48, 129))
+    one, two = (np.array(c, np.float32) for c in colours(rng))
+    ys, xs = np.mgrid[0:side, 0:side].astype(np.float32)
+    turn = rng.uniform(0, np.pi)
+    u, v = xs * np.cos(turn) + ys * np.sin(turn), -xs * np.sin(turn) + ys * np.cos(turn)
+    period = rng.uniform(6, 16)
+    kind = TEXTURES[label]
+    if kind == "stripes":
+        mask = (u // (period / 2)) % 2
+    elif kind == "checks":
+        mask = ((u // period) + (v // period)) % 2
+    elif kind == "dots":
+        mask = (((u % period) - period / 2) ** 2 + ((v % period) - period / 2) ** 2 < (period * 0.3) ** 2).astype(np.float32)
+    elif kind == "waves":
+        mask = ((v + period * 0.6 * np.sin(u * 2 * np.pi / (period * 2.5))) // (period / 2)) % 2
+    elif kind == "rings":
+        cx, cy = rng.uniform(0, side, 2)
+        mask = (np.hypot(xs - cx, ys - cy) // (period / 2)) % 2
+    else:  # speckle: blobs of noise at the period's scale
+        small = rng.random((max(2, int(side / period * 2)),) * 2)
+        mask = np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BICUBIC)) > 127
+    mask = mask.astype(np.float32)[..., None]
+    pixels = one * (1 - mask) + two * mask + rng.normal(0, 6, (side, side, 3))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
+
+
+def letter(label: int, rng: np.random.Generator, fonts: list[Path]) -> Image.Image:
+    side = int(rng.integers(56, 129))
+    background, colour = colours(rng)
+    ys, xs = np.mgrid[0:side, 0:side] / side
+    gradient = np.array(background) * (0.6 + 0.8 * ys[..., None] * rng.uniform(0, 1))
+    image = Image.fromarray(np.clip(gradient + rng.normal(0, 10, (side, side, 3)), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(1, 4))):  # clutter: lines across
+        draw.line([tuple(rng.uniform(0, side, 2)), tuple(rng.uniform(0, side, 2))], fill=tuple(int(c) for c in rng.integers(0, 256, 3)),
+                  width=int(rng.integers(1, 4)))
+    font = ImageFont.truetype(str(fonts[int(rng.integers(len(fonts)))]), int(side * rng.uniform(0.5, 0.8)))
+    draw.text((side / 2 + rng.uniform(-0.08, 0.08) * side, side / 2), LETTERS[label], fill=colour, font=font, anchor="mm")
+    coefficients = (1, rng.uniform(-0.15, 0.15), 0, rng.uniform(-0.15, 0.15), 1, 0)  # seen a little askew
+    return image.transform(image.size, Image.Transform.AFFINE, coefficients, resample=Image.Resampling.BICUBIC)
+
+
+def makers() -> dict[str, tuple[tuple[str, ...], Callable[[int, np.random.Generator], Image.Image]]]:
+    """Each set's class names and the function that draws a picture of class ``label``."""
+    fonts = machine_fonts()
+    return {
+        "shapes": (SHAPES, shape),
+        "symbols": (tuple(f"symbol_{i}" for i in range(len(SYMBOLS))), symbol),
+        "textures": (TEXTURES, texture),
+        "letters": (tuple(LETTERS), lambda label, rng: letter(label, rng, fonts)),
+    }
+
+
+def write_photo_set(name: str, root: Path, train: int, test: int, seed: int = 0) -> Path:
+    """``root/train/<class>/`` and ``root/test/<class>/``: ``train`` and ``test`` pictures per class, JPEG or PNG."""
+    classes, draw = makers()[name]
+    rng = np.random.default_rng(seed)
+    for part, count in (("train", train), ("test", test)):
+        for label, cls in enumerate(classes):
+            folder = root / part / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for n in range(count):
+                image = draw(label, rng)
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG" if n % 2 else "PNG", **({"quality": int(rng.integers(60, 95))} if n % 2 else {}))
+                (folder / f"{n:04d}.{'jpg' if n % 2 else 'png'}").write_bytes(buffer.getvalue())
+    return root
