@@ -11,20 +11,19 @@ for folders on some and report it on others (benchmarks/folder_recipes.py):
   clutter lines, seen slightly askew: held out for the final figure of a choice.
 """
 
-import io
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from helpers.digit_styles import machine_fonts
+from helpers.digit_styles import encoded, machine_fonts
+from helpers.not_digits import SYMBOL_FONT
 
 SHAPES = ("circle", "cross", "square", "star", "triangle")
 SYMBOLS = "☂✈⚓♞✂✉☕⚑☘⚙"
 TEXTURES = ("stripes", "checks", "dots", "waves", "rings", "speckle")
 LETTERS = "ABDEFGHKMPRT"
-SYMBOL_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
 def colours(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -148,7 +147,6 @@ def write_photo_set(name: str, root: Path, train: int, test: int, seed: int = 0)
             folder.mkdir(parents=True, exist_ok=True)
             for n in range(count):
                 image = draw(label, rng)
-                buffer = io.BytesIO()
-                image.save(buffer, format="JPEG" if n % 2 else "PNG", **({"quality": int(rng.integers(60, 95))} if n % 2 else {}))
-                (folder / f"{n:04d}.{'jpg' if n % 2 else 'png'}").write_bytes(buffer.getvalue())
+                data = encoded(image, "JPEG", quality=int(rng.integers(60, 95))) if n % 2 else encoded(image)
+                (folder / f"{n:04d}.{'jpg' if n % 2 else 'png'}").write_bytes(data)
     return root
