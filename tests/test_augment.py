@@ -71,6 +71,22 @@ def test_only_training_batches_are_augmented_and_labels_are_kept(tiny_mnist, sta
 def test_augmentation_strengths_are_checked(tiny_mnist):
     with pytest.raises(UserError, match="augment_shift"):
         ImageDataModule(data_dir=str(tiny_mnist), augment_shift=0.7)
+    with pytest.raises(UserError, match="augment_policy is one of none, trivial, rand"):
+        ImageDataModule(data_dir=str(tiny_mnist), augment_policy="auto")
+
+
+@pytest.mark.parametrize("policy", ["trivial", "rand"])
+def test_a_policy_changes_colour_or_geometry_of_training_pictures_within_the_pixel_range(tiny_mnist, policy):
+    torch.manual_seed(0)
+    data = datamodule(tiny_mnist, augment_policy=policy)
+    data.trainer.training = True
+    photos = torch.randint(0, 256, (32, 3, 24, 24), dtype=torch.uint8)
+    changed = 0
+    for _ in range(8):  # one operation a batch: some (identity, a weak one) may change nothing
+        images, _ = data.on_after_batch_transfer((photos, torch.zeros(32, dtype=torch.long)), 0)
+        assert images.shape == photos.shape and images.min() >= 0 and images.max() <= 255
+        changed += int((images - photos.float()).abs().mean() > 1)
+    assert changed >= 4
 
 
 def test_the_shifted_style_blurs_and_thickens_strokes_and_keeps_the_ink_as_bright():

@@ -1,6 +1,7 @@
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers.checkpoints import MNIST
 from helpers.picture_sets import write_folder
 
@@ -21,6 +22,23 @@ def test_training_step_gives_a_finite_loss_that_reaches_every_weight():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+def test_label_smoothing_leaves_a_loss_on_a_confident_right_answer_and_keeps_one_on_a_wrong_one():
+    # A training step with the network's answers fixed: the right class 20 logits above the rest.
+    labels = torch.arange(8) % 10
+    confident = F.one_hot(labels, 10).float() * 20
+
+    def loss_with(smoothing: float, logits: torch.Tensor) -> float:
+        model = ImageClassifier(label_smoothing=smoothing, outlier_weight=0, dataset_info=MNIST)
+        model.trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+        model.forward = lambda images: logits
+        return float(model.training_step((torch.zeros(8, 1, 28, 28), labels), 0))
+
+    assert loss_with(0.0, confident) < 1e-6
+    assert loss_with(0.1, confident) > 1.0  # 0.1 of the probability belongs to the nine others
+    wrong = confident.roll(1, dims=1)
+    assert loss_with(0.1, wrong) > loss_with(0.1, confident) + 10
+
+
 def test_learning_rate_decays_once_per_epoch():
     model = ImageClassifier(lr=0.01, lr_decay=0.5, dataset_info=MNIST)
     config = model.configure_optimizers()
@@ -34,7 +52,7 @@ def test_learning_rate_decays_once_per_epoch():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"lr": 0}, {"lr": -1e-3}, {"lr_decay": 0}, {"lr_decay": 1.5}, {"weight_decay": -1}, {"dropout": 1.0}]
+    "bad", [{"lr": 0}, {"lr": -1e-3}, {"lr_decay": 0}, {"lr_decay": 1.5}, {"weight_decay": -1}, {"dropout": 1.0}, {"label_smoothing": 1.0}]
 )
 def test_impossible_hyperparameters_are_rejected(bad):
     with pytest.raises(UserError):

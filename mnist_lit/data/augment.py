@@ -39,6 +39,29 @@ def random_flip() -> torch.nn.Module:
     return RandomHorizontalFlip(p=0.5)
 
 
+class OnUnitRange(torch.nn.Module):
+    """A transform made for pixels in 0-1 (kornia's colour operations) applied to pixels in 0-255."""
+
+    def __init__(self, transform: torch.nn.Module) -> None:
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.transform(pixels / 255).clamp(0, 1) * 255
+
+
+AUGMENT_POLICIES = ("none", "trivial", "rand")
+
+
+def random_policy(policy: str) -> torch.nn.Module:
+    """An automatic augmentation policy: "trivial" (TrivialAugment: one operation of the colour and geometry
+    list at a random strength for each batch, each picture its own strength) or "rand" (RandAugment: two
+    operations at 10 of kornia's 30 steps of strength)."""
+    from kornia.augmentation.auto import RandAugment, TrivialAugment
+
+    return OnUnitRange(TrivialAugment() if policy == "trivial" else RandAugment(n=2, m=10))
+
+
 def augment(pixels: torch.Tensor, *transforms: torch.nn.Module) -> torch.Tensor:
     """(N, C, H, W) pixels (uint8 or float, 0-255) -> float pixels, each picture moved at random by each transform."""
     moved = pixels.float()

@@ -24,10 +24,12 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.augment import (
+    AUGMENT_POLICIES,
     RandomStyle,
     augment,
     random_affine,
     random_flip,
+    random_policy,
     restyle,
 )
 from mnist_lit.data.builtin_files import (
@@ -139,6 +141,9 @@ class ImageDataModule(L.LightningDataModule):
             training picture rotated by up to this many degrees, shifted by up to this fraction
             of its side and zoomed in or out by up to this fraction; all 0 (the default) is off.
         augment_flip: also mirror half the training pictures left to right (never for digits or letters).
+        augment_policy: an automatic augmentation policy on top (augment.py): "trivial" (TrivialAugment),
+            "rand" (RandAugment) or "none" (the default). Both change colours, contrast and geometry:
+            for photos, not for handwriting, whose outliers and styles are drawn to its own look.
             Validation and test pictures are never augmented.
         augment_style: the share of training pictures redrawn in another style (augment.py's
             ``restyle``: lower resolution, thinner or thicker strokes, blur, fainter ink), so that
@@ -174,6 +179,7 @@ class ImageDataModule(L.LightningDataModule):
         split_column: str = "split",
         classes: Union[str, list[str], None] = None,
         augment_style: Optional[float] = None,
+        augment_policy: Literal["none", "trivial", "rand"] = "none",
     ) -> None:
         super().__init__()
         # The set a checkpoint learned: its pictures are read as the model learned them, and its parts rebuilt.
@@ -216,6 +222,10 @@ class ImageDataModule(L.LightningDataModule):
         ) else []
         if augment_flip:
             self.augmentations.append(random_flip())
+        if augment_policy not in AUGMENT_POLICIES:
+            raise UserError(f"augment_policy is one of {', '.join(AUGMENT_POLICIES)}; got {augment_policy!r}.")
+        if augment_policy != "none":
+            self.augmentations.append(random_policy(augment_policy))
         # The checkpoint keeps these options; a DatasetInfo is kept as the name or path it describes.
         self.save_hyperparameters(ignore=["dataset"])
         self.hparams.dataset = source

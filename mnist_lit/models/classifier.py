@@ -85,6 +85,8 @@ class ImageClassifier(L.LightningModule):
         lr_schedule: "exponential" (the above) or "one_cycle": warm up to ``lr`` over the
             first quarter of training, then anneal towards zero, step by step (for short runs).
         weight_decay: Adam's L2 penalty.
+        label_smoothing: the share of each training label's probability spread over the other classes
+            (Szegedy et al. 2016): 0 (the default) is none; 0.1 is usual for photos.
         conv1_channels, conv2_channels, hidden_units, dropout: the network's sizes (every
             network takes the same four: two stage widths, a dense width, a dropout rate);
             null keeps the chosen network's own default.
@@ -120,6 +122,7 @@ class ImageClassifier(L.LightningModule):
         lr_decay: float = 0.7,
         lr_schedule: Literal["exponential", "one_cycle"] = "exponential",
         weight_decay: float = 0.0,
+        label_smoothing: float = 0.0,
         conv1_channels: Optional[int] = None,
         conv2_channels: Optional[int] = None,
         hidden_units: Optional[int] = None,
@@ -135,17 +138,21 @@ class ImageClassifier(L.LightningModule):
         dataset_info: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
-        valid = lr > 0 and 0 < lr_decay <= 1 and weight_decay >= 0 and 0 <= (dropout or 0) < 1
+        valid = lr > 0 and 0 < lr_decay <= 1 and weight_decay >= 0 and 0 <= (dropout or 0) < 1 and 0 <= label_smoothing < 1
         if not valid or outlier_weight < 0 or not 0 < accept <= 1:
             raise UserError(
-                f"Need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0, 0 <= dropout < 1, outlier_weight >= 0 and 0 < accept <= 1; "
-                f"got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, dropout={dropout}, "
-                f"outlier_weight={outlier_weight}, accept={accept}."
+                "Need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0, 0 <= label_smoothing < 1, 0 <= dropout < 1, outlier_weight >= 0 "
+                f"and 0 < accept <= 1; got lr={lr}, lr_decay={lr_decay}, weight_decay={weight_decay}, label_smoothing={label_smoothing}, "
+                f"dropout={dropout}, outlier_weight={outlier_weight}, accept={accept}."
             )
         check_network_name(net)
         for chosen, option in ((optimizer, "--optimizer"), (lr_scheduler, "--lr_scheduler")):
             if chosen:
                 torch_optim_class(chosen, option)  # one line now for a class of elsewhere, not when training starts
+        starts = [option for option, given in (("--model.pretrained", pretrained), ("--model.weights", weights),
+                                               ("--model.init_from", init_from)) if given]
+        if len(starts) > 1:
+            raise UserError(f"{' and '.join(starts)} each name where the network starts; give one of them.")
         if pretrained and not is_timm(net):
             raise UserError(f"--model.pretrained takes timm's published weights, for --model.net timm/NAME; {net} has none "
                             "(--model.weights PATH or --model.init_from CKPT start it from weights of your own).")
@@ -279,7 +286,8 @@ class ImageClassifier(L.LightningModule):
             logits = self(images)
         logits, outlier_logits = logits[:count], logits[count:]
         # float32 logits when weighted: the weights are float32, and bf16 logits would not match them.
-        loss = F.cross_entropy(logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights)
+        loss = F.cross_entropy(logits if self.loss_weights is None else logits.float(), labels, weight=self.loss_weights,
+                               label_smoothing=self.hparams.label_smoothing)
         if len(outlier_logits):
             # How far the outliers' answers are from every class equally likely: the cross-entropy
             # against the uniform distribution less its least value, log(classes), so that it is 0
