@@ -13,7 +13,13 @@ for folders on some and report it on others (benchmarks/folder_recipes.py):
   never confuses), each a silhouette of its own from the set's training or test part, dyed and lit,
   on a noisy background, 40-120 px: real pictures rather than drawn ones.
 
-``letters`` and ``garments`` are held out for the final figure of a choice.
+- ``outlines``: six shapes (circle, heart, moon, arrow-head, house, cloud) drawn as wobbly pen
+  outlines on lit paper with a faint ruled grid, 48-128 px;
+- ``flags``: six layouts of three colours (bands across, bands down, a cross, a diagonal, a disc, a
+  corner box), waved and lit, 40-120 px.
+
+``outlines`` and ``flags`` are held out for the final figure of a choice; ``letters`` and ``garments``
+were, until the first one (benchmarks/NOTES.md).
 """
 
 from functools import cache
@@ -30,6 +36,8 @@ SHAPES = ("circle", "cross", "square", "star", "triangle")
 SYMBOLS = "☂✈⚓♞✂✉☕⚑☘⚙"
 TEXTURES = ("stripes", "checks", "dots", "waves", "rings", "speckle")
 LETTERS = "ABDEFGHKMPRT"
+OUTLINES = ("circle", "heart", "moon", "arrowhead", "house", "cloud")
+FLAGS = ("bands_across", "bands_down", "cross", "diagonal", "disc", "corner_box")
 GARMENTS = {"trouser": 1, "dress": 3, "sandal": 5, "bag": 8, "ankle_boot": 9}  # Fashion-MNIST's labels
 
 
@@ -157,6 +165,78 @@ def garment(label: int, rng: np.random.Generator, train: bool) -> Image.Image:
     return Image.fromarray(np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8))
 
 
+def outline_points(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A closed outline of ``kind`` around the origin, about 1 across, as (N, 2) points."""
+    t = np.linspace(0, 2 * np.pi, 120, endpoint=False)
+    if kind == "circle":
+        return np.stack([np.cos(t), np.sin(t)], 1) * 0.5
+    if kind == "heart":
+        x, y = 16 * np.sin(t) ** 3, 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
+        return np.stack([x, -y], 1) / 34
+    if kind == "moon":  # a crescent: an outer arc and an inner one
+        outer = np.stack([np.cos(t[:60] * 2 - np.pi / 2), np.sin(t[:60] * 2 - np.pi / 2)], 1)[:40]
+        inner = outer[::-1] * 0.8 + [0.35, 0]
+        return np.concatenate([outer, inner]) * 0.5
+    corners = {
+        "arrowhead": [(-0.5, -0.45), (0.5, 0), (-0.5, 0.45), (-0.2, 0)],
+        "house": [(-0.4, 0.5), (-0.4, -0.05), (0, -0.5), (0.4, -0.05), (0.4, 0.5)],
+    }
+    if kind in corners:
+        return np.array(corners[kind], float)
+    bumps = 1 + 0.3 * np.abs(np.sin(t * 3.5 + rng.uniform(0, 6)))  # a cloud: an oval of seven scallops
+    return np.stack([np.cos(t) * 0.45, np.sin(t) * 0.32], 1) * bumps[:, None]
+
+
+def outline(label: int, rng: np.random.Generator) -> Image.Image:
+    side = int(rng.integers(48, 129))
+    paper = np.array([rng.integers(200, 256), rng.integers(190, 250), rng.integers(170, 240)], np.float32)
+    ys, xs = np.mgrid[0:side, 0:side] / side
+    lit = paper * (0.75 + 0.35 * (rng.uniform(-0.5, 0.5) * (xs - 0.5) + rng.uniform(-0.5, 0.5) * (ys - 0.5)))[..., None]
+    image = Image.fromarray(np.clip(lit + rng.normal(0, 5, (side, side, 3)), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    gap = rng.uniform(8, 16)
+    for y in np.arange(gap / 2, side, gap):  # ruled paper, faint
+        draw.line([(0, y), (side, y)], fill=tuple(int(c * 0.85) for c in paper), width=1)
+    points = outline_points(OUTLINES[label], rng)
+    turn = rng.uniform(-0.4, 0.4)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    points = points @ rotation.T * side * rng.uniform(0.55, 0.8) + side / 2 + rng.uniform(-0.08, 0.08, 2) * side
+    points = points + rng.normal(0, side * 0.01, points.shape)  # a hand's wobble
+    ink = tuple(int(c) for c in rng.integers(0, 90, 3))
+    draw.line([tuple(p) for p in np.concatenate([points, points[:1]])], fill=ink, width=max(1, int(side * rng.uniform(0.02, 0.05))),
+              joint="curve")
+    return image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.8)))
+
+
+def flag(label: int, rng: np.random.Generator) -> Image.Image:
+    width = int(rng.integers(40, 121))
+    height = int(width * rng.uniform(0.6, 0.8))
+    palette = rng.permutation(np.array([[200, 30, 40], [250, 250, 245], [20, 60, 160], [250, 200, 20], [20, 130, 60], [15, 15, 15]]))[:3]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    wave = np.sin(xs / width * np.pi * rng.uniform(1.5, 3) + rng.uniform(0, 6)) * height * 0.04
+    u, v = xs / width, (ys + wave) / height
+    kind = FLAGS[label]
+    if kind == "bands_across":
+        index = np.minimum((v * 3).astype(int), 2)
+    elif kind == "bands_down":
+        index = np.minimum((u * 3).astype(int), 2)
+    elif kind == "cross":
+        index = ((np.abs(u - 0.35) < 0.08) | (np.abs(v - 0.5) < 0.12)).astype(int)
+    elif kind == "diagonal":
+        index = np.where(np.abs(u - v) < 0.12, 2, (u > v).astype(int))
+    elif kind == "disc":
+        index = (np.hypot((u - 0.5) * width / height, v - 0.5) < 0.28).astype(int)
+    else:  # a box in the upper left corner, bands elsewhere
+        index = np.where((u < 0.4) & (v < 0.5), 2, (v * 2).astype(int) % 2)
+    shade = 0.8 + 0.3 * np.cos(xs / width * np.pi * rng.uniform(1.5, 3) + rng.uniform(0, 6))[..., None]  # folds
+    pixels = palette[np.clip(index, 0, 2)] * shade
+    sky = np.array(colours(rng)[0], np.float32)
+    framed = np.clip(sky + rng.normal(0, 10, (height + height // 3, width + width // 4, 3)), 0, 255)
+    top, left = int(rng.integers(0, height // 3 + 1)), int(rng.integers(0, width // 4 + 1))
+    framed[top : top + height, left : left + width] = pixels + rng.normal(0, 6, pixels.shape)
+    return Image.fromarray(np.clip(framed, 0, 255).astype(np.uint8))
+
+
 def makers(train: bool = True) -> dict[str, tuple[tuple[str, ...], Callable[[int, np.random.Generator], Image.Image]]]:
     """Each set's class names and the function that draws a picture of class ``label`` for the ``train`` or test part."""
     fonts = machine_fonts()
@@ -166,6 +246,8 @@ def makers(train: bool = True) -> dict[str, tuple[tuple[str, ...], Callable[[int
         "textures": (TEXTURES, texture),
         "letters": (tuple(LETTERS), lambda label, rng: letter(label, rng, fonts)),
         "garments": (tuple(GARMENTS), lambda label, rng: garment(label, rng, train)),
+        "outlines": (OUTLINES, outline),
+        "flags": (FLAGS, flag),
     }
 
 
