@@ -1,12 +1,13 @@
 """Recipes for folders of one's own pictures, on generated sets they were or were not chosen on.
 
-    python benchmarks/folder_recipes.py --recipes folder [--sets shapes symbols textures] [--held_out]
+    python benchmarks/folder_recipes.py --recipes folder [--sets shapes letters] [--train_total 1000] [--held_out]
 
 Each set (tests/helpers/photo_sets.py: shapes, symbols, textures, letters, garments; outlines and
-flags, held out, only with --held_out) is written once under --root with 200 training and 40 test pictures per class. Each
-recipe (a config name or path, with any further `fit` options after `--`) runs `fit` then `test`
-on each set in a fresh folder, one after the other; the table gives the test accuracy and the wall
-time of `fit`. A recipe is chosen on some sets and reported on the others (benchmarks/NOTES.md).
+flags, held out, only with --held_out) is written once under --root with 200 training (or
+--train_total in all) and 40 test pictures per class. Each recipe (a config name or path, with any
+further `fit` options after `--`) runs `fit` then `test` on each set in a fresh folder, one after
+the other; the table gives the test accuracy and the wall time of `fit`. A recipe is chosen on some
+sets and reported on the others (benchmarks/NOTES.md).
 """
 
 import argparse
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers.photo_sets import write_photo_set  # noqa: E402
+from helpers.photo_sets import makers, write_photo_set  # noqa: E402
 
 # letters and garments were held out until the first recipe was measured on them (benchmarks/NOTES.md).
 CHOICE_SETS = ("shapes", "symbols", "textures", "letters", "garments")
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--held_out", action="store_true", help="also the held-out sets: for a final figure only")
     parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "mnist-lit-photo-sets")
     parser.add_argument("--train", type=int, default=200, help="training pictures per class")
+    parser.add_argument("--train_total", type=int, help="training pictures of each set in all, shared by its classes (instead of --train)")
     parser.add_argument("--test", type=int, default=40, help="test pictures per class")
     args, extra = parser.parse_known_args()
     extra = [option for option in extra if option != "--"]
@@ -43,9 +45,10 @@ def main() -> None:
     for recipe in args.recipes:
         cells = []
         for name in sets:
-            folder = args.root / f"{name}_{args.train}_{args.test}"
+            train = round(args.train_total / len(makers()[name][0])) if args.train_total else args.train
+            folder = args.root / f"{name}_{train}_{args.test}"
             if not (folder / "test").is_dir():
-                write_photo_set(name, folder, args.train, args.test)
+                write_photo_set(name, folder, train, args.test)
             with tempfile.TemporaryDirectory() as work:
                 start = time.perf_counter()
                 fit = subprocess.run([sys.executable, "-m", "mnist_lit", "fit", "--config", recipe, "--data.dataset", str(folder), *extra],
