@@ -26,8 +26,8 @@ def shapes_run(tmp_path_factory, real_mnist) -> Path:
     """`fit --config configs/folder.yaml` (shortened) on 600 shapes in 13 formats and modes (and two traps), then `test`."""
     workdir = tmp_path_factory.mktemp("shapes")
     write_split_folder(workdir / "shapes", train=200, test=60)
-    # The recipe's schedule shortened to 15 epochs: its 80 are for sets slower to learn than three shapes.
-    shorter = ("--trainer.max_epochs", "15", "--lr_scheduler.T_max", "15")
+    # The recipe's schedule shortened to 30 epochs: its 80 are for sets slower to learn than three shapes.
+    shorter = ("--trainer.max_epochs", "30", "--lr_scheduler.T_max", "30")
     fit = run_cli(workdir, real_mnist, "fit", "--config", str(FOLDER_RECIPE), *shorter, "--data.dataset", "shapes")
     (workdir / "fit.out").write_text(fit.stdout + fit.stderr)
     (workdir / "test.out").write_text(run_cli(workdir, real_mnist, "test").stdout)
