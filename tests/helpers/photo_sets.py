@@ -11,8 +11,7 @@ for folders on some and report it on others (benchmarks/folder_recipes.py):
   clutter lines, seen slightly askew;
 - ``garments``: Fashion-MNIST's trousers, dresses, sandals, bags and ankle boots (classes a person
   never confuses), each a silhouette of its own from the set's training or test part, dyed and lit,
-  on a noisy background, 40-120 px: real pictures rather than drawn ones.
-
+  on a noisy background, 40-120 px: real pictures rather than drawn ones;
 - ``outlines``: six shapes (circle, heart, moon, arrow-head, house, cloud) drawn as wobbly pen
   outlines on lit paper with a faint ruled grid, 48-128 px;
 - ``flags``: six layouts of three colours (bands across, bands down, a cross, a diagonal, a disc, a
@@ -52,6 +51,12 @@ def noisy(size: tuple[int, int], colour: tuple[int, ...], rng: np.random.Generat
     return Image.fromarray(np.clip(np.array(colour) + rng.normal(0, spread, (size[1], size[0], 3)), 0, 255).astype(np.uint8))
 
 
+def side_light(side: int, rng: np.random.Generator, base: float, spread: float) -> np.ndarray:
+    """(side, side, 1) brightness factors of a light from one side: ``base`` at the centre, ``spread`` across at most."""
+    ys, xs = np.mgrid[0:side, 0:side] / side
+    return (base + spread * (rng.uniform(-0.5, 0.5) * (xs - 0.5) + rng.uniform(-0.5, 0.5) * (ys - 0.5)))[..., None]
+
+
 def shape(label: int, rng: np.random.Generator) -> Image.Image:
     width = int(rng.integers(40, 121))
     height = int(width * rng.uniform(0.75, 1.33))
@@ -81,8 +86,7 @@ def shape(label: int, rng: np.random.Generator) -> Image.Image:
 def symbol(label: int, rng: np.random.Generator) -> Image.Image:
     side = int(rng.integers(64, 141))
     background, colour = colours(rng)
-    ys, xs = np.mgrid[0:side, 0:side] / side
-    light = np.array(background) * (0.7 + 0.6 * (rng.uniform(-0.5, 0.5) * (xs - 0.5) + rng.uniform(-0.5, 0.5) * (ys - 0.5)))[..., None]
+    light = np.array(background) * side_light(side, rng, 0.7, 0.6)
     image = Image.fromarray(np.clip(light + rng.normal(0, 8, (side, side, 3)), 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     behind = SYMBOLS[int(rng.integers(len(SYMBOLS)))]  # a faint other thing, as photos have
@@ -158,8 +162,7 @@ def garment(label: int, rng: np.random.Generator, train: bool) -> Image.Image:
     silhouette = Image.fromarray(images[int(rng.choice(pool))]).resize((side, side), Image.Resampling.BICUBIC)
     shade = np.asarray(silhouette.rotate(rng.uniform(-15, 15), resample=Image.Resampling.BICUBIC), np.float32)[..., None] / 255
     background, dye = (np.array(c, np.float32) for c in colours(rng))
-    ys, xs = np.mgrid[0:side, 0:side] / side
-    light = 0.75 + 0.5 * (rng.uniform(-0.5, 0.5) * (xs - 0.5) + rng.uniform(-0.5, 0.5) * (ys - 0.5))[..., None]
+    light = side_light(side, rng, 0.75, 0.5)
     # The garment's own shading (Fashion-MNIST's grey levels) modulates its dye, as folds and seams do.
     pixels = (background * (1 - np.minimum(shade * 2, 1)) + dye * np.minimum(shade * 2, 1) * (0.6 + 0.4 * shade)) * light
     return Image.fromarray(np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8))
@@ -190,8 +193,7 @@ def outline_points(kind: str, rng: np.random.Generator) -> np.ndarray:
 def outline(label: int, rng: np.random.Generator) -> Image.Image:
     side = int(rng.integers(48, 129))
     paper = np.array([rng.integers(200, 256), rng.integers(190, 250), rng.integers(170, 240)], np.float32)
-    ys, xs = np.mgrid[0:side, 0:side] / side
-    lit = paper * (0.75 + 0.35 * (rng.uniform(-0.5, 0.5) * (xs - 0.5) + rng.uniform(-0.5, 0.5) * (ys - 0.5)))[..., None]
+    lit = paper * side_light(side, rng, 0.75, 0.35)
     image = Image.fromarray(np.clip(lit + rng.normal(0, 5, (side, side, 3)), 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     gap = rng.uniform(8, 16)
