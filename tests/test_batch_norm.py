@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from mnist_lit.models.batch_norm import real_statistics
+from mnist_lit.models.batch_norm import real_statistics, recompute_statistics
 
 
 def layers() -> nn.Module:
@@ -53,3 +53,16 @@ def test_timm_batch_norm_with_its_activation_treats_the_outliers_as_the_real_row
     mean, variance = real.mean(dim=(0, 2, 3), keepdim=True), real.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
     expected = torch.relu((outliers - mean) / torch.sqrt(variance + layer.eps))  # weight 1, bias 0, then the activation
     assert torch.allclose(mixed[8:], expected, atol=1e-5)
+
+
+def test_recomputed_statistics_are_those_of_the_pictures_given_and_the_network_is_left_as_it_was():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Dropout(0.5), nn.BatchNorm2d(4)).eval()
+    net[2].running_mean.fill_(7.0)  # what averaging over shifted training batches left
+    pictures = torch.randn(3, 16, 1, 8, 8) + 2
+    recompute_statistics(net, pictures)  # three batches of sixteen
+    features = net[0](pictures.reshape(48, 1, 8, 8)).detach()  # dropout is off: what evaluation normalizes
+    assert torch.allclose(net[2].running_mean, features.mean(dim=(0, 2, 3)), atol=1e-5)
+    per_batch = features.reshape(3, 16, 4, 6, 6).transpose(1, 2).reshape(3, 4, -1).var(dim=2)  # each batch's, unbiased
+    assert torch.allclose(net[2].running_var, per_batch.mean(dim=0), atol=1e-4)
+    assert not net.training and not net[2].training and net[2].momentum == 0.1

@@ -8,7 +8,7 @@ from helpers.picture_sets import write_folder
 import mnist_lit.data.datamodule
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.datamodule import ImageDataModule
-from mnist_lit.data.sets import DATASETS
+from mnist_lit.data.sets import DATASETS, normalize
 from mnist_lit.models.classifier import ImageClassifier
 
 
@@ -227,3 +227,20 @@ def test_pictures_of_no_class_for_large_pictures_are_drawn_small_and_kept_within
     assert drawn.shape[1:] == (3, 224, 224) and drawn.dtype == torch.uint8
     assert drawn.numel() <= 2**28 and len(drawn) > 1000  # 256 MB at most, and still many
     assert drawn.float().std() > 10  # drawn, not blank
+
+
+def test_recomputed_batch_norm_statistics_in_the_checkpoint_are_those_of_the_training_pictures_as_read(tiny_mnist, tmp_path):
+    # Trained on pictures all redrawn in other styles: the running statistics alone would be theirs.
+    trainer = L.Trainer(
+        max_epochs=1, logger=False, callbacks=[L.pytorch.callbacks.ModelCheckpoint(tmp_path / "checkpoints", save_last=True)],
+        enable_progress_bar=False, enable_model_summary=False,
+    )
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False, augment_style=1.0)
+    trainer.fit(ImageClassifier(net="batchnorm_cnn", recompute_batch_norm=True), data)
+    model = ImageClassifier.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", weights_only=True).eval()
+    pictures = torch.cat(data.own_pictures(10_000))
+    assert len(pictures) == len(data.train_set) == 80
+    convolution, batch_norm = model.net.features[0][:2]
+    with torch.no_grad():
+        features = convolution(normalize(pictures, model.mean, model.std))
+    assert torch.allclose(batch_norm.running_mean, features.mean(dim=(0, 2, 3)), atol=1e-4)

@@ -446,6 +446,14 @@ class ImageDataModule(L.LightningDataModule):
         place = self.path if self.own_set else self.data_dir
         return {"dataset": name, "split": self.parts_read.get(part, part), "data_dir": str(Path(place).resolve())}
 
+    def own_pictures(self, count: int) -> list[torch.Tensor]:
+        """Up to ``count`` training pictures as they are read (no augmentation, no other styles), in batches
+        of the training batch size: the same pictures on every call and in every process."""
+        generator = torch.Generator().manual_seed(self.hparams.split_seed)
+        chosen = torch.randperm(len(self.train_set), generator=generator)[:count].to(self.train_set.images.device)
+        size = self.hparams.batch_size
+        return [self.train_set.images[chosen[start : start + size]] for start in range(0, len(chosen), size)]
+
     def outlier_pictures(self) -> Optional[torch.Tensor]:
         """The pictures of no class to train with (``outliers``), or None. Drawn on first use, so that a
         model trained without them (``--model.outlier_weight 0``) does not wait for them."""

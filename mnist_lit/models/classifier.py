@@ -29,7 +29,7 @@ from mnist_lit.checkpoints.reading import (
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.datamodule import ImageDataModule
 from mnist_lit.data.sets import DatasetInfo, normalize
-from mnist_lit.models.batch_norm import real_statistics
+from mnist_lit.models.batch_norm import real_statistics, recompute_statistics
 from mnist_lit.models.confidence import DEFAULT_ACCEPT, Confidence, calibrate
 from mnist_lit.models.metrics import summary_metrics
 from mnist_lit.models.networks import (
@@ -45,6 +45,8 @@ from mnist_lit.models.timm_networks import is_timm, pretrained_normalization
 
 # Pictures of no class added to each training batch, per picture of the batch.
 OUTLIER_SHARE = 0.25
+# Training pictures whose batch-norm statistics replace the running ones before each validation (recompute_batch_norm).
+STATISTICS_PICTURES = 10_000
 # Schedules whose steps are the optimizer's steps; the others' are epochs.
 STEPPED_SCHEDULERS = ("OneCycleLR", "CyclicLR")
 
@@ -100,6 +102,11 @@ class ImageClassifier(L.LightningModule):
         init_from: start from another mnist-lit checkpoint of the same network (e.g. the MNIST model, to
             learn a folder of one's own digits): its weights where they fit, a new classifier when the
             classes differ, and its normalization.
+        recompute_batch_norm: before each validation in `fit`, set the batch-norm layers' running statistics to
+            those of 10,000 of the set's own training pictures as they are read (no augmentation, no other
+            styles, no outliers), under the weights as they are (batch_norm.py). Validation, the checkpoints,
+            `test` and the answers then normalize pictures with statistics of pictures like them. No effect
+            on a network without batch norm.
         accept: the share of the set's pictures that answers accept (confidence.py): the energy
             threshold is fitted on the validation pictures after every epoch, with the temperature
             that calibrates the probabilities, and kept in that epoch's checkpoint.
@@ -134,6 +141,7 @@ class ImageClassifier(L.LightningModule):
         optimizer: Optional[dict[str, Any]] = None,
         lr_scheduler: Optional[dict[str, Any]] = None,
         outlier_weight: float = 0.5,
+        recompute_batch_norm: bool = False,
         accept: float = DEFAULT_ACCEPT,
         dataset_info: Optional[dict[str, Any]] = None,
     ) -> None:
@@ -340,6 +348,14 @@ class ImageClassifier(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._val_outputs = []
+        fitting = self.trainer.state.fn == "fit" and not self.trainer.sanity_checking
+        datamodule = self.trainer.datamodule
+        if self.hparams.recompute_batch_norm and fitting and isinstance(datamodule, ImageDataModule):
+            # In the precision training runs at: the statistics of the activations training normalizes.
+            with self.trainer.precision_plugin.forward_context():
+                pictures = datamodule.own_pictures(STATISTICS_PICTURES)
+                batches = (normalize(batch.to(self.device), self.mean, self.std) for batch in pictures)
+                recompute_statistics(self.net, batches)
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best.update(self.val_metrics["acc"].compute())
