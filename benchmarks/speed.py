@@ -67,9 +67,22 @@ class EpochClock(L.Callback):
 
     def __init__(self, output: str) -> None:
         self.output = output
+        # Start-up milestones. LightningCLI makes the callbacks once the imports are done and the options parsed;
+        # the callbacks' setup runs after the data module's, on_fit_start after the model is built (with its
+        # pictures of no class: configure_model) and the optimizer made, on_train_start after the sanity check.
+        self.milestones = {"imports and options": time.time()}
         self.first_step = None
         self.train_seconds: list[float] = []
         self.val_seconds: list[float] = []
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self.milestones.setdefault("data", time.time())
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.milestones.setdefault("model, its outliers, optimizer", time.time())
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.milestones.setdefault("Lightning's set-up and sanity check", time.time())
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.epoch_start = time.time()
@@ -77,6 +90,7 @@ class EpochClock(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.first_step is None:
             self.first_step = time.time()
+            self.milestones["first training step"] = self.first_step
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self.val_start = time.time()
@@ -88,7 +102,8 @@ class EpochClock(L.Callback):
             self.val_seconds.append(time.time() - self.val_start)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        clock = {"first_step": self.first_step, "train_seconds": self.train_seconds, "val_seconds": self.val_seconds}
+        clock = {"first_step": self.first_step, "milestones": self.milestones, "train_seconds": self.train_seconds,
+                 "val_seconds": self.val_seconds}
         Path(self.output).write_text(json.dumps(clock))
 
 
@@ -222,9 +237,13 @@ def end_to_end(args: list[str], data_dir: str | None, accelerator: str, workdir:
         raise SystemExit(f"error: {' '.join(command)} failed:\n{stderr}")
     clock = json.loads(clock_file.read_text())
     checkpoint = resolve_checkpoint(None, workdir / "checkpoints")
+    # Each start-up step's seconds: from the process start (or the step before) to its milestone.
+    moments = [started, *clock["milestones"].values()]
+    steps = {name: moments[i + 1] - moments[i] for i, name in enumerate(clock["milestones"])}
     return {
         "wall_s": wall,
         "startup_s": clock["first_step"] - started,
+        **{f"startup {name} s": seconds for name, seconds in steps.items()},
         "epochs": len(clock["train_seconds"]),
         "train_epoch_s": statistics.median(clock["train_seconds"]),
         "val_epoch_s": statistics.median(clock["val_seconds"]),
@@ -241,11 +260,63 @@ def test_accuracy(checkpoint: Path, data_dir: str | None, accelerator: str) -> f
     return metrics["test/acc"]
 
 
-def training_flops_per_image() -> int:
-    """Forward + backward FLOPs of one image, counted by Lightning's FLOP counter on the meta device."""
-    with torch.device("meta"):
-        net, image = DigitCNN(10), torch.empty(1, 1, 28, 28)
-    return measure_flops(net, lambda: net(image), lambda logits: logits.sum())
+def training_flops_per_image(network: str = "keras_cnn", **sizes: int) -> int:
+    """Forward + backward FLOPs of one image (a multiply-add counts two), counted by Lightning's FLOP counter
+    (torch's FlopCounterMode) on the meta device."""
+    with torch.device("meta"):  # two pictures: a batch-norm layer in training needs more than one
+        net, images = build_network(network, 10, **sizes), torch.empty(2, 1, 28, 28)
+    return measure_flops(net, lambda: net(images), lambda logits: logits.sum()) // 2
+
+
+def peak_flops_per_s(device: torch.device, dtype: torch.dtype, side: int = 2048, rounds: int = 5) -> float:
+    """The machine's practical arithmetic roof in ``dtype``: FLOP/s of large square matrix products (2 side³ each),
+    the median of ``rounds`` rounds of a second or so. Convolutions run on the same kernels (oneDNN, cuBLAS/cuDNN)
+    at best at this rate; on a CPU without native bf16, bf16 products are converted and slower than fp32."""
+    a, b = (torch.randn(side, side, device=device).to(dtype) for _ in range(2))
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    a @ b  # warm-up: kernel choice, thread pool
+    sync()
+    start = time.perf_counter()
+    a @ b
+    sync()
+    repeats = max(1, math.ceil(1.0 / max(time.perf_counter() - start, 1e-6)))  # about a second per round
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        sync()
+        rates.append(2 * side**3 * repeats / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def roofline(flops: dict[str, int], peaks: dict[str, float], precision: str, result: dict) -> tuple[dict, list]:
+    """The achieved share of the roof in the precision training ran at, for the bare loop, mnist-lit's epochs, and
+    each end-to-end `fit` (its training epochs, and its whole wall time from process start)."""
+    roof = peaks["bf16" if precision == "bf16-mixed" else "fp32"]
+    loops = result["loops"]
+    images = loops["train_images"]  # per epoch, the last partial batch dropped as `fit` does
+    achieved = {
+        "bare loop": flops["default"] * images / loops["bare_epoch_s"],
+        "bare loop with the default's outliers": flops["default"] * images * (1 + OUTLIER_SHARE) / loops["bare_outliers_epoch_s"],
+        "mnist-lit through Lightning, default recipe": flops["default"] * images * (1 + OUTLIER_SHARE) / loops["lightning_epoch_s"],
+    }
+    for name, outliers in (("default", True), ("speedrun", False)):
+        run = result.get(f"fit_{name}", {}).get("median")
+        if run:
+            per_epoch = flops[name] * images * ((1 + OUTLIER_SHARE) if outliers else 1)
+            achieved[f"fit {name}: training epochs"] = per_epoch / run["train_epoch_s"]
+            achieved[f"fit {name}: whole wall time"] = per_epoch * run["epochs"] / run["wall_s"]
+    shares = {name: {"gflop_per_s": rate / 1e9, "share_of_peak": rate / roof} for name, rate in achieved.items()}
+    rows = [("peak, large matrix products: fp32; bf16", f"{peaks['fp32'] / 1e9:,.0f}; {peaks['bf16'] / 1e9:,.0f} GFLOP/s"),
+            ("training FLOPs per digit: default; speedrun", f"{flops['default'] / 1e6:.1f}; {flops['speedrun'] / 1e6:.1f} MFLOP")]
+    rows += [(f"share of the {precision} peak: {name}", f"{100 * share['share_of_peak']:.0f}% ({share['gflop_per_s']:,.0f} GFLOP/s)")
+             for name, share in shares.items()]
+    return {"peak_gflop_per_s": {k: v / 1e9 for k, v in peaks.items()}, "training_flops_per_image": flops, "achieved": shares}, rows
 
 
 def compare_loops(args, images, labels, precision: str, flops: int) -> tuple[dict, list]:
@@ -264,6 +335,7 @@ def compare_loops(args, images, labels, precision: str, flops: int) -> tuple[dic
         with tempfile.TemporaryDirectory() as tmp:
             lightning += lightning_epoch_seconds(args.data_dir, args.accelerator, 1, Path(tmp))
     bare, bare_outliers, minimal, lightning = (statistics.median(seconds[1:]) for seconds in (bare, bare_outliers, minimal, lightning))
+    result["train_images"] = train_images
     result["bare_epoch_s"], result["bare_outliers_epoch_s"] = bare, bare_outliers
     result["minimal_lightning_epoch_s"], result["lightning_epoch_s"] = minimal, lightning
     result["bare_img_per_s"], result["lightning_img_per_s"] = train_images / bare, train_images / lightning
@@ -315,7 +387,8 @@ def end_to_end_summary(name: str, config_args: list[str], args, seeds: range, ba
     spread = f"mean {accuracy['mean']:.2%}, std {100 * accuracy['std']:.2f} points, lowest {accuracy['min']:.2%}"
     rows = [
         (f"fit {name}: wall time, process start to exit, median", f"{median['wall_s']:.1f} s ({median['epochs']:.0f} epochs{ratio})"),
-        (f"fit {name}: time to the first training step", f"{median['startup_s']:.1f} s"),
+        (f"fit {name}: time to the first training step", f"{median['startup_s']:.1f} s: " + ", ".join(
+            f"{key[len('startup '):-len(' s')]} {value:.1f}" for key, value in median.items() if key.startswith("startup "))),
         (f"fit {name}: per epoch, training + validation", f"{median['train_epoch_s']:.2f} s + {median['val_epoch_s']:.2f} s"),
         (f"fit {name}: peak memory", f"{median['peak_rss_mb']:,.0f} MB"),
         (f"fit {name}: test accuracy, seeds {seeds[0]}-{seeds[-1]}", f"{listed}{' (' if listed else ''}{spread}{')' if listed else ''}"),
@@ -372,6 +445,9 @@ def main() -> None:
     precision = fast_precision(args.accelerator)
     images, labels = load_training_digits(args.data_dir, device)
     flops = training_flops_per_image()
+    # The speedrun's network: configs/speedrun.yaml's second stage of 48 filters.
+    all_flops = {"default": flops, "speedrun": training_flops_per_image(conv2_channels=48)}
+    peaks = {"fp32": peak_flops_per_s(device, torch.float32), "bf16": peak_flops_per_s(device, torch.bfloat16)}
     result = {"date": date.today().isoformat(), "machine": machine(device), "precision": precision,
               "command": " ".join(["python", *sys.argv]), "training_flops_per_image": flops}
     result["loops"], rows = compare_loops(args, images, labels, precision, flops)
@@ -389,6 +465,8 @@ def main() -> None:
     if args.keras_python:
         result["keras"], keras_rows = keras_summary(args)
         rows += keras_rows
+    result["roofline"], roofline_rows = roofline(all_flops, peaks, precision, result)
+    rows += roofline_rows
 
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{result['machine']}, {result['date']}, {precision}; medians of {args.epochs} epochs and {args.runs} runs\n")
