@@ -448,7 +448,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def own_pictures(self, count: int) -> list[torch.Tensor]:
         """Up to ``count`` training pictures as they are read (no augmentation, no other styles), in batches
-        of the training batch size: the same pictures on every call and in every process."""
+        of the training batch size, the last one smaller: the same pictures on every call and in every process."""
         generator = torch.Generator().manual_seed(self.hparams.split_seed)
         chosen = torch.randperm(len(self.train_set), generator=generator)[:count].to(self.train_set.images.device)
         size = self.hparams.batch_size

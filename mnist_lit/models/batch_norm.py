@@ -68,8 +68,9 @@ def normalized_with_real_rows(layer: nn.Module, real: int, features: torch.Tenso
 
 @torch.no_grad()
 def recompute_statistics(network: nn.Module, batches: Iterable[torch.Tensor]) -> None:
-    """Set the running mean and variance of every batch-norm layer of ``network`` to the average over
-    ``batches`` (inputs the network takes, of equal size), leaving its weights and mode as they were."""
+    """Set the running mean and variance of every batch-norm layer of ``network`` to the average over ``batches``
+    (inputs the network takes; each batch weighs the same, so a smaller last one counts a little more per picture),
+    leaving its weights and mode as they were."""
     layers = [m for m in network.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
     if not layers:
         return
