@@ -70,7 +70,11 @@ def normalized_with_real_rows(layer: nn.Module, real: int, features: torch.Tenso
 def recompute_statistics(network: nn.Module, batches: Iterable[torch.Tensor]) -> None:
     """Set the running mean and variance of every batch-norm layer of ``network`` to the average over ``batches``
     (inputs the network takes; each batch weighs the same, so a smaller last one counts a little more per picture),
-    leaving its weights and mode as they were."""
+    leaving its weights and mode as they were.
+
+    torch.optim.swa_utils.update_bn does the same with the whole network in training mode: its dropout
+    would then change what the batch-norm layers after it average, which evaluation never sees.
+    """
     layers = [m for m in network.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
     if not layers:
         return
