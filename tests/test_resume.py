@@ -1,17 +1,15 @@
 """Interrupting `fit` with SIGKILL or Ctrl-C and resuming it with `--ckpt_path last`, on the real MNIST files."""
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Optional
 
 import pytest
-from helpers.cli import run_cli
+from helpers.cli import Output, run_cli
 from helpers.pause_callback import PAUSED
 
 from mnist_lit.checkpoints.finding import read_checkpoint
@@ -38,31 +36,6 @@ def answer_ctrl_c() -> None:
     # A shell starts background jobs (`pytest &`) with SIGINT ignored, and the child would inherit
     # that: `fit` must see the Ctrl-C the test sends, however pytest itself was started.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class Output:
-    """What a process prints, read on a thread, so that a test can wait for a line with a deadline."""
-
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def until(self, prefix: Optional[str], timeout: float = 300) -> str:
-        """The text up to the first line starting with ``prefix`` (None: up to the end of the output)."""
-        seen, deadline = [], time.monotonic() + timeout
-        while True:
-            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            if line is None:
-                assert prefix is None, f"the output ended before a line starting with {prefix!r}:\n" + "".join(seen[-30:])
-                return "".join(seen)
-            seen.append(line)
-            if prefix is not None and line.startswith(prefix):
-                return "".join(seen)
 
 
 def finish(process: subprocess.Popen) -> str:

@@ -23,6 +23,25 @@ class RunCheckpoint(ModelCheckpoint):
 
     say_how_to_resume = True  # on Ctrl-C, print the command that continues the run
 
+    def __init__(self, *args, save_last_every_n_steps: Optional[int] = None, **kwargs) -> None:
+        """``save_last_every_n_steps``: also write last.ckpt every this many training steps, so that a run killed in
+        the middle of a long epoch continues from there (a streamed set's loader keeps its position in it).
+        The best checkpoint is still chosen after each validation."""
+        super().__init__(*args, **kwargs)
+        if save_last_every_n_steps is not None and save_last_every_n_steps < 1:
+            raise UserError(f"--checkpoint.save_last_every_n_steps must be a positive number of steps, got {save_last_every_n_steps}.")
+        self.save_last_every_n_steps = save_last_every_n_steps
+        self.saved_at_step = -1  # with gradient accumulation, several batches end at the same step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args, **kwargs) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        every = self.save_last_every_n_steps
+        step = trainer.global_step
+        if every and self.save_last and self.dirpath and step % every == 0 and step != self.saved_at_step:
+            self.saved_at_step = step
+            # Lightning's own trainer.save_checkpoint: it holds the loops' and the loader's positions mid-epoch.
+            trainer.save_checkpoint(Path(self.dirpath) / LAST)
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.fitting = stage == "fit"
         self.runs_dir = getattr(self, "runs_dir", self.dirpath)  # the configured dirpath, before any run folder

@@ -97,6 +97,8 @@ def quiet_irrelevant_messages() -> None:
     """Silence library messages that say nothing about this run."""
     # The data is held in memory and cut into batches by indexing; worker processes would only copy it.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # A streamed set's loader has no worker processes, so its length, which the warning doubts, is exact.
+    warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
     # Lightning 2.6 calls a torch.utils._pytree function that newer torch deprecates; the warning is
     # addressed to Lightning, not to users. A filter on the text: a no-op once Lightning changes.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
@@ -235,7 +237,9 @@ def to_read(learned: DatasetInfo, data: Namespace) -> DatasetInfo:
         raise UserError(f"Unknown data set {configured!r}; --data.dataset takes one of {', '.join(DATASETS)}, or a folder or CSV file.")
     path = Path(configured).expanduser().resolve()
     if learned.path is not None and Path(learned.path) == path:
-        return to_read(learned, Namespace(data, dataset=None))
+        unnamed = data.clone()
+        unnamed.dataset = None
+        return to_read(learned, unnamed)
     if learned.resize == "ink":  # another folder of handwriting, read as the model's was
         return dataclasses.replace(learned, name=path.stem, path=str(path))
     return dataclasses.replace(learned, name=path.stem, path=str(path), pictures="photos", polarity="photos")

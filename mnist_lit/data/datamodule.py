@@ -10,10 +10,12 @@ uint8 pixels: the model normalizes them with its set's mean and std.
 
 import dataclasses
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
@@ -41,8 +43,13 @@ from mnist_lit.data.builtin_files import (
     raw_folder,
     resolve_data_dir,
 )
-from mnist_lit.data.decoded_cache import read_decoded
-from mnist_lit.data.decoding import DecodedSet, warn_skipped
+from mnist_lit.data.decoded_cache import cache_key, read_decoded
+from mnist_lit.data.decoding import (
+    DecodedSet,
+    check_classes_have_pictures,
+    header_size,
+    warn_skipped,
+)
 from mnist_lit.data.layouts import PARTS, SetListing, is_own_set, list_set
 from mnist_lit.data.outliers import synthetic_outliers
 from mnist_lit.data.sets import (
@@ -50,6 +57,7 @@ from mnist_lit.data.sets import (
     DEFAULT_DATASET,
     SMALLEST_SIDE,
     DatasetInfo,
+    histogram_stats,
     pixel_stats,
 )
 from mnist_lit.data.splits import (
@@ -60,6 +68,16 @@ from mnist_lit.data.splits import (
     listing_digest,
     split_indices,
     split_off,
+)
+from mnist_lit.data.streaming import (
+    StreamedPictures,
+    budget_bytes,
+    chunk_folder,
+    is_whole,
+    read_notes,
+    readable_size,
+    streaming_loader,
+    write_chunks,
 )
 
 # A class with more than this many times the pictures of another gets a warning.
@@ -95,6 +113,14 @@ class InMemoryPictures(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices, device=self.images.device)
         return self.images[index], self.labels[index]
+
+
+    def batches(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.labels), size):
+            yield self.images[start : start + size], self.labels[start : start + size]
+
+
+Pictures = Union[InMemoryPictures, StreamedPictures]  # one part of a set, held either way
 
 
 def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,6 +178,12 @@ class ImageDataModule(L.LightningDataModule):
         outliers: pictures of no class for the model to learn to be unsure of (outliers.py; the
             model adds some to each training batch): "synthetic" (tangles, letters, faces, boxes, patches, noise), "none",
             or "auto" (the default): synthetic for handwriting and clothing, none for photos.
+        stream: how a folder or CSV set is held (streaming.py): true decodes it once into LitData's chunks beside
+            the decoded cache and streams batches from them, for sets larger than memory; false holds it in
+            memory; "auto" (the default) streams when the decoded pictures would take more than ``memory_budget``.
+            Built-in sets are always held in memory.
+        memory_budget: the most memory a folder or CSV set's decoded pictures may take before "auto" streams
+            it: "4GB", "512MB" or a number of bytes; null is a quarter of the machine's memory.
     """
 
     def __init__(
@@ -180,6 +212,8 @@ class ImageDataModule(L.LightningDataModule):
         classes: Union[str, list[str], None] = None,
         augment_style: Optional[float] = None,
         augment_policy: Literal["none", "trivial", "rand"] = "none",
+        stream: Union[bool, Literal["auto"]] = "auto",
+        memory_budget: Optional[str] = None,
     ) -> None:
         super().__init__()
         # The set a checkpoint learned: its pictures are read as the model learned them, and its parts rebuilt.
@@ -199,6 +233,9 @@ class ImageDataModule(L.LightningDataModule):
                 "Need augment_degrees >= 0, 0 <= augment_shift < 0.5 and 0 <= augment_scale < 1; got "
                 f"{augment_degrees}, {augment_shift} and {augment_scale}."
             )
+        self.budget = budget_bytes(memory_budget)  # a bad size is refused before anything is read
+        if stream is True and not self.own_set:
+            raise UserError(f"--data.stream true streams a folder or CSV set; the built-in {source} is held in memory.")
         if augment_style is not None and not 0 <= augment_style <= 1:
             raise UserError(f"augment_style is a share of the training pictures, from 0 to 1; got {augment_style}.")
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -239,9 +276,10 @@ class ImageDataModule(L.LightningDataModule):
             check_val_size(val_size, DATASETS[source].files.train_size)
         self.parts_read: dict[str, str] = {}  # each part in words: where its pictures come from
         self.files: dict[str, list[str]] = {}  # a folder or CSV set's files of each part, in the order of its pictures
-        self.train_set: Optional[InMemoryPictures] = None
-        self.val_set: Optional[InMemoryPictures] = None
-        self.test_set: Optional[InMemoryPictures] = None
+        self.train_set: Optional[Pictures] = None
+        self.val_set: Optional[Pictures] = None
+        self.test_set: Optional[Pictures] = None
+        self.holding = ""  # how a folder or CSV set is held, in words: in memory or streamed, and why
         self.loss_weights: Optional[torch.Tensor] = None
         self._outliers: Optional[torch.Tensor] = None
 
@@ -307,9 +345,9 @@ class ImageDataModule(L.LightningDataModule):
         if self.own_set:
             parts = self._own_set_parts(stage, fitting, testing)
             if fitting:
-                self.train_set, self.val_set = InMemoryPictures(*parts["train"]), InMemoryPictures(*parts["val"])
+                self.train_set, self.val_set = parts["train"], parts["val"]
             if testing:
-                self.test_set = InMemoryPictures(*parts["test"])
+                self.test_set = parts["test"]
         else:
             if fitting:
                 images, labels = self._load_builtin(train=True)
@@ -322,13 +360,13 @@ class ImageDataModule(L.LightningDataModule):
                 self.parts_read["test"] = self.builtin.files.test_options.get("what", "test")
         device = self._storage_device()
         for part in (self.train_set, self.val_set, self.test_set):
-            if part is not None:
+            if isinstance(part, InMemoryPictures):
                 part.images, part.labels = part.images.to(device), part.labels.to(device)
         if fitting and self.hparams.balance == "loss":
             counts = torch.bincount(self.train_set.labels.cpu(), minlength=len(self.classes)).float()
             self.loss_weights = counts.sum() / (len(counts) * counts.clamp(min=1))
 
-    def _own_set_parts(self, stage: Optional[str], fitting: bool, testing: bool) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def _own_set_parts(self, stage: Optional[str], fitting: bool, testing: bool) -> dict[str, Pictures]:
         """The parts of a folder or CSV set: a new set's, split as this data module's options say; or those of the
         set a checkpoint learned, rebuilt from its record; or, to evaluate on another set, all its pictures."""
         options, learned = self.hparams, self.learned
@@ -336,33 +374,111 @@ class ImageDataModule(L.LightningDataModule):
         split = learned.split if learned else None
         same_place = split is not None and Path(split.root) == self.path
         new_set = learned is None or (stage == "fit" and not same_place)
+        ink = options.resize == "ink"  # handwriting: MNIST's frame, one channel
+        everything = False
         if new_set:  # a new set, or another set to go on training on
             listing = list_set(self.path, *columns, classes=(learned.classes if learned else self.chosen) or None)
-            ink = options.resize == "ink"  # handwriting: MNIST's frame, one channel
-            decoded = read_decoded(listing, SMALLEST_SIDE if ink else options.image_size, 1 if ink else options.channels,
-                                   options.resize)
+            (size, channels), resize = (SMALLEST_SIDE, 1) if ink else (options.image_size, options.channels), options.resize
             split = self._new_split(listing)
         else:
             listing = list_set(self.path, *columns, classes=learned.classes if same_place else None)
-            decoded = read_decoded(listing, learned.size, learned.channels, learned.resize)
-            if not same_place and (split is None or self._digest(listing) != split.digest):
-                everything = self._everything(listing, decoded)  # another labelled set: all of it is new to the model
-                return {"train": everything, "val": everything, "test": everything}
-            if not split.digest:  # a checkpoint of 0.5.0 or before: validation split off unless the set has its own
+            size, channels, resize = learned.size, learned.channels, learned.resize
+            # Another labelled set: all of it is new to the model.
+            everything = not same_place and (split is None or self._digest(listing) != split.digest)
+            if not everything and not split.digest:  # a checkpoint of 0.5.0 or before: validation split off unless the set has its own
                 split = dataclasses.replace(split, made=("val",) if "val" not in listing.parts else ())
-        warn_skipped(decoded.skipped)
         # A new set is split whole, for its mean and std and its counts; a checkpoint's only as far as asked.
         needed = PARTS if new_set else (("train", "val") if fitting else ()) + (("test",) if testing else ())
-        parts = self._split_parts(listing, decoded, split, needed)
+        streamed = self._streams(listing, size, channels)
+        if streamed:
+            size = size or header_size(listing.parts[listing.training_part].files)
+            parts, channels, histograms = self._streamed_parts(listing, split, size, channels, resize, everything)
+            if everything:
+                return {part: parts["all"] for part in PARTS}
+        else:
+            decoded = read_decoded(listing, size, channels, resize)
+            warn_skipped(decoded.skipped)
+            if everything:
+                whole = InMemoryPictures(*self._everything(listing, decoded))
+                return {part: whole for part in PARTS}
+            parts = {part: InMemoryPictures(*pictures) for part, pictures in self._split_parts(listing, decoded, split, needed).items()}
+            size, channels = decoded.size, decoded.channels
         if new_set:
-            mean, std = pixel_stats(parts["train"][0])
+            if streamed:  # the notes' histograms: of R, G and B, or of the luminance a greyscale reading takes
+                mean, std = histogram_stats(torch.from_numpy(histograms[:3] if channels == 3 else histograms[3:]))
+            else:
+                mean, std = pixel_stats(parts["train"].images)
             self.dataset_info = DatasetInfo(
-                name=self.path.stem, classes=listing.classes, mean=mean, std=std, channels=decoded.channels, size=decoded.size,
+                name=self.path.stem, classes=listing.classes, mean=mean, std=std, channels=channels, size=size,
                 pictures="handwriting" if ink else "photos", polarity="light on dark" if ink else "photos", path=str(self.path),
                 resize=options.resize, split=split,
             )
-            self.print_counts(listing, parts, decoded.size, decoded.channels)
+            self.print_counts(listing, parts, size, channels)
         return parts
+
+    def _streams(self, listing: SetListing, size: Optional[int], channels: Optional[int]) -> bool:
+        """Whether to stream the set: as --data.stream says, or for "auto" when its decoded pictures would take more
+        than the memory budget (three channels when not yet known, the headers' default side when not given)."""
+        stream = self.hparams.stream
+        if stream != "auto":
+            self.holding = "streamed from LitData chunks (--data.stream true)" if stream else "held in memory (--data.stream false)"
+            return bool(stream)
+        count = sum(len(part.files) for part in listing.parts.values())
+        side = size or header_size(listing.parts[listing.training_part].files)
+        estimate = count * side * side * (channels or 3)
+        streamed = estimate > self.budget
+        self.holding = (
+            f"{'streamed from LitData chunks' if streamed else 'held in memory'}: {readable_size(estimate)} decoded, "
+            f"{'above' if streamed else 'within'} --data.memory_budget {readable_size(self.budget)}"
+        )
+        return streamed
+
+    def _streamed_parts(
+        self, listing: SetListing, split: Optional[Split], size: int, channels: Optional[int], resize: str, everything: bool,
+    ) -> tuple[dict[str, StreamedPictures], int, np.ndarray]:
+        """Each part's chunks, written on the first run and found by their key after; the channels (``channels``, else 1
+        where every picture the training part was split from is grey), and the training pictures' histograms
+        (streaming.py's notes)."""
+        training = listing.training_part
+        if everything:
+            files = [file for part in listing.parts.values() for file in part.files]
+            labels = in_order(torch.tensor([label for part in listing.parts.values() for label in part.labels], dtype=torch.long),
+                              listing.classes, self.learned.classes, str(listing.root)).tolist()
+            lists = {"all": (files, labels)}
+            said = f"every picture of {listing.root.name} (another set than the one trained on)"
+            self.parts_read.update({"val": said, "test": said})
+        else:
+            if split.made and self.learned is not None and split.digest:
+                counts = class_counts(listing.parts[training].labels, listing.classes)
+                check_unchanged(split, self._digest(listing), counts, " and ".join(split.made))
+            drawn = split_off(listing.parts[training].labels, split.made, split.val_fraction, split.test_fraction, split.seed)
+            lists = {}
+            for part in PARTS:
+                source = listing.parts[training if part in drawn else part]
+                positions = drawn[part].tolist() if part in drawn else range(len(source.files))
+                lists[part] = ([source.files[i] for i in positions], [source.labels[i] for i in positions])
+                share = {"val": split.val_fraction, "test": split.test_fraction}.get(part)
+                self.parts_read[part] = (
+                    f"{share:.0%} of each class of the training pictures held out at fit (seed {split.seed})"
+                    if part in split.made else listing.sources[part if part in listing.sources else training]
+                )
+        folder = chunk_folder(listing.root, cache_key(listing.root, listing.parts, resize), size, lists)
+        if not is_whole(folder, lists):
+            write_chunks(folder, lists, size, resize)
+        notes = {part: read_notes(folder, part) for part in lists}
+        warn_skipped([error for note in notes.values() for error in note.skipped])
+        trained = "all" if everything else "train"
+        split_from = [notes[part] for part in lists if part == trained or part in (split.made if split else ())]
+        channels = channels or (1 if all(note.grey for note in split_from) else 3)
+        labels = torch.tensor([label for note in split_from for label in note.labels], dtype=torch.long)
+        check_classes_have_pictures(listing.classes, labels, [error for note in split_from for error in note.skipped])
+        parts = {}
+        for part, (files, _) in lists.items():
+            self.files[part] = [files[i] for i in notes[part].positions]
+            parts[part] = StreamedPictures(folder / part, torch.tensor(notes[part].labels, dtype=torch.long), self.files[part], channels)
+        if everything:
+            self.files.update({part: self.files["all"] for part in PARTS})
+        return parts, channels, notes[trained].histograms
 
     def _new_split(self, listing: SetListing) -> Split:
         made = tuple(part for part in ("val", "test") if part not in listing.parts)
@@ -411,24 +527,24 @@ class ImageDataModule(L.LightningDataModule):
         return images, in_order(labels, listing.classes, self.learned.classes, str(listing.root))
 
     @rank_zero_only
-    def print_counts(self, listing: SetListing, parts: dict[str, tuple[torch.Tensor, torch.Tensor]], size: int, channels: int) -> None:
+    def print_counts(self, listing: SetListing, parts: dict[str, "Pictures"], size: int, channels: int) -> None:
         """The layout found and what each part is used for, the pictures' shape, the pictures per class and part,
         and a warning when the classes are far from even."""
         print(f"{self.path.name}: {listing.layout}")
         for part, use in (("train", "training"), ("val", "validation"), ("test", "`test`")):
-            print(f"  {use}: {self.parts_read[part]}, {len(parts[part][0]):,} pictures")
+            print(f"  {use}: {self.parts_read[part]}, {len(parts[part]):,} pictures")
         if listing.left_out:
             print(f"  left out by --data.classes: {', '.join(listing.left_out)}")
         chosen = [name for name in ("image_size", "channels") if self.hparams[name] is None]
         how = f" ({' and '.join(f'--data.{name}' for name in chosen)} chosen from the training pictures)" if chosen else ""
         if self.hparams.resize == "ink":
             how = " (handwriting read as MNIST's digits: --data.resize ink)"
-        print(f"  {size}x{size}, {channels} channel{'s' if channels > 1 else ''}{how}")
+        print(f"  {size}x{size}, {channels} channel{'s' if channels > 1 else ''}{how}; {self.holding}")
         table = Table(title="Pictures per class")
         table.add_column("class")
         for part in PARTS:
             table.add_column(part, justify="right")
-        counts = {part: torch.bincount(parts[part][1], minlength=len(listing.classes)).tolist() for part in PARTS}
+        counts = {part: torch.bincount(parts[part].labels.cpu(), minlength=len(listing.classes)).tolist() for part in PARTS}
         for index, name in enumerate(listing.classes):
             table.add_row(name, *(f"{counts[part][index]:,}" for part in PARTS))
         Console(file=sys.stdout).print(table)
@@ -450,8 +566,11 @@ class ImageDataModule(L.LightningDataModule):
         """Up to ``count`` training pictures as they are read (no augmentation, no other styles), in batches
         of the training batch size, the last one smaller: the same pictures on every call and in every process."""
         generator = torch.Generator().manual_seed(self.hparams.split_seed)
-        chosen = torch.randperm(len(self.train_set), generator=generator)[:count].to(self.train_set.images.device)
+        chosen = torch.randperm(len(self.train_set), generator=generator)[:count]
         size = self.hparams.batch_size
+        if isinstance(self.train_set, StreamedPictures):
+            return [self.train_set.pictures(chosen[start : start + size]) for start in range(0, len(chosen), size)]
+        chosen = chosen.to(self.train_set.images.device)
         return [self.train_set.images[chosen[start : start + size]] for start in range(0, len(chosen), size)]
 
     def outlier_pictures(self) -> Optional[torch.Tensor]:
@@ -492,6 +611,13 @@ class ImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         # drop_last keeps every step the same shape; the remainder differs each epoch anyway.
         drop_last = len(self.train_set) > self.hparams.batch_size
+        if isinstance(self.train_set, StreamedPictures):
+            if self.hparams.balance == "sampler":
+                raise UserError("--data.balance sampler draws pictures at random from memory; a streamed set is read chunk by "
+                                "chunk: use --data.balance loss, or --data.stream false.")
+            # Shuffled chunk by chunk with the run's seed (seed_everything), as every process draws it, and again each epoch.
+            streamed = self.train_set.dataset(shuffle=True, seed=torch.initial_seed() % 2**31, drop_last=drop_last)
+            return streaming_loader(streamed, batch_size=self.hparams.batch_size, drop_last=drop_last)
         if self.hparams.balance == "sampler":
             labels = self.train_set.labels.cpu()
             weights = 1.0 / torch.bincount(labels, minlength=len(self.classes)).clamp(min=1).double()
@@ -506,6 +632,8 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader(self.test_set, self.hparams.eval_batch_size)
 
     def _loader(self, dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        if isinstance(dataset, StreamedPictures):  # litdata gives each process its share of the chunks itself
+            return streaming_loader(dataset.dataset(), batch_size=batch_size)
         sampler = None
         if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's DistributedSampler repeats pictures until every process has as many, and

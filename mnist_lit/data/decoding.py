@@ -63,6 +63,15 @@ def default_size(sides: list[int]) -> int:
     return int(min(max(4 * round(median / 4), SMALLEST_SIDE), LARGEST_DEFAULT))
 
 
+def header_size(files: list[str], run: Optional[Callable[..., Iterator]] = None) -> int:
+    """The default side (``default_size``) of these training pictures, from their headers, which Pillow reads
+    without decoding; on ``run``'s workers, else on workers of its own."""
+    if run is None:
+        with workers(len(files)) as run:
+            return header_size(files, run)
+    return default_size([side for chunk in run(read_sizes, chunked(files, 4 * CHUNK)) for side in chunk if side])
+
+
 @contextmanager
 def workers(files: int) -> Iterator[Callable[..., Iterator]]:
     """A function that runs ``function(chunk, *args)`` for every chunk and yields the results in order, on
@@ -89,9 +98,8 @@ def decode_set(listing: SetListing, image_size: Optional[int], channels: Optiona
     total = sum(len(part.files) for part in listing.parts.values())
     results: dict[str, list] = {}
     with workers(total) as run, progress(f"Decoding {listing.root.name}", total) as advance:
-        if image_size is None:  # from the training pictures' headers, which Pillow reads without decoding
-            sides = [side for chunk in run(read_sizes, chunked(listing.parts[training].files, 4 * CHUNK)) for side in chunk if side]
-            image_size = default_size(sides)
+        if image_size is None:
+            image_size = header_size(listing.parts[training].files, run)
         for part, files in listing.parts.items():
             results[part] = []
             for result in run(decode_files, chunked(files.files), image_size, resize):

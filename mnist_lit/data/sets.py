@@ -205,6 +205,11 @@ def pixel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, .
         chunk = picked[start : start + 1024]
         for channel in range(picked.shape[1]):
             counts[channel] += torch.bincount(chunk[:, channel].reshape(-1), minlength=256)
+    return histogram_stats(counts)
+
+
+def histogram_stats(counts: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation, rounded to 4 places, of pixels counted as (C, 256) histograms."""
     values = torch.arange(256, dtype=torch.float64) / 255.0
     count = counts.sum(dim=1).double().clamp(min=2)
     mean = (counts * values).sum(dim=1) / count

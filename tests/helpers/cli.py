@@ -5,9 +5,12 @@ process of its own where exit codes, signals or the real stderr are."""
 import io
 import logging
 import os
+import queue
 import runpy
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -129,3 +132,28 @@ def warnings_printed() -> Iterator[None]:
         warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
             warnings.formatwarning(message, category, filename, lineno, line))
         yield
+
+
+class Output:
+    """What a process prints, read on a thread, so that a test can wait for a line with a deadline."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def until(self, prefix: Optional[str], timeout: float = 300) -> str:
+        """The text up to the first line starting with ``prefix`` (None: up to the end of the output)."""
+        seen, deadline = [], time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            if line is None:
+                assert prefix is None, f"the output ended before a line starting with {prefix!r}:\n" + "".join(seen[-30:])
+                return "".join(seen)
+            seen.append(line)
+            if prefix is not None and line.startswith(prefix):
+                return "".join(seen)

@@ -1,0 +1,116 @@
+"""A folder set streamed from LitData's chunks against the same set held in memory, on generated folders.
+
+    python benchmarks/streaming.py memory   # 20,000 pictures at 224 px (3.0 GB decoded), a 1 GB budget
+    python benchmarks/streaming.py speed    # 10,000 at 64 px, which fits either way: alternating runs
+
+``memory``: one `fit` epoch with ``--data.memory_budget 1GB`` (so "auto" streams), and the same
+`fit` held in memory (``--data.stream false``) for a few steps: the peak resident memory of each,
+the largest process of the run (resource.getrusage of the waited-for children).
+``speed``: `fit` in memory and streamed, alternating, over several seeds: training pictures per
+second (the first epoch's training steps, from the printed epoch times) and best validation accuracy.
+Each run has its own cache folder only for the first streamed run; later runs reuse its chunks.
+"""
+
+import argparse
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers.picture_sets import SHAPES, shape_picture  # noqa: E402
+
+
+def write_set(root: Path, per_class: int, side: int) -> Path:
+    """``root/<shape>/<n>.jpg``: shapes on noisy backgrounds, ``side`` pixels square, as JPEG like most photo folders."""
+    if root.exists():
+        return root
+    rng = np.random.default_rng(0)
+    for shape in SHAPES:
+        (root / shape).mkdir(parents=True)
+        for n in range(per_class):
+            shape_picture(shape, rng, side).save(root / shape / f"{n:05d}.jpg", quality=90)
+    return root
+
+
+def fit(folder: Path, cwd: Path, cache: Path, *options: str) -> tuple[float, str, float]:
+    """Wall seconds, what `fit` printed, and the peak resident memory in GB of its largest process."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MNIST_LIT_CACHE_DIR": str(cache)}
+    command = [sys.executable, "-m", "mnist_lit", "fit", "--data.dataset", str(folder), *options]
+    start = time.perf_counter()
+    # One child at a time: ru_maxrss of the children is the largest one's peak (in KB on Linux).
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    run = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if run.returncode:
+        raise SystemExit(f"fit failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
+    if peak <= before:
+        print("  (peak memory not above an earlier run's: the figure below is a lower bound)")
+    return seconds, run.stdout + run.stderr, peak / 2**20
+
+
+def epoch_line(output: str) -> str:
+    return next((line for line in output.splitlines() if line.startswith("Epoch 1/")), "")
+
+
+def memory(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    folder = write_set(work / "set224", args.pictures // len(SHAPES), 224)
+    common = ["--data.batch_size", "32", "--trainer.max_epochs", "1", "--data.memory_budget", "1GB"]
+    seconds, output, peak = fit(folder, work / "streamed", work / "cache", *common)
+    print(f"streamed (--data.memory_budget 1GB, auto): {seconds:.0f} s, peak RSS {peak:.2f} GB")
+    print("  " + next(line.strip() for line in output.splitlines() if "decoded" in line))
+    print("  " + epoch_line(output))
+    limited = ["--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "2", "--data.stream", "false"]
+    seconds, output, peak = fit(folder, work / "in_memory", work / "cache", *common, *limited)
+    print(f"in memory (--data.stream false), 5 steps: {seconds:.0f} s, peak RSS {peak:.2f} GB")
+
+
+def speed(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    folder = write_set(work / "set64", args.pictures // len(SHAPES), 64)
+    common = ["--trainer.max_epochs", str(args.epochs)]
+    rates: dict[str, list[float]] = {"memory": [], "streamed": []}
+    accuracies: dict[str, list[float]] = {"memory": [], "streamed": []}
+    cache = Path(tempfile.mkdtemp(dir=work))
+    # Written once before timing: the first streamed run would otherwise also time the writing of the chunks.
+    fit(folder, work / "warm", cache, *common, "--data.stream", "true", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1")
+    for seed in range(args.seeds):
+        for mode, stream in (("memory", "false"), ("streamed", "true")):
+            _, output, _ = fit(folder, work / f"{mode}{seed}", cache, *common, "--data.stream", stream, "--seed_everything", str(seed))
+            pictures = int(re.search(r"training: .*?([\d,]+) pictures", output).group(1).replace(",", ""))
+            epochs = [float(s) for s in re.findall(r"^Epoch \d+/\d+: .*\(([\d.]+) s\)", output, re.MULTILINE)]
+            accuracy = max(float(value) for value in re.findall(r"val/acc ([0-9.]+)", output))
+            rates[mode].append(pictures / statistics.median(epochs))
+            accuracies[mode].append(accuracy)
+            print(f"seed {seed}, {mode}: {rates[mode][-1]:,.0f} training pictures/s (median epoch), best val/acc {accuracy:.4f}", flush=True)
+    ratio = statistics.median(rates["streamed"]) / statistics.median(rates["memory"])
+    print(f"{platform.processor() or platform.machine()}: streamed / in memory {ratio:.2f}x pictures per second; "
+          f"val/acc in memory {min(accuracies['memory']):.4f}-{max(accuracies['memory']):.4f}, "
+          f"streamed {min(accuracies['streamed']):.4f}-{max(accuracies['streamed']):.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("memory", "speed"))
+    parser.add_argument("--work", default="/tmp/streaming-benchmark", help="where the sets, runs and chunks go")
+    parser.add_argument("--pictures", type=int, default=None, help="pictures in the set (20,000 or 10,000)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    args.pictures = args.pictures or (20_001 if args.what == "memory" else 9_999)
+    memory(args) if args.what == "memory" else speed(args)
+
+
+if __name__ == "__main__":
+    main()

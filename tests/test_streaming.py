@@ -1,0 +1,199 @@
+"""Streaming a folder set from LitData's chunks (data/streaming.py) instead of holding it in memory."""
+
+import errno
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import litdata
+import pytest
+import torch
+from helpers.cli import Output
+from helpers.picture_sets import write_folder, write_split_folder
+from PIL import Image
+
+from mnist_lit.checkpoints.finding import read_checkpoint
+from mnist_lit.core.errors import UserError
+from mnist_lit.data import datamodule as datamodule_module
+from mnist_lit.data.datamodule import ImageDataModule, InMemoryPictures
+from mnist_lit.data.decoded_cache import CACHE_DIR_ENV, cache_dir
+from mnist_lit.data.streaming import StreamedPictures, budget_bytes
+
+TESTS = Path(__file__).resolve().parent
+
+
+def fingerprints(part) -> list[str]:
+    """Each picture of a part as a short digest, sorted: equal lists are the same pictures, whatever their order."""
+    return sorted(hashlib.sha1(p.numpy().tobytes()).hexdigest() for images, _ in part.batches(64) for p in images)
+
+
+def held(folder: Path, stream, **options) -> ImageDataModule:
+    data = ImageDataModule(dataset=str(folder), stream=stream, **options)
+    data.setup()
+    return data
+
+
+@pytest.mark.parametrize("channels", [None, 1])
+def test_a_streamed_folder_has_the_same_parts_pictures_and_statistics_as_in_memory(tmp_path, channels):
+    folder = write_split_folder(tmp_path / "shapes", train=20, test=6)  # with a damaged picture and a text file
+    in_memory, streamed = held(folder, False, channels=channels), held(folder, True, channels=channels)
+    assert isinstance(in_memory.train_set, InMemoryPictures) and isinstance(streamed.train_set, StreamedPictures)
+    assert streamed.dataset_info == in_memory.dataset_info  # classes, side, channels, mean and std, split
+    for part in ("train", "val", "test"):
+        assert sorted(streamed.files[part]) == sorted(in_memory.files[part])
+        assert fingerprints(getattr(streamed, f"{part}_set")) == fingerprints(getattr(in_memory, f"{part}_set"))
+        labels = getattr(streamed, f"{part}_set").labels
+        assert torch.equal(torch.bincount(labels, minlength=3), torch.bincount(getattr(in_memory, f"{part}_set").labels, minlength=3))
+
+
+def test_auto_streams_only_a_set_above_the_memory_budget(tmp_path, capsys):
+    folder = write_folder(tmp_path / "shapes", per_class=4)
+    small = held(folder, "auto", image_size=32, memory_budget="1MB")  # 12 pictures of 32x32x3: 36 KB
+    assert isinstance(small.train_set, InMemoryPictures)
+    assert "held in memory: 36.0 KB decoded, within --data.memory_budget 1.0 MB" in capsys.readouterr().out
+    large = held(folder, "auto", image_size=32, memory_budget="20KB")
+    assert isinstance(large.train_set, StreamedPictures)
+    assert "streamed from LitData chunks: 36.0 KB decoded, above --data.memory_budget 20.0 KB" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, expected", [("4GB", 4 * 2**30), ("512 MiB", 512 * 2**20), ("1000", 1000), ("1.5kb", 1536)])
+def test_memory_budget_takes_sizes_as_people_write_them(text, expected):
+    assert budget_bytes(text) == expected
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"memory_budget": "lots"}, "--data.memory_budget takes a size such as 4GB"),
+    ({"memory_budget": "0GB"}, "--data.memory_budget must be above 0"),
+    ({"dataset": "mnist", "stream": True}, "the built-in mnist is held in memory"),
+])
+def test_bad_streaming_options_are_refused_in_one_line(tmp_path, options, message):
+    with pytest.raises(UserError, match=message):
+        ImageDataModule(**{"dataset": str(write_folder(tmp_path / "shapes", 1)), **options})
+
+
+def test_a_streamed_set_cannot_be_drawn_from_at_random(tmp_path):
+    data = held(write_folder(tmp_path / "shapes", per_class=8), True, balance="sampler")
+    with pytest.raises(UserError, match="use --data.balance loss"):
+        data.train_dataloader()
+
+
+def written(monkeypatch) -> list:
+    """The calls to write_chunks from now on (each still writes)."""
+    calls, write = [], datamodule_module.write_chunks
+    monkeypatch.setattr(datamodule_module, "write_chunks", lambda *args: calls.append(args) or write(*args))
+    return calls
+
+
+def test_chunks_are_written_once_and_a_folder_left_by_a_killed_run_is_written_again(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "shapes", per_class=8)
+    calls = written(monkeypatch)
+    first = held(folder, True)
+    second = held(folder, True)  # another run on the same files and options
+    assert len(calls) == 1 and first.train_set.folder == second.train_set.folder
+    assert first.train_set.folder.parent.parent == cache_dir()  # beside the decoded cache, not in the pictures' folder
+    assert not any(path.suffix not in (".png", ".jpg", ".bmp", ".gif", ".tiff", ".webp", ".PNG", ".JPEG", "") for path in folder.rglob("*"))
+
+    # A run killed while writing leaves the chunks under a temporary name that says whose they were.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    chunks = first.train_set.folder.parent
+    left = chunks.with_name(f"{chunks.name}.partial-{dead}")
+    chunks.rename(left)
+    (left / "train" / "index.json").unlink()  # litdata writes the index last
+    third = held(folder, True)
+    assert len(calls) == 2 and not left.exists()
+    assert fingerprints(third.train_set) == fingerprints(first.train_set)
+
+
+def test_a_disk_that_fills_up_while_writing_chunks_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "shapes", per_class=8)
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    optimize = litdata.optimize
+
+    def fills_up(*args, output_dir: str, **kwargs):
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "chunk-0-0.bin").write_bytes(b"half")
+        # What litdata raises in this process when a worker's write fails (seen on a 3 MB tmpfs).
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(litdata, "optimize", fills_up)
+    with pytest.raises(UserError, match="No space left on device.*free some space there or set MNIST_LIT_CACHE_DIR"):
+        held(folder, True)
+    assert not list(cache_dir().iterdir())
+    monkeypatch.setattr(litdata, "optimize", optimize)
+    assert isinstance(held(folder, True).train_set, StreamedPictures)
+
+
+# --- a whole run, killed and resumed ---------------------------------------------------------------
+
+STEPS, EPOCHS = 6, 3  # 3 classes of 40 pictures: 32 of each train, 96 pictures in batches of 16
+
+
+def noise_folder(root: Path) -> Path:
+    """Pictures of noise, each unlike any other, so that a digest names one picture."""
+    rng = torch.Generator().manual_seed(0)
+    for label in range(3):
+        (root / f"c{label}").mkdir(parents=True)
+        for n in range(40):
+            Image.fromarray(torch.randint(0, 256, (28, 28), generator=rng, dtype=torch.uint8).numpy()).save(root / f"c{label}" / f"{n}.png")
+    return root
+
+
+def fit(run: Path, folder: Path, pause_at: tuple[int, int]) -> subprocess.Popen:
+    """`fit --ckpt_path last` on the streamed folder, recording each step's pictures and holding after step
+    ``pause_at`` (epoch, step within it, both from 1) until killed."""
+    config = run / "callbacks.yaml"
+    config.write_text(json.dumps({"trainer": {"callbacks": [
+        {"class_path": "helpers.seen_pictures.RecordSeen", "init_args": {"path": str(run / "seen.jsonl")}},
+        {"class_path": "helpers.pause_callback.PauseInEpoch", "init_args": {"epoch": pause_at[0], "step": pause_at[1]}},
+    ]}}))
+    command = [
+        sys.executable, "-m", "mnist_lit", "fit", "--config", str(config), "--data.dataset", str(folder), "--data.stream", "true",
+        "--data.batch_size", "16", "--trainer.max_epochs", str(EPOCHS), "--checkpoint.save_last_every_n_steps", "1",
+        "--early_stopping.patience", "100", "--ckpt_path", "last",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    return subprocess.Popen(command, cwd=run, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_a_streamed_fit_killed_three_times_in_the_middle_of_epochs_sees_each_picture_once_an_epoch(tmp_path):
+    folder, run = noise_folder(tmp_path / "noise"), tmp_path / "run"
+    run.mkdir()
+    moments = sorted(random.Random(7).sample([(e, s) for e in range(1, EPOCHS + 1) for s in range(2, STEPS)], 3))
+    kept = []  # the record of the steps each checkpoint resumed from holds
+    for epoch, step in moments:
+        process = fit(run, folder, (epoch, step))
+        Output(process).until("paused in epoch")
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        resumed_from = read_checkpoint(run / "checkpoints" / "version_0" / "last.ckpt")["global_step"]
+        assert resumed_from == (epoch - 1) * STEPS + step - 1  # the step before the pause: a checkpoint every step
+        kept += [line for line in read_record(run) if line["step"] <= resumed_from and line not in kept]
+        (run / "seen.jsonl").unlink()
+    finished = fit(run, folder, (EPOCHS + 1, 1))  # never pauses
+    output, _ = finished.communicate(timeout=600)
+    assert finished.returncode == 0, output[-3000:]
+    kept += read_record(run)
+
+    steps = sorted(line["step"] for line in kept)
+    assert steps == list(range(1, EPOCHS * STEPS + 1))  # every step once: none repeated, none skipped
+    for epoch in range(EPOCHS):
+        seen = [picture for line in kept if line["epoch"] == epoch for picture in line["pictures"]]
+        assert len(seen) == STEPS * 16 == len(set(seen)), f"epoch {epoch + 1}: a picture seen twice"
+    assert len({picture for line in kept for picture in line["pictures"]}) == STEPS * 16  # the same 96 every epoch
+
+    # `test` needs no data option: the checkpoint says which set and which part; each test picture counted once.
+    tested = subprocess.run([sys.executable, "-m", "mnist_lit", "test"], cwd=run, capture_output=True, text=True, timeout=600)
+    assert tested.returncode == 0, tested.stdout[-2000:] + tested.stderr[-2000:]
+    report = json.loads(next((run / "logs").glob("version_*/report.json")).read_text())
+    assert int(torch.tensor(report["confusion_matrix"]).sum()) == 12
+
+
+def read_record(run: Path) -> list[dict]:
+    path = run / "seen.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
