@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import REPO, run_cli, run_cli_process
+from helpers.picture_sets import write_noise_folder
 
 from mnist_lit.checkpoints.finding import read_checkpoint
 
@@ -68,14 +69,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_two_nodes(root: Path, data_dir: Path, *args: str) -> list[Path]:
-    """``python -m mnist_lit ARGS`` as node 0 and node 1 of one run, each in its own folder; the folders."""
+def run_two_nodes(root: Path, data_dir: Path, *args: str, own_disks: bool = False) -> list[Path]:
+    """``python -m mnist_lit ARGS`` as node 0 and node 1 of one run, each in its own folder; the folders.
+    ``own_disks``: each node with a cache folder of its own, as machines without a shared disk."""
     port, folders = free_port(), [root / "node0", root / "node1"]
     nodes = []
     for rank, folder in enumerate(folders):
         folder.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MNIST_LIT_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO / "tests"), "NODE_RANK": str(rank),
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"}
+        if own_disks:
+            env["MNIST_LIT_CACHE_DIR"] = str(root / f"cache{rank}")
         nodes.append(subprocess.Popen([sys.executable, "-m", "mnist_lit", *args, *TWO_NODES], cwd=folder, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     for node in nodes:
@@ -119,3 +123,15 @@ def test_two_node_test_metrics_equal_the_single_process_ones(two_node_fit, real_
     assert sum(map(sum, report["confusion_matrix"])) == 10_000
     for key in ("accuracy", "per_class", "macro_avg", "weighted_avg", "confusion_matrix"):
         assert report[key] == single[key], key
+
+
+def test_two_nodes_stream_a_folder_each_from_its_own_chunks_in_disjoint_shares(tmp_path):
+    folder, record = write_noise_folder(tmp_path / "noise", 3, 40), tmp_path / "seen.jsonl"
+    recorder = ["--trainer.callbacks", "helpers.seen_pictures.RecordSeen", "--trainer.callbacks.init_args.path", str(record)]
+    streamed = ["--data.dataset", str(folder), "--data.stream", "true", "--data.batch_size", "16"]
+    node0, node1 = run_two_nodes(tmp_path, tmp_path, "fit", "--trainer.max_epochs", "1", *streamed, *recorder, own_disks=True)
+    assert all(list((tmp_path / f"cache{rank}").glob("*.chunks")) for rank in (0, 1))  # each machine wrote its own
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    dealt = [{picture for line in lines if line["rank"] == rank for picture in line["pictures"]} for rank in (0, 1)]
+    assert len(dealt[0]) == len(dealt[1]) == 48 and not dealt[0] & dealt[1]  # 96 training pictures, half each
+    assert list(node1.iterdir()) == [] and (node0 / "checkpoints" / "version_0" / "last.ckpt").is_file()

@@ -13,9 +13,8 @@ from pathlib import Path
 import litdata
 import pytest
 import torch
-from helpers.cli import Output
-from helpers.picture_sets import write_folder, write_split_folder
-from PIL import Image
+from helpers.cli import Output, run_cli_process
+from helpers.picture_sets import write_folder, write_noise_folder, write_split_folder
 
 from mnist_lit.checkpoints.finding import read_checkpoint
 from mnist_lit.core.errors import UserError
@@ -133,16 +132,6 @@ def test_a_disk_that_fills_up_while_writing_chunks_is_one_line_and_leaves_nothin
 STEPS, EPOCHS = 6, 3  # 3 classes of 40 pictures: 32 of each train, 96 pictures in batches of 16
 
 
-def noise_folder(root: Path) -> Path:
-    """Pictures of noise, each unlike any other, so that a digest names one picture."""
-    rng = torch.Generator().manual_seed(0)
-    for label in range(3):
-        (root / f"c{label}").mkdir(parents=True)
-        for n in range(40):
-            Image.fromarray(torch.randint(0, 256, (28, 28), generator=rng, dtype=torch.uint8).numpy()).save(root / f"c{label}" / f"{n}.png")
-    return root
-
-
 def fit(run: Path, folder: Path, pause_at: tuple[int, int]) -> subprocess.Popen:
     """`fit --ckpt_path last` on the streamed folder, recording each step's pictures and holding after step
     ``pause_at`` (epoch, step within it, both from 1) until killed."""
@@ -162,7 +151,7 @@ def fit(run: Path, folder: Path, pause_at: tuple[int, int]) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_a_streamed_fit_killed_three_times_in_the_middle_of_epochs_sees_each_picture_once_an_epoch(tmp_path):
-    folder, run = noise_folder(tmp_path / "noise"), tmp_path / "run"
+    folder, run = write_noise_folder(tmp_path / "noise", 3, 40), tmp_path / "run"
     run.mkdir()
     moments = sorted(random.Random(7).sample([(e, s) for e in range(1, EPOCHS + 1) for s in range(2, STEPS)], 3))
     kept = []  # the record of the steps each checkpoint resumed from holds
@@ -192,8 +181,31 @@ def test_a_streamed_fit_killed_three_times_in_the_middle_of_epochs_sees_each_pic
     assert tested.returncode == 0, tested.stdout[-2000:] + tested.stderr[-2000:]
     report = json.loads(next((run / "logs").glob("version_*/report.json")).read_text())
     assert int(torch.tensor(report["confusion_matrix"]).sum()) == 12
+    calibrated = subprocess.run([sys.executable, "-m", "mnist_lit", "calibrate"], cwd=run, capture_output=True, text=True, timeout=600)
+    assert calibrated.returncode == 0 and " on 12 validation pictures" in calibrated.stdout, calibrated.stdout + calibrated.stderr
 
 
 def read_record(run: Path) -> list[dict]:
     path = run / "seen.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.slow
+def test_processes_stream_disjoint_shares_and_evaluate_every_picture_once(tmp_path):
+    folder, run = write_noise_folder(tmp_path / "noise", 3, 40), tmp_path / "ddp"
+    record = run / "seen.jsonl"
+    ddp = ["--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--data.stream", "true", "--data.dataset", str(folder)]
+    env = {"env": {"PYTHONPATH": str(TESTS)}}
+    run_cli_process(run, tmp_path, "fit", *ddp, "--trainer.devices", "2", "--data.batch_size", "16", "--trainer.max_epochs", "1",
+                    "--trainer.callbacks", "helpers.seen_pictures.RecordSeen", "--trainer.callbacks.init_args.path", str(record), **env)
+    lines = read_record(run)
+    by_rank = [{picture for line in lines if line["rank"] == rank for picture in line["pictures"]} for rank in (0, 1)]
+    assert len(by_rank[0]) == len(by_rank[1]) == STEPS * 16 // 2 and not by_rank[0] & by_rank[1]  # half each, none shared
+
+    checkpoint = str(next((run / "checkpoints" / "version_0").glob("epoch*.ckpt")))
+    reports = {}
+    for name, options in (("alone", []), ("three", [*ddp[:4], "--trainer.devices", "3"])):
+        run_cli_process(tmp_path / name, tmp_path, "test", "--ckpt_path", checkpoint, *options)
+        reports[name] = json.loads(next((tmp_path / name / "logs").glob("version_*/report.json")).read_text())
+    assert int(torch.tensor(reports["three"]["confusion_matrix"]).sum()) == 12  # 12 pictures over 3 processes: each once
+    assert reports["three"]["confusion_matrix"] == reports["alone"]["confusion_matrix"]

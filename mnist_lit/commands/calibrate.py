@@ -45,8 +45,10 @@ def main(argv: list[str]) -> int:
     if not 0 < accept <= 1:
         raise UserError(f"--accept must be more than 0 and at most 1, got {accept}.")
     data = validation_pictures(checkpoint, predictor.dataset_info, args.data_dir)
-    logits = predictor.logits(predictor.normalize(data.val_set.images))
-    confidence = calibrate(logits, data.val_set.labels, accept)
+    # Batch by batch: a streamed set's validation part is read from its chunks, never whole.
+    batches = [(predictor.logits(predictor.normalize(images)), labels) for images, labels in data.val_set.batches(1000)]
+    logits, labels = torch.cat([logits for logits, _ in batches]), torch.cat([labels for _, labels in batches])
+    confidence = calibrate(logits, labels, accept)
     checkpoint["confidence"] = confidence.record()
     hparams["accept"] = accept
     try:

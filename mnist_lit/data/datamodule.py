@@ -1,4 +1,5 @@
-"""A data set (sets.py) as a LightningDataModule that keeps every picture in memory.
+"""A data set (sets.py) as a LightningDataModule that keeps every picture in memory, or streams a folder set
+too large for it from LitData's chunks (streaming.py).
 
 builtin_files.py reads torchvision's sets; layouts.py, decoding.py and decoded_cache.py turn a
 folder or CSV file of one's own pictures into uint8 tensors, decoded once and cached; splits.py
@@ -129,7 +130,7 @@ def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, 
 
 
 class ImageDataModule(L.LightningDataModule):
-    """A data set's pictures split into training, validation and test parts, held in memory.
+    """A data set's pictures split into training, validation and test parts, held in memory or streamed.
 
     Args:
         data_dir: the data root of the built-in sets, holding ``MNIST/raw/``, ``FashionMNIST/raw/``...
@@ -463,8 +464,7 @@ class ImageDataModule(L.LightningDataModule):
                     if part in split.made else listing.sources[part if part in listing.sources else training]
                 )
         folder = chunk_folder(listing.root, cache_key(listing.root, listing.parts, resize), size, lists)
-        if not is_whole(folder, lists):
-            write_chunks(folder, lists, size, resize)
+        self._write_once(folder, lists, size, resize)
         notes = {part: read_notes(folder, part) for part in lists}
         warn_skipped([error for note in notes.values() for error in note.skipped])
         trained = "all" if everything else "train"
@@ -525,6 +525,16 @@ class ImageDataModule(L.LightningDataModule):
         said = f"every picture of {listing.root.name} (another set than the one trained on)"
         self.parts_read.update({"val": said, "test": said})
         return images, in_order(labels, listing.classes, self.learned.classes, str(listing.root))
+
+    def _write_once(self, folder: Path, lists: dict[str, tuple[list[str], list[int]]], size: int, resize: str) -> None:
+        """The chunks, written by the first process of each machine while its other processes wait (DDP)."""
+        trainer = self.trainer
+        several = trainer is not None and trainer.world_size > 1
+        if not several or trainer.local_rank == 0:
+            if not is_whole(folder, lists):
+                write_chunks(folder, lists, size, resize)
+        if several:  # every process, whether or not it wrote: they all pass the same barrier
+            trainer.strategy.barrier("streamed chunks written")
 
     @rank_zero_only
     def print_counts(self, listing: SetListing, parts: dict[str, "Pictures"], size: int, channels: int) -> None:
@@ -632,8 +642,11 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader(self.test_set, self.hparams.eval_batch_size)
 
     def _loader(self, dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
-        if isinstance(dataset, StreamedPictures):  # litdata gives each process its share of the chunks itself
-            return streaming_loader(dataset.dataset(), batch_size=batch_size)
+        if isinstance(dataset, StreamedPictures):
+            # litdata gives each process its share itself: whole batches each, the remainder to the last process
+            # (so every picture is evaluated once). Batches no larger than a process's share give each one at least one.
+            processes = self.trainer.world_size if self.trainer is not None else 1
+            return streaming_loader(dataset.dataset(), batch_size=min(batch_size, max(1, len(dataset) // processes)))
         sampler = None
         if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's DistributedSampler repeats pictures until every process has as many, and

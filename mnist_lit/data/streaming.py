@@ -34,7 +34,7 @@ from mnist_lit.data.decoded_cache import CACHE_DIR_ENV, cache_file
 from mnist_lit.data.decoding import CHUNK
 from mnist_lit.data.pictures import decode_files, to_channels
 
-CHUNK_BYTES = 64 * 2**20  # a few chunks in memory at once, and thousands of pictures per file read
+CHUNK_BYTES = 16 * 2**20  # the chunk being read is mapped into memory: small, yet a hundred 224x224 pictures per file
 BUDGET_SHARE = 4  # --data.memory_budget's default: a quarter of the machine's memory
 UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30, "tb": 2**40}
 
@@ -64,9 +64,10 @@ def budget_bytes(text: Union[str, int, None]) -> int:
 
 
 def readable_size(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+    """Bytes in words: "36.0 KB", "2.8 GB"."""
+    for unit in ("B", "KB", "MB"):
+        if count < 1024:
+            return f"{count:.1f} {unit}"
         count /= 1024
     return f"{count:.1f} GB"
 
@@ -82,6 +83,13 @@ def litdata() -> Any:
 
 
 # --- writing --------------------------------------------------------------------------------------
+
+
+def chunk_folder(root: Path, key: str, size: int, parts: dict[str, tuple[list[str], list[int]]]) -> Path:
+    """Beside the decoded cache's file of the same set (decoded_cache.py, whose ``key`` it takes), one folder
+    per decoding and split: the side and every part's files and labels are in its name."""
+    digest = hashlib.sha256(json.dumps([size, parts]).encode()).hexdigest()[:12]
+    return cache_file(root, f"{key}-{digest}").with_suffix(".chunks")
 
 
 def decode_task(task: tuple[str, list[str], list[int], list[int], int, str]) -> Any:
@@ -104,85 +112,6 @@ def decode_task(task: tuple[str, list[str], list[int], list[int], int, str]) -> 
     with open(temporary, "w") as handle:
         json.dump(note, handle)
     os.replace(temporary, note_path)
-
-
-def streaming_loader(dataset: Any, batch_size: int, drop_last: bool = False) -> Any:
-    """The loader of a streamed part (streamed_loader.py), in this process: no workers, reading the chunks is
-    not the bottleneck (28,000 pictures of 64x64 a second on one core). Lightning keeps its position in
-    each checkpoint."""
-    litdata()  # one line saying what to install, where LitData is missing
-    from mnist_lit.data.streamed_loader import StreamedLoader
-
-    return StreamedLoader(dataset, batch_size=batch_size, drop_last=drop_last)
-
-
-class ToPicture:
-    """StreamingDataset's transform: an item as the in-memory path's (C, S, S) uint8 picture and its label."""
-
-    def __init__(self, channels: int) -> None:
-        self.channels = channels
-
-    def __call__(self, item: dict) -> tuple[torch.Tensor, int]:
-        return torch.from_numpy(to_channels(item["image"], self.channels)), item["label"]
-
-
-class StreamedPictures:
-    """One part of a streamed set: its chunks, and the labels and files of its pictures (in the notes' order,
-    not the chunks', which only counts and the record need)."""
-
-    def __init__(self, folder: Path, labels: torch.Tensor, files: list[str], channels: int) -> None:
-        self.folder, self.labels, self.files, self.channels = folder, labels, files, channels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def dataset(self, shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> Any:
-        return litdata().StreamingDataset(
-            str(self.folder), shuffle=shuffle, seed=seed, drop_last=drop_last, transform=ToPicture(self.channels),
-        )
-
-    def batches(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-
-        yield from streaming_loader(self.dataset(), size)
-
-    def pictures(self, indices: torch.Tensor) -> torch.Tensor:
-        """The pictures at ``indices`` of the chunks' order."""
-        dataset = self.dataset()
-        return torch.stack([dataset[int(index)][0] for index in indices])
-
-
-@dataclass
-class Notes:
-    """What the decoding tasks of one part read: each readable picture's position and label, whether all were
-    grey, the pixels' histograms (R, G, B, luminance) and the files skipped."""
-
-    positions: list[int]
-    labels: list[int]
-    grey: bool
-    histograms: np.ndarray
-    skipped: list[str]
-
-
-def read_notes(folder: Path, part: str) -> Notes:
-    kept, histograms, skipped = [], np.zeros((4, 256), np.int64), []
-    for path in sorted((folder / "notes" / part).glob("*.json")):
-        note = json.loads(path.read_text())
-        kept += note["kept"]
-        histograms += np.asarray(note["histogram"], np.int64)
-        skipped += note["skipped"]
-    return Notes([k[0] for k in kept], [k[1] for k in kept], all(k[2] for k in kept), histograms, skipped)
-
-
-def is_whole(folder: Path, parts: Iterable[str]) -> bool:
-    """Whether ``folder`` holds every part's index (written last by litdata) and notes."""
-    return all((folder / part / "index.json").is_file() and (folder / "notes" / part).is_dir() for part in parts)
-
-
-def chunk_folder(root: Path, key: str, size: int, parts: dict[str, tuple[list[str], list[int]]]) -> Path:
-    """Beside the decoded cache's file of the same set (decoded_cache.py, whose ``key`` it takes), one folder
-    per decoding and split: the side and every part's files and labels are in its name."""
-    digest = hashlib.sha256(json.dumps([size, parts]).encode()).hexdigest()[:12]
-    return cache_file(root, f"{key}-{digest}").with_suffix(".chunks")
 
 
 def running(pid: int) -> bool:
@@ -237,7 +166,12 @@ def write_chunks(folder: Path, parts: dict[str, tuple[list[str], list[int]]], si
                         fn=decode_task, inputs=tasks, output_dir=str(partial / name), chunk_bytes=CHUNK_BYTES,
                         num_workers=max(1, min(usable_cores(), len(tasks))), reorder_files=False, verbose=False,
                     )
-        os.replace(partial, folder)
+        try:
+            os.replace(partial, folder)
+        except OSError:
+            if not is_whole(folder, parts):
+                raise
+            # Another run on the same files wrote them first: theirs are the same, and already in place.
         for old in folder.parent.glob(f"{folder.name.split('-')[0]}-*.chunks"):  # another decoding or split of the set
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
@@ -248,3 +182,78 @@ def write_chunks(folder: Path, parts: dict[str, tuple[list[str], list[int]]], si
         ) from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Notes:
+    """What the decoding tasks of one part read: each readable picture's position and label, whether all were
+    grey, the pixels' histograms (R, G, B, luminance) and the files skipped."""
+
+    positions: list[int]
+    labels: list[int]
+    grey: bool
+    histograms: np.ndarray
+    skipped: list[str]
+
+
+def read_notes(folder: Path, part: str) -> Notes:
+    kept, histograms, skipped = [], np.zeros((4, 256), np.int64), []
+    for path in sorted((folder / "notes" / part).glob("*.json")):
+        note = json.loads(path.read_text())
+        kept += note["kept"]
+        histograms += np.asarray(note["histogram"], np.int64)
+        skipped += note["skipped"]
+    return Notes([k[0] for k in kept], [k[1] for k in kept], all(k[2] for k in kept), histograms, skipped)
+
+
+def is_whole(folder: Path, parts: Iterable[str]) -> bool:
+    """Whether ``folder`` holds every part's index (written last by litdata) and notes."""
+    return all((folder / part / "index.json").is_file() and (folder / "notes" / part).is_dir() for part in parts)
+
+
+class ToPicture:
+    """StreamingDataset's transform: an item as the in-memory path's (C, S, S) uint8 picture and its label."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+
+    def __call__(self, item: dict) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(to_channels(item["image"], self.channels)), item["label"]
+
+
+def streaming_loader(dataset: Any, batch_size: int, drop_last: bool = False) -> Any:
+    """The loader of a streamed part (streamed_loader.py), in this process: no workers, reading the chunks is
+    not the bottleneck (28,000 pictures of 64x64 a second on one core). Lightning keeps its position in
+    each checkpoint."""
+    litdata()  # one line saying what to install, where LitData is missing
+    from mnist_lit.data.streamed_loader import StreamedLoader
+
+    return StreamedLoader(dataset, batch_size=batch_size, drop_last=drop_last)
+
+
+class StreamedPictures:
+    """One part of a streamed set: its chunks, and the labels and files of its pictures (in the notes' order,
+    not the chunks', which only counts and the record need)."""
+
+    def __init__(self, folder: Path, labels: torch.Tensor, files: list[str], channels: int) -> None:
+        self.folder, self.labels, self.files, self.channels = folder, labels, files, channels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def dataset(self, shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> Any:
+        return litdata().StreamingDataset(
+            str(self.folder), shuffle=shuffle, seed=seed, drop_last=drop_last, transform=ToPicture(self.channels),
+        )
+
+    def batches(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The pictures and labels in batches of ``size``, in the chunks' order."""
+        yield from streaming_loader(self.dataset(), size)
+
+    def pictures(self, indices: torch.Tensor) -> torch.Tensor:
+        """The pictures at ``indices`` of the chunks' order."""
+        dataset = self.dataset()
+        return torch.stack([dataset[int(index)][0] for index in indices])

@@ -76,6 +76,16 @@ def write_split_folder(root: Path, train: int, test: int, seed: int = 0) -> Path
     return root
 
 
+def write_noise_folder(root: Path, classes: int, per_class: int) -> Path:
+    """``root/c<k>/<n>.png``: 28x28 grey noise, each picture unlike any other, so that a digest names one picture."""
+    rng = np.random.default_rng(0)
+    for label in range(classes):
+        (root / f"c{label}").mkdir(parents=True)
+        for n in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / f"c{label}" / f"{n}.png")
+    return root
+
+
 def write_csv(folder: Path, csv_path: Path, path_column: str = "path", label_column: str = "label") -> Path:
     """A CSV file listing every picture of ``folder``'s class folders, paths relative to the CSV file."""
     with open(csv_path, "w", newline="") as file:

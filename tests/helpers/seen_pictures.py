@@ -18,13 +18,15 @@ def fingerprint(picture) -> str:
 
 
 class RecordSeen(Callback):
-    """Appends {"epoch", "step", "pictures": fingerprints} to ``path`` after each training step."""
+    """Appends {"epoch", "step", "rank", "pictures": fingerprints} to ``path`` after each training step (every
+    process of a multi-process run to the same file: one short line per write, so appends do not interleave)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        record = {"epoch": trainer.current_epoch, "step": trainer.global_step, "pictures": [fingerprint(p) for p in batch[0]]}
+        record = {"epoch": trainer.current_epoch, "step": trainer.global_step, "rank": trainer.global_rank,
+                  "pictures": [fingerprint(p) for p in batch[0]]}
         with open(self.path, "a") as file:
             file.write(json.dumps(record) + "\n")
             file.flush()
