@@ -11,14 +11,16 @@ import sys
 from pathlib import Path
 
 import litdata
+import numpy as np
 import pytest
 import torch
-from helpers.cli import Output, run_cli_process
+from helpers.cli import Output, run_cli, run_cli_process
 from helpers.picture_sets import write_folder, write_noise_folder, write_split_folder
 
 from mnist_lit.checkpoints.finding import read_checkpoint
 from mnist_lit.core.errors import UserError
 from mnist_lit.data import datamodule as datamodule_module
+from mnist_lit.data import streaming
 from mnist_lit.data.datamodule import ImageDataModule, InMemoryPictures
 from mnist_lit.data.decoded_cache import CACHE_DIR_ENV, cache_dir
 from mnist_lit.data.streaming import StreamedPictures, budget_bytes
@@ -60,6 +62,15 @@ def test_auto_streams_only_a_set_above_the_memory_budget(tmp_path, capsys):
     assert "streamed from LitData chunks: 36.0 KB decoded, above --data.memory_budget 20.0 KB" in capsys.readouterr().out
 
 
+def test_streamed_training_batches_mix_the_classes(tmp_path, monkeypatch):
+    # Small chunks, as a large set has many: written in the folder's order, each would hold one class.
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 32 * 2**10)
+    data = held(write_noise_folder(tmp_path / "noise", 3, 200), True, batch_size=16)
+    data.trainer = None
+    classes_per_batch = [len(set(labels.tolist())) for _, labels in data.train_dataloader()]
+    assert len(classes_per_batch) == 480 // 16 and min(classes_per_batch) >= 2, classes_per_batch
+
+
 @pytest.mark.parametrize("text, expected", [("4GB", 4 * 2**30), ("512 MiB", 512 * 2**20), ("1000", 1000), ("1.5kb", 1536)])
 def test_memory_budget_takes_sizes_as_people_write_them(text, expected):
     assert budget_bytes(text) == expected
@@ -93,13 +104,13 @@ def test_chunks_are_written_once_and_a_folder_left_by_a_killed_run_is_written_ag
     calls = written(monkeypatch)
     first = held(folder, True)
     second = held(folder, True)  # another run on the same files and options
-    assert len(calls) == 1 and first.train_set.folder == second.train_set.folder
-    assert first.train_set.folder.parent.parent == cache_dir()  # beside the decoded cache, not in the pictures' folder
+    assert len(calls) == 1 and first.train_set.place == second.train_set.place
+    chunks = Path(first.train_set.place).parent
+    assert chunks.parent == cache_dir()  # beside the decoded cache, not in the pictures' folder
     assert not any(path.suffix not in (".png", ".jpg", ".bmp", ".gif", ".tiff", ".webp", ".PNG", ".JPEG", "") for path in folder.rglob("*"))
 
     # A run killed while writing leaves the chunks under a temporary name that says whose they were.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
-    chunks = first.train_set.folder.parent
     left = chunks.with_name(f"{chunks.name}.partial-{dead}")
     chunks.rename(left)
     (left / "train" / "index.json").unlink()  # litdata writes the index last
@@ -209,3 +220,51 @@ def test_processes_stream_disjoint_shares_and_evaluate_every_picture_once(tmp_pa
         reports[name] = json.loads(next((tmp_path / name / "logs").glob("version_*/report.json")).read_text())
     assert int(torch.tensor(reports["three"]["confusion_matrix"]).sum()) == 12  # 12 pictures over 3 processes: each once
     assert reports["three"]["confusion_matrix"] == reports["alone"]["confusion_matrix"]
+
+
+# --- a set written by litdata.optimize, named directly ---------------------------------------------
+
+
+def optimized_item(index: int) -> dict:
+    # Class k is brighter by 80 * k: a set a network learns in one epoch.
+    label = index % 3
+    rng = np.random.default_rng(index)
+    return {"image": (rng.integers(0, 60, (20, 20, 3)) + 80 * label).astype(np.uint8), "label": label}
+
+
+def write_optimized_set(root: Path) -> Path:
+    for part, count in (("train", 150), ("val", 30), ("test", 24)):
+        start = {"train": 0, "val": 1000, "test": 2000}[part]
+        litdata.optimize(fn=optimized_item, inputs=list(range(start, start + count)), output_dir=str(root / part),
+                         chunk_bytes="1MB", num_workers=1, verbose=False)
+    return root
+
+
+def test_a_set_written_by_litdata_optimize_trains_and_tests_with_no_data_option(tmp_path):
+    optimized = write_optimized_set(tmp_path / "optimized")
+    run = tmp_path / "run"
+    fitted = run_cli(run, tmp_path, "fit", "--data.dataset", str(optimized), "--data.classes", "dark,grey,light",
+                     "--trainer.max_epochs", "2", "--data.batch_size", "16")
+    assert "a set written by litdata.optimize; train/ 150, val/ 30, test/ 24 pictures; 20x20, 3 channels; streamed" in fitted.stdout
+    tested = run_cli(run, tmp_path, "test")
+    report = json.loads(next((run / "logs").glob("version_*/report.json")).read_text())
+    assert int(torch.tensor(report["confusion_matrix"]).sum()) == 24 and report["accuracy"] > 0.9, tested.stdout
+    assert [row for row in report["per_class"]] == ["dark", "grey", "light"]
+
+
+@pytest.mark.parametrize("environment, message", [
+    ({}, "no credentials to read s3://mnist-lit-absent/set/train"),
+    # A store that refuses connections (a closed local port): a few tries, then one line, not LitData's thousand.
+    ({"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+     "cannot read s3://mnist-lit-absent/set/train .*check the URL, the network"),
+])
+def test_an_object_store_that_cannot_be_read_is_one_line(tmp_path, monkeypatch, environment, message):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    data = ImageDataModule(dataset="s3://mnist-lit-absent/set")
+    with pytest.raises(UserError, match=message):
+        data.setup("fit")

@@ -44,6 +44,7 @@ from mnist_lit.core.errors import UserError
 from mnist_lit.core.hardware import fast_precision
 from mnist_lit.data.datamodule import ImageDataModule
 from mnist_lit.data.layouts import is_own_set
+from mnist_lit.data.optimized_sets import SCHEMES, is_optimized_set, location_of
 from mnist_lit.data.sets import DATASETS, DatasetInfo
 from mnist_lit.evaluation.report import EvaluationReport, describe
 from mnist_lit.models.classifier import ImageClassifier, check_schedule_for_finetuning
@@ -218,7 +219,7 @@ def to_read(learned: DatasetInfo, data: Namespace) -> DatasetInfo:
     if configured is None or isinstance(configured, DatasetInfo):  # none given, or the record of a saved config
         if learned.path is None and learned.name not in DATASETS:
             raise UserError(f"The checkpoint learned a data set mnist-lit does not know ({learned.name!r}).")
-        if learned.path is not None and not Path(learned.path).exists():
+        if learned.path is not None and not learned.path.startswith(SCHEMES) and not Path(learned.path).exists():
             raise UserError(
                 f"The checkpoint learned the pictures in {learned.path}, which no longer exists; pass the set's "
                 "new place, or another labelled set with the same classes, with --data.dataset PATH."
@@ -235,14 +236,16 @@ def to_read(learned: DatasetInfo, data: Namespace) -> DatasetInfo:
         return dataclasses.replace(other, classes=learned.classes)
     if not is_own_set(configured):
         raise UserError(f"Unknown data set {configured!r}; --data.dataset takes one of {', '.join(DATASETS)}, or a folder or CSV file.")
-    path = Path(configured).expanduser().resolve()
-    if learned.path is not None and Path(learned.path) == path:
+    # A folder or CSV file by its absolute path; a set written by litdata.optimize as a URL or an absolute path.
+    place = location_of(configured) if is_optimized_set(configured) else str(Path(configured).expanduser().resolve())
+    if learned.path is not None and (learned.path == place or Path(learned.path) == Path(place)):
         unnamed = data.clone()
         unnamed.dataset = None
         return to_read(learned, unnamed)
+    name = Path(place).stem
     if learned.resize == "ink":  # another folder of handwriting, read as the model's was
-        return dataclasses.replace(learned, name=path.stem, path=str(path))
-    return dataclasses.replace(learned, name=path.stem, path=str(path), pictures="photos", polarity="photos")
+        return dataclasses.replace(learned, name=name, path=place)
+    return dataclasses.replace(learned, name=name, path=place, pictures="photos", polarity="photos")
 
 
 def build_cli(args: list[str], run: bool = True) -> ImageCLI:

@@ -52,6 +52,13 @@ from mnist_lit.data.decoding import (
     warn_skipped,
 )
 from mnist_lit.data.layouts import PARTS, SetListing, is_own_set, list_set
+from mnist_lit.data.optimized_sets import (
+    class_names,
+    is_optimized_set,
+    location_of,
+    part_labels,
+    survey,
+)
 from mnist_lit.data.outliers import synthetic_outliers
 from mnist_lit.data.sets import (
     DATASETS,
@@ -137,8 +144,9 @@ class ImageDataModule(L.LightningDataModule):
             as torchvision lays them out; null means $MNIST_LIT_DATA_DIR, else ``./data``.
         dataset: a built-in set (mnist, fashion_mnist, kmnist, emnist_balanced, emnist_letters,
             emnist_digits, qmnist, cifar10), or the path of a folder or CSV file of one's own pictures
-            in any layout of layouts.py (docs/data.md), or a ``DatasetInfo``: the set a checkpoint
-            learned, to evaluate or resume it on exactly its parts. Null means mnist.
+            in any layout of layouts.py (docs/data.md), or a set written by litdata.optimize (a folder or an
+            s3://, gs://... URL: optimized_sets.py), or a ``DatasetInfo``: the set a checkpoint learned, to
+            evaluate or resume it on exactly its parts. Null means mnist.
         batch_size: training batch size.
         eval_batch_size: batch size for validation and test, which need no gradients. Larger
             is not faster on a CPU: at 1,000 the first layer's activations (43 MB in bf16) are
@@ -220,11 +228,13 @@ class ImageDataModule(L.LightningDataModule):
         # The set a checkpoint learned: its pictures are read as the model learned them, and its parts rebuilt.
         self.learned = dataset if isinstance(dataset, DatasetInfo) else None
         source = (self.learned.path or self.learned.name) if self.learned else (dataset or DEFAULT_DATASET)
-        self.own_set = source not in DATASETS and is_own_set(source)
-        if not self.own_set and source not in DATASETS:
+        # A set optimized by LitData (optimized_sets.py) is read as it is; a folder or CSV set is decoded first.
+        self.optimized = source not in DATASETS and is_optimized_set(source)
+        self.own_set = not self.optimized and source not in DATASETS and is_own_set(source)
+        if not (self.own_set or self.optimized) and source not in DATASETS:
             raise UserError(
-                f"Unknown data set {source!r}; --data.dataset takes one of {', '.join(DATASETS)}, "
-                "or the path of a folder of class folders or of a CSV file."
+                f"Unknown data set {source!r}; --data.dataset takes one of {', '.join(DATASETS)}, the path of a "
+                "folder of class folders or of a CSV file, or a set written by litdata.optimize (a folder or a URL)."
             )
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
@@ -235,8 +245,10 @@ class ImageDataModule(L.LightningDataModule):
                 f"{augment_degrees}, {augment_shift} and {augment_scale}."
             )
         self.budget = budget_bytes(memory_budget)  # a bad size is refused before anything is read
-        if stream is True and not self.own_set:
+        if stream is True and source in DATASETS:
             raise UserError(f"--data.stream true streams a folder or CSV set; the built-in {source} is held in memory.")
+        if stream is False and self.optimized:
+            raise UserError(f"{source} is a set written by litdata.optimize, which is always streamed; leave out --data.stream.")
         if augment_style is not None and not 0 <= augment_style <= 1:
             raise UserError(f"augment_style is a share of the training pictures, from 0 to 1; got {augment_style}.")
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -269,7 +281,9 @@ class ImageDataModule(L.LightningDataModule):
         self.hparams.dataset = source
         self.data_dir = resolve_data_dir(data_dir)
         self.path = Path(source).expanduser().resolve() if self.own_set else None
-        if self.own_set:
+        if self.optimized:
+            self.hparams.dataset = source = location_of(source)
+        if self.own_set or self.optimized:
             self.dataset_info: Optional[DatasetInfo] = self.learned  # a new set's is known once its pictures are read (setup)
         else:
             self.dataset_info = self.learned or DATASETS[source]
@@ -292,7 +306,7 @@ class ImageDataModule(L.LightningDataModule):
     # --- built-in sets -------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        if self.own_set:
+        if self.own_set or self.optimized:
             return  # read in setup, on each process, from the cache after the first
         info, raw = self.builtin, raw_folder(self.data_dir, self.builtin)
         if has_files(self.data_dir, info):
@@ -343,8 +357,8 @@ class ImageDataModule(L.LightningDataModule):
         testing = stage in ("test", "predict", None) and self.test_set is None
         if not (fitting or testing):
             return
-        if self.own_set:
-            parts = self._own_set_parts(stage, fitting, testing)
+        if self.own_set or self.optimized:
+            parts = self._own_set_parts(stage, fitting, testing) if self.own_set else self._optimized_parts(fitting, testing)
             if fitting:
                 self.train_set, self.val_set = parts["train"], parts["val"]
             if testing:
@@ -417,6 +431,29 @@ class ImageDataModule(L.LightningDataModule):
             self.print_counts(listing, parts, size, channels)
         return parts
 
+    def _optimized_parts(self, fitting: bool, testing: bool) -> dict[str, StreamedPictures]:
+        """The parts of a set written by litdata.optimize: its own train/, val/ and test/ folders, streamed."""
+        location, learned = self.hparams.dataset, self.learned
+        found = survey(location)
+        if learned is None:
+            mean, std = histogram_stats(torch.from_numpy(found.histograms[:3] if found.channels == 3 else found.histograms[3:]))
+            self.dataset_info = DatasetInfo(
+                name=Path(location).name, classes=class_names(found, self.chosen, location), mean=mean, std=std,
+                channels=found.channels, size=found.side, pictures="photos", polarity="photos", path=location,
+            )
+        parts = {}
+        for part in (("train", "val") if fitting else ()) + (("test",) if testing else ()):
+            labels = part_labels(found, part)
+            if labels is None:
+                raise UserError(f"{location} has no {part}/ part written by litdata.optimize; `fit` needs train/ and val/, `test` test/.")
+            parts[part] = StreamedPictures(f"{location}/{part}", labels, [], self.dataset_info.channels)
+            self.parts_read[part] = f"{part}/ of the set written by litdata.optimize"
+        if learned is None:
+            self.holding = "streamed (a set written by litdata.optimize)"
+            rank_zero_only(print)(f"{location}: a set written by litdata.optimize; {', '.join(f'{part}/ {len(found.labels[part]):,}' for part in found.labels)} "
+                  f"pictures; {found.side}x{found.side}, {found.channels} channel{'s' if found.channels > 1 else ''}; streamed")
+        return parts
+
     def _streams(self, listing: SetListing, size: Optional[int], channels: Optional[int]) -> bool:
         """Whether to stream the set: as --data.stream says, or for "auto" when its decoded pictures would take more
         than the memory budget (three channels when not yet known, the headers' default side when not given)."""
@@ -441,7 +478,7 @@ class ImageDataModule(L.LightningDataModule):
         where every picture the training part was split from is grey), and the training pictures' histograms
         (streaming.py's notes)."""
         training = listing.training_part
-        if everything:
+        if everything:  # evaluated only: the order does not matter
             files = [file for part in listing.parts.values() for file in part.files]
             labels = in_order(torch.tensor([label for part in listing.parts.values() for label in part.labels], dtype=torch.long),
                               listing.classes, self.learned.classes, str(listing.root)).tolist()
@@ -454,9 +491,13 @@ class ImageDataModule(L.LightningDataModule):
                 check_unchanged(split, self._digest(listing), counts, " and ".join(split.made))
             drawn = split_off(listing.parts[training].labels, split.made, split.val_fraction, split.test_fraction, split.seed)
             lists = {}
+            # In a random order (seeded): LitData shuffles chunk by chunk and within a window, and chunks written in
+            # the listing's order would each hold one class, so that a batch held one class too.
+            order = torch.Generator().manual_seed(split.seed)
             for part in PARTS:
                 source = listing.parts[training if part in drawn else part]
-                positions = drawn[part].tolist() if part in drawn else range(len(source.files))
+                positions = drawn[part] if part in drawn else torch.arange(len(source.files))
+                positions = positions[torch.randperm(len(positions), generator=order)].tolist()
                 lists[part] = ([source.files[i] for i in positions], [source.labels[i] for i in positions])
                 share = {"val": split.val_fraction, "test": split.test_fraction}.get(part)
                 self.parts_read[part] = (
@@ -568,6 +609,8 @@ class ImageDataModule(L.LightningDataModule):
 
     def evaluated(self, part: str) -> dict[str, Any]:
         """Which pictures a `test` or `validate` read: the set, the part in words, and where the files are."""
+        if self.optimized:
+            return {"dataset": Path(self.hparams.dataset).name, "split": self.parts_read.get(part, part), "data_dir": self.hparams.dataset}
         name = self.path.stem if self.own_set else self.hparams.dataset
         place = self.path if self.own_set else self.data_dir
         return {"dataset": name, "split": self.parts_read.get(part, part), "data_dir": str(Path(place).resolve())}

@@ -61,7 +61,7 @@ class DatasetInfo:
     size: int = 28
     pictures: Pictures = "handwriting"
     polarity: str = "light on dark"
-    path: Optional[str] = None  # the folder or CSV file of a set of one's own pictures, absolute
+    path: Optional[str] = None  # the folder or CSV file of a set of one's own pictures, absolute; or a set optimized by LitData (a folder or a URL)
     resize: Literal["pad", "crop"] = "pad"
     files: Optional[TorchvisionFiles] = None
     split: Optional[Split] = None

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -214,6 +214,14 @@ def is_whole(folder: Path, parts: Iterable[str]) -> bool:
     return all((folder / part / "index.json").is_file() and (folder / "notes" / part).is_dir() for part in parts)
 
 
+def as_rgb(pixels: Any) -> np.ndarray:
+    """(side, side, 3) uint8 pixels of a picture given as (side, side), (side, side, 1) or (side, side, 3) pixels."""
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
+
+
 class ToPicture:
     """StreamingDataset's transform: an item as the in-memory path's (C, S, S) uint8 picture and its label."""
 
@@ -221,7 +229,40 @@ class ToPicture:
         self.channels = channels
 
     def __call__(self, item: dict) -> tuple[torch.Tensor, int]:
-        return torch.from_numpy(to_channels(item["image"], self.channels)), item["label"]
+        return torch.from_numpy(to_channels(as_rgb(item["image"]), self.channels)), int(item["label"])
+
+
+# Object stores that cannot be reached are tried a few times, not LitData's thousand times with backoff.
+S3_RETRIES = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
+NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "DefaultCredentialsError")
+
+
+def open_part(place: str, part: Optional[str] = None, missing_ok: bool = False, **options: Any) -> Any:
+    """LitData's StreamingDataset of the optimized folder ``place`` (or its ``part``), local or at a URL; None for a
+    missing part where ``missing_ok``. A store that refuses or cannot be reached is one line that says why."""
+    where = f"{place.rstrip('/')}/{part}" if part else place
+    local = "://" not in where
+    if local and not (Path(where) / "index.json").is_file():
+        if missing_ok:
+            return None
+        raise UserError(f"{where} is not a folder written by litdata.optimize (it has no index.json).")
+    storage = {}
+    if where.startswith("s3://"):
+        import botocore.config  # LitData's own dependency, for its S3 client
+
+        storage = {"config": botocore.config.Config(**S3_RETRIES)}
+    try:
+        return litdata().StreamingDataset(where, storage_options=storage, **options)
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 - each store's SDK has its own exceptions; all become one line
+        name, text = type(error).__name__, str(error).splitlines()[0] if str(error) else type(error).__name__
+        if name in NO_CREDENTIALS:
+            raise UserError(f"no credentials to read {where} ({text}): for s3:// set AWS_ACCESS_KEY_ID and "
+                            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE; for gs:// GOOGLE_APPLICATION_CREDENTIALS.") from None
+        if missing_ok and ("404" in text or "NoSuchKey" in text or "Not Found" in text or isinstance(error, FileNotFoundError)):
+            return None
+        raise UserError(f"cannot read {where} ({name}: {text}); check the URL, the network and your access to it.") from None
 
 
 def streaming_loader(dataset: Any, batch_size: int, drop_last: bool = False) -> Any:
@@ -235,19 +276,17 @@ def streaming_loader(dataset: Any, batch_size: int, drop_last: bool = False) -> 
 
 
 class StreamedPictures:
-    """One part of a streamed set: its chunks, and the labels and files of its pictures (in the notes' order,
-    not the chunks', which only counts and the record need)."""
+    """One part of a streamed set: the place of its chunks (a folder or a URL), and the labels and files of its
+    pictures (in the notes' order, not the chunks', which only counts and the record need)."""
 
-    def __init__(self, folder: Path, labels: torch.Tensor, files: list[str], channels: int) -> None:
-        self.folder, self.labels, self.files, self.channels = folder, labels, files, channels
+    def __init__(self, place: Union[str, Path], labels: torch.Tensor, files: list[str], channels: int) -> None:
+        self.place, self.labels, self.files, self.channels = str(place), labels, files, channels
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def dataset(self, shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> Any:
-        return litdata().StreamingDataset(
-            str(self.folder), shuffle=shuffle, seed=seed, drop_last=drop_last, transform=ToPicture(self.channels),
-        )
+        return open_part(self.place, shuffle=shuffle, seed=seed, drop_last=drop_last, transform=ToPicture(self.channels))
 
     def batches(self, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The pictures and labels in batches of ``size``, in the chunks' order."""
