@@ -84,7 +84,6 @@ from mnist_lit.data.streaming import (
     is_whole,
     read_notes,
     readable_size,
-    streaming_loader,
     write_chunks,
 )
 
@@ -669,8 +668,7 @@ class ImageDataModule(L.LightningDataModule):
                 raise UserError("--data.balance sampler draws pictures at random from memory; a streamed set is read chunk by "
                                 "chunk: use --data.balance loss, or --data.stream false.")
             # Shuffled chunk by chunk with the run's seed (seed_everything), as every process draws it, and again each epoch.
-            streamed = self.train_set.dataset(shuffle=True, seed=torch.initial_seed() % 2**31, drop_last=drop_last)
-            return streaming_loader(streamed, batch_size=self.hparams.batch_size, drop_last=drop_last)
+            return self.train_set.loader(self.hparams.batch_size, shuffle=True, seed=torch.initial_seed() % 2**31, drop_last=drop_last)
         if self.hparams.balance == "sampler":
             labels = self.train_set.labels.cpu()
             weights = 1.0 / torch.bincount(labels, minlength=len(self.classes)).clamp(min=1).double()
@@ -689,7 +687,7 @@ class ImageDataModule(L.LightningDataModule):
             # litdata gives each process its share itself: whole batches each, the remainder to the last process
             # (so every picture is evaluated once). Batches no larger than a process's share give each one at least one.
             processes = self.trainer.world_size if self.trainer is not None else 1
-            return streaming_loader(dataset.dataset(), batch_size=min(batch_size, max(1, len(dataset) // processes)))
+            return dataset.loader(min(batch_size, max(1, len(dataset) // processes)))
         sampler = None
         if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's DistributedSampler repeats pictures until every process has as many, and
