@@ -71,6 +71,12 @@ def test_streamed_training_batches_mix_the_classes(tmp_path, monkeypatch):
     assert len(classes_per_batch) == 480 // 16 and min(classes_per_batch) >= 2, classes_per_batch
 
 
+def test_a_built_in_set_stays_in_memory_whatever_the_budget(tiny_mnist):
+    data = ImageDataModule(data_dir=str(tiny_mnist), val_size=10, memory_budget="1KB")
+    data.setup()
+    assert isinstance(data.train_set, InMemoryPictures) and isinstance(data.test_set, InMemoryPictures)
+
+
 @pytest.mark.parametrize("text, expected", [("4GB", 4 * 2**30), ("512 MiB", 512 * 2**20), ("1000", 1000), ("1.5kb", 1536)])
 def test_memory_budget_takes_sizes_as_people_write_them(text, expected):
     assert budget_bytes(text) == expected
