@@ -92,7 +92,7 @@ CASES = {
                                            "--data.val_size", "20"],
                                           r"OneCycleLR keeps a rate for each parameter group it starts with"),
     "unknown timm network": (["fit", "--model.net", "timm/resnet_typo"], r"timm has no model 'resnet_typo': --model.net timm/NAME takes a name of timm.list_models\(\)"),
-    "unknown data set": (["fit", "--data.dataset", "cifar100"], r"Unknown data set 'cifar100'; --data.dataset takes one of mnist, .*cifar10, or the path of a folder"),
+    "unknown data set": (["fit", "--data.dataset", "cifar100"], r"Unknown data set 'cifar100'; --data.dataset takes one of mnist, .*cifar10, the path of a folder.*or a set written by litdata"),
     "two starting weights": (["fit", "--model.weights", "a.safetensors", "--model.init_from", "b.ckpt"],
                              r"--model.weights and --model.init_from each name where the network starts; give one of them"),
     "label smoothing of every label": (["fit", "--model.label_smoothing", "1"], r"0 <= label_smoothing < 1.*label_smoothing=1.0"),
