@@ -65,7 +65,6 @@ from mnist_lit.data.sets import (
     DEFAULT_DATASET,
     SMALLEST_SIDE,
     DatasetInfo,
-    histogram_stats,
     pixel_stats,
 )
 from mnist_lit.data.splits import (
@@ -82,6 +81,7 @@ from mnist_lit.data.streaming import (
     budget_bytes,
     chunk_folder,
     is_whole,
+    pixel_stats_of,
     read_notes,
     readable_size,
     write_chunks,
@@ -419,7 +419,7 @@ class ImageDataModule(L.LightningDataModule):
             size, channels = decoded.size, decoded.channels
         if new_set:
             if streamed:  # the notes' histograms: of R, G and B, or of the luminance a greyscale reading takes
-                mean, std = histogram_stats(torch.from_numpy(histograms[:3] if channels == 3 else histograms[3:]))
+                mean, std = pixel_stats_of(histograms, channels)
             else:
                 mean, std = pixel_stats(parts["train"].images)
             self.dataset_info = DatasetInfo(
@@ -435,7 +435,7 @@ class ImageDataModule(L.LightningDataModule):
         location, learned = self.hparams.dataset, self.learned
         found = survey(location)
         if learned is None:
-            mean, std = histogram_stats(torch.from_numpy(found.histograms[:3] if found.channels == 3 else found.histograms[3:]))
+            mean, std = pixel_stats_of(found.histograms, found.channels)
             self.dataset_info = DatasetInfo(
                 name=Path(location).name, classes=class_names(found, self.chosen, location), mean=mean, std=std,
                 channels=found.channels, size=found.side, pictures="photos", polarity="photos", path=location,

@@ -21,8 +21,7 @@ from mnist_lit.core.atomic_files import replaced_atomically
 from mnist_lit.core.errors import UserError
 from mnist_lit.core.progress_lines import progress
 from mnist_lit.data.decoded_cache import cache_dir
-from mnist_lit.data.pictures import to_channels
-from mnist_lit.data.streaming import as_rgb, open_part
+from mnist_lit.data.streaming import as_rgb, count_pixels, open_part
 
 SCHEMES = ("s3://", "gs://", "azure://", "hf://")  # the object stores LitData reads from
 PARTS = ("train", "val", "test")
@@ -70,11 +69,8 @@ def survey(location: str) -> Survey:
                 side = pixels.shape[0]
                 labels[part].append(int(item["label"]))
                 if part == "train":
-                    rgb = as_rgb(pixels)
                     channels = max(channels, 1 if pixels.ndim == 2 or pixels.shape[2] == 1 else 3)
-                    for channel in range(3):
-                        histograms[channel] += np.bincount(rgb[..., channel].reshape(-1), minlength=256)
-                    histograms[3] += np.bincount(to_channels(rgb, 1).reshape(-1), minlength=256)
+                    count_pixels(histograms, as_rgb(pixels))
                 advance(1)
     found = Survey(side, channels, max(max(labels.get(part) or [0]) for part in labels) + 1, histograms, labels)
     try:

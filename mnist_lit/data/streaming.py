@@ -33,6 +33,7 @@ from mnist_lit.core.progress_lines import progress
 from mnist_lit.data.decoded_cache import CACHE_DIR_ENV, cache_file
 from mnist_lit.data.decoding import CHUNK
 from mnist_lit.data.pictures import decode_files, to_channels
+from mnist_lit.data.sets import histogram_stats
 
 CHUNK_BYTES = 16 * 2**20  # the chunk being read is mapped into memory: small, yet a hundred 224x224 pictures per file
 BUDGET_SHARE = 4  # --data.memory_budget's default: a quarter of the machine's memory
@@ -92,20 +93,31 @@ def chunk_folder(root: Path, key: str, size: int, parts: dict[str, tuple[list[st
     return cache_file(root, f"{key}-{digest}").with_suffix(".chunks")
 
 
+def count_pixels(histograms: np.ndarray, rgb: np.ndarray) -> None:
+    """Add a (side, side, 3) picture's pixels to (4, 256) counts: of R, G, B and of the luminance a greyscale
+    reading would use, so that the statistics suit either choice of channels."""
+    for channel in range(3):
+        histograms[channel] += np.bincount(rgb[..., channel].reshape(-1), minlength=256)
+    histograms[3] += np.bincount(to_channels(rgb, 1).reshape(-1), minlength=256)
+
+
+def pixel_stats_of(histograms: np.ndarray, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean and std (sets.py's histogram_stats) of the pictures counted by ``count_pixels``, read in ``channels``."""
+    return histogram_stats(torch.from_numpy(histograms[:3] if channels == 3 else histograms[3:]))
+
+
 def decode_task(task: tuple[str, list[str], list[int], list[int], int, str]) -> Any:
     """litdata.optimize's function: the pictures of one task's files as items, then the task's note beside the
     chunks. Runs in a worker process."""
     note_path, files, labels, positions, size, resize = task
     pixels, greys, errors = decode_files(files, size, resize)
-    histogram = np.zeros((4, 256), np.int64)  # R, G, B and the luminance a greyscale reading would use
+    histogram = np.zeros((4, 256), np.int64)
     kept = []
     for array, grey, label, position in zip(pixels, greys, labels, positions):
         if array is None:
             continue
         kept.append((position, label, grey))
-        for channel in range(3):
-            histogram[channel] += np.bincount(array[..., channel].reshape(-1), minlength=256)
-        histogram[3] += np.bincount(to_channels(array, 1).reshape(-1), minlength=256)
+        count_pixels(histogram, array)
         yield {"image": array, "label": int(label), "position": int(position)}
     note = {"kept": kept, "histogram": histogram.tolist(), "skipped": [error for error in errors if error]}
     temporary = f"{note_path}.tmp"
