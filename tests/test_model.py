@@ -177,6 +177,29 @@ def test_step_logging_can_be_switched_off(tiny_mnist):
     assert "train/loss_epoch" in trainer.callback_metrics
 
 
+class GradientNorms(L.Callback):
+    """The norm of all the gradients each step used, read after the step (they stay until the next one)."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+def test_gradients_are_clipped_in_either_precision(tiny_mnist, precision):
+    norms = GradientNorms()
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=2, limit_val_batches=0, gradient_clip_val=1e-3, precision=precision,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[norms],
+    )
+    data = ImageDataModule(data_dir=str(tiny_mnist), batch_size=10, val_size=20, download=False)
+    trainer.fit(ImageClassifier(outlier_weight=0.0), data)
+    assert len(norms.norms) == 2 and all(0 < norm <= 1.001e-3 for norm in norms.norms)
+
+
 class DivergesInTheSecondEpoch(ImageClassifier):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = super().forward(images)

@@ -141,6 +141,21 @@ def test_a_disk_that_fills_up_while_writing_chunks_is_one_line_and_leaves_nothin
     assert isinstance(held(folder, True).train_set, StreamedPictures)
 
 
+def test_chunks_written_from_a_script_without_a_main_guard_are_one_line_and_leave_nothing(tmp_path):
+    # LitData's workers are new Pythons that import the script that ran: without the guard, each one
+    # runs the script again instead of decoding, and litdata still writes an (empty) index.
+    folder = write_folder(tmp_path / "shapes", per_class=4)
+    script = tmp_path / "train.py"
+    script.write_text(f"from mnist_lit.commands.cli import main\nmain(['fit', '--data.dataset', {str(folder)!r}, '--data.stream', 'true'])\n")
+    cache = tmp_path / "cache"
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, CACHE_DIR_ENV: str(cache)}, timeout=300)
+    assert ran.returncode == 1
+    assert "error: writing the train part into chunks stopped" in ran.stderr
+    assert 'if __name__ == "__main__":' in ran.stderr.splitlines()[-1]
+    assert not list(cache.glob("*.chunks*"))
+
+
 # --- a set written by litdata.optimize, named directly ---------------------------------------------
 
 

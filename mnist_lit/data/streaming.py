@@ -178,6 +178,13 @@ def write_chunks(folder: Path, parts: dict[str, tuple[list[str], list[int]]], si
                         fn=decode_task, inputs=tasks, output_dir=str(partial / name), chunk_bytes=CHUNK_BYTES,
                         num_workers=max(1, min(usable_cores(), len(tasks))), reorder_files=False, verbose=False,
                     )
+            unfinished = sum(not os.path.exists(task[0]) for task in tasks)
+            if unfinished:  # litdata writes an empty index when its workers die before their first item
+                raise UserError(
+                    f"writing the {name} part into chunks stopped: {unfinished} of {len(tasks)} decoding tasks did not "
+                    "finish. LitData's workers start a fresh Python that imports the script you ran: if `fit` runs "
+                    "from a script of your own, put its code under `if __name__ == \"__main__\":`."
+                )
         try:
             os.replace(partial, folder)
         except OSError:

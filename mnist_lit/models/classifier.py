@@ -395,8 +395,11 @@ class ImageClassifier(L.LightningModule):
         trained = [parameter for parameter in self.parameters() if parameter.requires_grad]
         if self.hparams.optimizer:  # --optimizer
             optimizer = instantiate_class(trained, torch_optim_class(self.hparams.optimizer, "--optimizer"))
-        else:  # fused: one kernel updates every parameter, instead of a few per parameter tensor
-            optimizer = torch.optim.Adam(trained, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True)
+        else:
+            # Fused: one kernel updates every parameter, instead of a few per parameter tensor. Under mixed
+            # precision Lightning refuses to clip a fused optimizer's gradients, so clipping takes the other.
+            clips = self._trainer is not None and bool(self.trainer.gradient_clip_val)
+            optimizer = torch.optim.Adam(trained, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=not clips)
         if self._trainer is not None and any(isinstance(callback, BaseFinetuning) for callback in self.trainer.callbacks):
             check_schedule_for_finetuning(self.hparams.lr_schedule, self.hparams.lr_scheduler)
         if self.hparams.lr_scheduler:  # --lr_scheduler
