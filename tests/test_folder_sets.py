@@ -168,6 +168,15 @@ def test_a_second_read_comes_from_the_cache_and_a_changed_file_or_damaged_cache_
     assert decoded
 
 
+def test_a_run_without_sizes_gets_the_default_sizes_whatever_another_run_cached(tmp_path):
+    root = write_folder(tmp_path / "set", 4)  # colour pictures of 64x64
+    default = setup_data(root).dataset_info
+    asked = setup_data(root, image_size=96, channels=1).dataset_info
+    again = setup_data(root).dataset_info  # after the cache was decoded at the sizes asked for
+    assert (default.size, default.channels) == (again.size, again.channels) == (64, 3)
+    assert (asked.size, asked.channels) == (96, 1)
+
+
 def test_a_read_only_folder_is_read_and_cached_elsewhere(tmp_path):
     root = write_folder(tmp_path / "set", 3)
     for path in [root, *root.iterdir()]:

@@ -26,9 +26,9 @@ def read_decoded(listing: SetListing, image_size: Optional[int], channels: Optio
     """The set of ``listing`` decoded, from the cache when the files and options are those it was made from."""
     key = cache_key(listing.root, listing.parts, resize)
     cached = load_cache(listing.root, key)
-    # The cache holds one decoding per folder; null options accept whatever it was decoded with
-    # (the same files give the same default size and channels).
-    if cached is not None and image_size in (None, cached.size) and channels in (None, cached.channels):
+    # The cache holds one decoding per folder: null options take it when it was decoded at the sizes they
+    # default to, not at sizes another run asked for.
+    if cached is not None and (image_size or cached.default_size, channels or cached.default_channels) == (cached.size, cached.channels):
         return cached
     del cached  # mapped from the file about to be replaced, which Windows would refuse
     decoded = decode_set(listing, image_size, channels, resize)
@@ -73,6 +73,7 @@ def load_cache(path: Path, key: str) -> Optional[DecodedSet]:
         decoded = DecodedSet(
             {part: DecodedPart(*arrays) for part, arrays in saved["parts"].items()},
             int(saved["size"]), int(saved["channels"]), list(saved["skipped"]),
+            int(saved["default_size"]), int(saved["default_channels"]),
         )
         shape = (decoded.channels, decoded.size, decoded.size)
         for part in decoded.parts.values():
@@ -94,6 +95,7 @@ def save_cache(path: Path, key: str, decoded: DecodedSet) -> None:
             torch.save({
                 "key": key, "parts": {name: [part.images, part.labels, part.positions] for name, part in decoded.parts.items()},
                 "size": decoded.size, "channels": decoded.channels, "skipped": decoded.skipped,
+                "default_size": decoded.default_size, "default_channels": decoded.default_channels,
             }, temporary)
         for old in file.parent.glob(f"{file.name.split('-')[0]}-*.pt"):
             if old != file:

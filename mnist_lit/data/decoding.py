@@ -55,6 +55,8 @@ class DecodedSet:
     size: int
     channels: int
     skipped: list[str]
+    default_size: int  # what --data.image_size and --data.channels left out would have given
+    default_channels: int
 
 
 def default_size(sides: list[int]) -> int:
@@ -98,8 +100,8 @@ def decode_set(listing: SetListing, image_size: Optional[int], channels: Optiona
     total = sum(len(part.files) for part in listing.parts.values())
     results: dict[str, list] = {}
     with workers(total) as run, progress(f"Decoding {listing.root.name}", total) as advance:
-        if image_size is None:
-            image_size = header_size(listing.parts[training].files, run)
+        default = header_size(listing.parts[training].files, run)
+        image_size = image_size or default
         for part, files in listing.parts.items():
             results[part] = []
             for result in run(decode_files, chunked(files.files), image_size, resize):
@@ -117,11 +119,11 @@ def decode_set(listing: SetListing, image_size: Optional[int], channels: Optiona
         labels = torch.tensor([files.labels[i] for i in kept], dtype=torch.long)
         arrays[part] = (images, labels, torch.tensor(kept, dtype=torch.long))
         grey[part] = all(greys[i] for i in kept)
-    if channels is None:
-        channels = 1 if grey[training] else 3
+    default_channels = 1 if grey[training] else 3
+    channels = channels or default_channels
     parts = {part: DecodedPart(torch.from_numpy(to_channels(images, channels)), labels, kept) for part, (images, labels, kept) in arrays.items()}
     check_classes_have_pictures(listing.classes, parts[training].labels, skipped)
-    return DecodedSet(parts, image_size, channels, skipped)
+    return DecodedSet(parts, image_size, channels, skipped, default, default_channels)
 
 
 def check_classes_have_pictures(classes: tuple[str, ...], training_labels: torch.Tensor, skipped: list[str]) -> None:
