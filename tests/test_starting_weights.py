@@ -112,7 +112,11 @@ def test_a_weights_file_that_cannot_start_the_network_is_one_line(tmp_path, cont
 
 
 def test_pretrained_weights_out_of_reach_say_how_to_give_a_file(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    # HF_HUB_OFFLINE=1, as huggingface_hub reads it: once, when first imported (here by an earlier test);
+    # without it, the hub's retries on a machine with no network take most of a minute.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(UserError, match="Could not fetch timm's pretrained weights for test_resnet .* --model.weights PATH"):
         started("timm/test_resnet", pretrained=True)
     with pytest.raises(UserError, match="--model.pretrained takes timm's published weights"):
