@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from helpers.checkpoints import MNIST
 from helpers.picture_sets import write_folder
+from lightning.pytorch.utilities import grad_norm
 
 import mnist_lit.data.datamodule
 from mnist_lit.core.errors import UserError
@@ -184,8 +185,7 @@ class GradientNorms(L.Callback):
         self.norms: list[float] = []
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
-        self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        self.norms.append(float(grad_norm(module, norm_type=2)["grad_2.0_norm_total"]))
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
