@@ -5,6 +5,7 @@ argparse parsers and start without it (predict, export and serve without importi
 all: models/predictor.py).
 """
 
+import gc
 import sys
 from importlib import import_module
 from typing import Optional
@@ -77,8 +78,15 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 def run() -> None:
-    """The `mnist-lit` console script."""
-    main()
+    """The `mnist-lit` console script and `python -m mnist_lit`: main(), then the end of the process."""
+    try:
+        main()
+    finally:
+        # The process ends here and its memory goes with it. Python's last garbage collection would
+        # first walk every object of torch's, Lightning's and SciPy's modules: about a second after
+        # `fit` or `test` on a 2-core CPU, a quarter of one after `predict` (benchmarks/NOTES.md).
+        # Only here, not in main(): a process that calls main() and goes on must still collect.
+        gc.freeze()
 
 
 if __name__ == "__main__":
