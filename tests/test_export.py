@@ -34,7 +34,7 @@ def run_export(capsys, *args) -> tuple[int, str, str]:
     return exit.value.code, captured.out, captured.err
 
 
-@pytest.fixture(params=["keras_cnn", "batchnorm_cnn"])
+@pytest.fixture(params=["keras_cnn", "batchnorm_cnn", "lean_cnn"])
 def any_checkpoint(request, tmp_path) -> Path:
     """An untrained checkpoint of each network (the batch-normalized one with non-trivial statistics)."""
     torch.manual_seed(0)

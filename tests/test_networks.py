@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mnist_lit.models.networks import BatchNormCNN, DigitCNN, network_from_hparams
+from mnist_lit.models.networks import BatchNormCNN, DigitCNN, LeanCNN, build_network, network_from_hparams
 
 
 def test_maps_images_to_one_logit_per_class():
@@ -53,10 +53,36 @@ def test_the_batchnorm_network_maps_pictures_to_logits_and_normalizes_batches():
     assert not torch.equal(norms[0].running_mean, before)
 
 
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_the_lean_network_takes_every_side_and_does_a_third_of_the_keras_arithmetic(size):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def forward_flops(net: torch.nn.Module) -> int:
+        with FlopCounterMode(display=False) as counter:
+            assert net(torch.randn(2, 1, size, size)).shape == (2, 10)
+        return counter.get_total_flops()
+
+    lean, keras = build_network("lean_cnn", 10, size=size), build_network("keras_cnn", 10, size=size)
+    assert forward_flops(lean) < 0.4 * forward_flops(keras)
+
+
+def test_the_lean_network_answers_each_picture_alone_once_trained():
+    # Batch normalization uses each batch's statistics in training only: in evaluation a picture's
+    # logits must not depend on the pictures beside it.
+    net = LeanCNN(10, hidden_units=24)
+    assert [m.num_features for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)] == [16, 32, 24]
+    x = torch.randn(6, 1, 28, 28)
+    net.train()
+    assert not torch.allclose(net(x)[:3], net(x[:3]))
+    net.eval()
+    torch.testing.assert_close(net(x)[:3], net(x[:3]))
+
+
 @pytest.mark.parametrize("hparams, expected", [
     ({}, DigitCNN),  # a checkpoint from before networks were a choice
     ({"net": "keras_cnn", "hidden_units": 32}, DigitCNN),
     ({"net": "batchnorm_cnn", "conv1_channels": 8}, BatchNormCNN),
+    ({"net": "lean_cnn", "conv1_channels": 8}, LeanCNN),
 ])
 def test_a_checkpoints_hyperparameters_name_its_network(hparams, expected):
     net = network_from_hparams(hparams, num_classes=10)
@@ -64,4 +90,4 @@ def test_a_checkpoints_hyperparameters_name_its_network(hparams, expected):
     if "hidden_units" in hparams:
         assert net.classifier[1].out_features == 32
     if "conv1_channels" in hparams:
-        assert net.features[0][0].out_channels == 8
+        assert next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).out_channels == 8
