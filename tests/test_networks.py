@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from mnist_lit.models.networks import BatchNormCNN, DigitCNN, LeanCNN, build_network, network_from_hparams
+from mnist_lit.models.networks import (
+    BatchNormCNN,
+    DigitCNN,
+    LeanCNN,
+    build_network,
+    network_from_hparams,
+)
 
 
 def test_maps_images_to_one_logit_per_class():

@@ -39,7 +39,7 @@ def test_a_timm_network_takes_the_sets_channels_and_classes():
     ("timm/no_such_model", "timm has no model 'no_such_model'"),
     ("timm/hf-hub:someone/model", "timm has no model 'hf-hub:someone/model'"),  # a hub address: no download
     ("timm/local-dir:/tmp/model", "timm has no model 'local-dir:/tmp/model'"),  # a folder: no file read
-    ("resnet18", "No network 'resnet18': --model.net takes keras_cnn, batchnorm_cnn or timm/NAME"),
+    ("resnet18", "No network 'resnet18': --model.net takes keras_cnn, batchnorm_cnn, lean_cnn or timm/NAME"),
 ])
 def test_a_name_that_is_no_network_is_one_line(name, says):
     with pytest.raises(UserError, match=says.replace("(", r"\(")):
