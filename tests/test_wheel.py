@@ -60,5 +60,6 @@ def test_fit_with_a_shipped_recipe_by_name_from_another_folder(installed, tmp_pa
         (tmp_path / folder).mkdir()
         run(str(installed), "-m", "mnist_lit", "fit", "--config", name, *SHORT, cwd=tmp_path / folder, env=env)
         config = yaml.safe_load((tmp_path / folder / "logs" / "version_0" / "config.yaml").read_text())
-        assert config["model"]["lr"] == 0.006 and config["model"]["conv2_channels"] == 48
+        recipe = yaml.safe_load((REPO / "configs" / "speedrun.yaml").read_text())["model"]
+        assert config["model"]["lr"] == recipe["lr"] and config["model"]["net"] == recipe["net"] != "keras_cnn"
         assert (tmp_path / folder / "checkpoints" / "version_0" / "last.ckpt").is_file()
