@@ -1,5 +1,6 @@
 """Every data set of the table, read from small files written in its exact format, traps included."""
 
+import dataclasses
 import hashlib
 import pickle
 from pathlib import Path
@@ -162,6 +163,17 @@ def test_a_checkpoint_is_evaluated_on_its_own_set_unless_another_has_the_same_cl
     # Asked for by name, MNIST is not quietly replaced by the checkpoint's own set.
     with pytest.raises(UserError, match="learned fashion_mnist .* cannot be evaluated on mnist"):
         evaluated(fashion, "mnist")
+
+
+def test_another_set_is_named_as_fit_names_it(tmp_path):
+    learned = dataclasses.replace(DATASETS["mnist"], name="digits", path=str(tmp_path / "digits"))
+
+    def read(dataset: str):
+        return to_read(learned, Namespace(dataset=dataset, split_seed=1234, val_fraction=0.1))
+
+    assert read("s3://bucket/sets/digits.v2/").name == "digits.v2"  # an optimized set: its folder's whole name
+    (tmp_path / "scans.v2.csv").write_text("path,label\n")
+    assert read(str(tmp_path / "scans.v2.csv")).name == "scans.v2"  # a CSV file: its stem
 
 
 @pytest.mark.parametrize("name, attribute, value", [

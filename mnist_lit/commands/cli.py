@@ -237,12 +237,14 @@ def to_read(learned: DatasetInfo, data: Namespace) -> DatasetInfo:
     if not is_own_set(configured):
         raise UserError(f"Unknown data set {configured!r}; --data.dataset takes one of {', '.join(DATASETS)}, or a folder or CSV file.")
     # A folder or CSV file by its absolute path; a set written by litdata.optimize as a URL or an absolute path.
-    place = location_of(configured) if is_optimized_set(configured) else str(Path(configured).expanduser().resolve())
+    optimized = is_optimized_set(configured)
+    place = location_of(configured) if optimized else str(Path(configured).expanduser().resolve())
     if learned.path is not None and (learned.path == place or Path(learned.path) == Path(place)):
         unnamed = data.clone()
         unnamed.dataset = None
         return to_read(learned, unnamed)
-    name = Path(place).stem
+    # Named as `fit` names it (data module): an optimized set by its folder's whole name, a folder or CSV file by its stem.
+    name = Path(place).name if optimized else Path(place).stem
     if learned.resize == "ink":  # another folder of handwriting, read as the model's was
         return dataclasses.replace(learned, name=name, path=place)
     return dataclasses.replace(learned, name=name, path=place, pictures="photos", polarity="photos")
