@@ -177,6 +177,20 @@ def test_a_run_without_sizes_gets_the_default_sizes_whatever_another_run_cached(
     assert (asked.size, asked.channels) == (96, 1)
 
 
+def test_a_run_without_sizes_reads_each_training_pictures_header_once(tmp_path, monkeypatch):
+    # The default side decides both whether to stream and the size to decode at: one pass over the headers
+    # serves both (a few seconds on a large folder), on a first decoding and on a run from the cache.
+    root = write_folder(tmp_path / "set", 4)
+    headers = []
+    original = decoding.read_sizes
+    monkeypatch.setattr(decoding, "read_sizes", lambda files: headers.extend(files) or original(files))
+    files = sorted(str(path) for path in root.rglob("*") if path.is_file())
+    for _ in ("decoded", "from the cache"):
+        headers.clear()
+        setup_data(root, val_fraction=0.25)
+        assert sorted(headers) == files
+
+
 def test_a_read_only_folder_is_read_and_cached_elsewhere(tmp_path):
     root = write_folder(tmp_path / "set", 3)
     for path in [root, *root.iterdir()]:

@@ -403,14 +403,17 @@ class ImageDataModule(L.LightningDataModule):
                 split = dataclasses.replace(split, made=("val",) if "val" not in listing.parts else ())
         # A new set is split whole, for its mean and std and its counts; a checkpoint's only as far as asked.
         needed = PARTS if new_set else (("train", "val") if fitting else ()) + (("test",) if testing else ())
-        streamed = self._streams(listing, size, channels)
+        # The side the pictures default to, from every training file's header: read once, where it is needed
+        # (to choose whether to stream, and to stream), and handed to a first decoding instead of reading again.
+        header_side = header_size(listing.parts[listing.training_part].files) if size is None and options.stream is not False else None
+        streamed = self._streams(listing, size or header_side, channels)
         if streamed:
-            size = size or header_size(listing.parts[listing.training_part].files)
+            size = size or header_side
             parts, channels, histograms = self._streamed_parts(listing, split, size, channels, resize, everything)
             if everything:
                 return {part: parts["all"] for part in PARTS}
         else:
-            decoded = read_decoded(listing, size, channels, resize)
+            decoded = read_decoded(listing, size, channels, resize, header_side)
             warn_skipped(decoded.skipped)
             if everything:
                 whole = InMemoryPictures(*self._everything(listing, decoded))
@@ -453,15 +456,14 @@ class ImageDataModule(L.LightningDataModule):
                   f"pictures; {found.side}x{found.side}, {found.channels} channel{'s' if found.channels > 1 else ''}; streamed")
         return parts
 
-    def _streams(self, listing: SetListing, size: Optional[int], channels: Optional[int]) -> bool:
-        """Whether to stream the set: as --data.stream says, or for "auto" when its decoded pictures would take more
-        than the memory budget (three channels when not yet known, the headers' default side when not given)."""
+    def _streams(self, listing: SetListing, side: Optional[int], channels: Optional[int]) -> bool:
+        """Whether to stream the set: as --data.stream says, or for "auto" when its decoded pictures, ``side`` pixels
+        square (given, or the headers' default), would take more than the memory budget (three channels when not yet known)."""
         stream = self.hparams.stream
         if stream != "auto":
             self.holding = "streamed from LitData chunks (--data.stream true)" if stream else "held in memory (--data.stream false)"
             return bool(stream)
         count = sum(len(part.files) for part in listing.parts.values())
-        side = size or header_size(listing.parts[listing.training_part].files)
         estimate = count * side * side * (channels or 3)
         streamed = estimate > self.budget
         self.holding = (

@@ -22,8 +22,11 @@ CACHE_DIR_ENV = "MNIST_LIT_CACHE_DIR"
 CACHE_VERSION = 2
 
 
-def read_decoded(listing: SetListing, image_size: Optional[int], channels: Optional[int], resize: str) -> DecodedSet:
-    """The set of ``listing`` decoded, from the cache when the files and options are those it was made from."""
+def read_decoded(
+    listing: SetListing, image_size: Optional[int], channels: Optional[int], resize: str, default_size: Optional[int] = None,
+) -> DecodedSet:
+    """The set of ``listing`` decoded, from the cache when the files and options are those it was made from.
+    ``default_size``: the training headers' default side when already read (decode_set reads it otherwise)."""
     key = cache_key(listing.root, listing.parts, resize)
     cached = load_cache(listing.root, key)
     # The cache holds one decoding per folder: null options take it when it was decoded at the sizes they
@@ -31,7 +34,7 @@ def read_decoded(listing: SetListing, image_size: Optional[int], channels: Optio
     if cached is not None and (image_size or cached.default_size, channels or cached.default_channels) == (cached.size, cached.channels):
         return cached
     del cached  # mapped from the file about to be replaced, which Windows would refuse
-    decoded = decode_set(listing, image_size, channels, resize)
+    decoded = decode_set(listing, image_size, channels, resize, default_size)
     save_cache(listing.root, key, decoded)
     return decoded
 

@@ -95,12 +95,16 @@ def chunked(items: list, size: int = CHUNK) -> list[list]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def decode_set(listing: SetListing, image_size: Optional[int], channels: Optional[int], resize: str) -> DecodedSet:
+def decode_set(
+    listing: SetListing, image_size: Optional[int], channels: Optional[int], resize: str, default_size: Optional[int] = None,
+) -> DecodedSet:
+    """Every picture of ``listing`` decoded at ``image_size`` (default: the training headers' default side,
+    ``default_size`` when the caller has read it) with ``channels`` (default: 1 when every training picture is grey)."""
     training = listing.training_part
     total = sum(len(part.files) for part in listing.parts.values())
     results: dict[str, list] = {}
     with workers(total) as run, progress(f"Decoding {listing.root.name}", total) as advance:
-        default = header_size(listing.parts[training].files, run)
+        default = default_size or header_size(listing.parts[training].files, run)
         image_size = image_size or default
         for part, files in listing.parts.items():
             results[part] = []
