@@ -64,11 +64,13 @@ class KerasCNN(nn.Module):
         return self.classifier(self.features(images))
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, pool: bool = False) -> nn.Sequential:
+    """A convolution, then (with ``pool``) a 2x2 max-pooling, batch normalization and ReLU."""
     padding = kernel_size // 2 if stride > 1 else 0
     return nn.Sequential(
         # No bias: the batch normalization right after it has its own.
         nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False),
+        *([nn.MaxPool2d(2)] if pool else []),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(),
     )
@@ -139,16 +141,10 @@ class LeanCNN(nn.Module):
     ) -> None:
         super().__init__()
         side = ((size - 2) // 2 - 2) // 2 - 2  # after two stages of a 3x3 convolution and pooling, and a third convolution
-
-        def stage(inputs: int, outputs: int, pool: bool) -> list[nn.Module]:
-            # No bias: the batch normalization right after it has its own.
-            layers = [nn.Conv2d(inputs, outputs, kernel_size=3, bias=False)]
-            return layers + ([nn.MaxPool2d(2)] if pool else []) + [nn.BatchNorm2d(outputs), nn.ReLU()]
-
         self.features = nn.Sequential(
-            *stage(channels, conv1_channels, pool=True),
-            *stage(conv1_channels, conv2_channels, pool=True),
-            *stage(conv2_channels, hidden_units, pool=False),
+            conv_bn_relu(channels, conv1_channels, 3, pool=True),
+            conv_bn_relu(conv1_channels, conv2_channels, 3, pool=True),
+            conv_bn_relu(conv2_channels, hidden_units, 3),
         )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(hidden_units * side * side, num_classes))
 
