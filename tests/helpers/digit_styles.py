@@ -10,18 +10,27 @@ trains on. Each set comes from its own generator and source:
 - ``photo``: MNIST test digits as dark ink on lit, noisy, uneven paper, turned a little and saved
   as JPEG, as a phone photo of paper looks;
 - ``optdigits``: real handwriting of 43 other writers (UCI's optdigits, 8x8 counts of 32x32
-  bitmaps, as scikit-learn ships them) scaled up to 160 px: another source altogether.
+  bitmaps, as scikit-learn ships them) scaled up to 160 px: another source altogether;
+- ``typeset``: digits set in the fonts matplotlib ships (Computer Modern and STIX: serifs, italics,
+  typewriter), dark on uneven paper, blurred a little, PNG or JPEG;
+- ``marker``: MNIST test digits (from the other end of the pictures ``scan`` and ``photo`` take)
+  in a thick marker on a whiteboard, photographed at a tilt, blurred, PNG or JPEG.
 """
 
 import io
 from pathlib import Path
 from typing import Callable, Iterator
 
+import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 SIDE = 280
 FONT_DIRS = ("/usr/share/fonts/truetype", "/usr/local/share/fonts", "/Library/Fonts", "C:/Windows/Fonts")
+# matplotlib's own fonts, the same on every machine; none of them is among FONT_DIRS' DejaVu and Liberation.
+TYPESET_FONTS = tuple(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name for name in (
+    "cmr10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmb10.ttf", "cmti10.ttf", "STIXGeneral.ttf", "STIXGeneralBol.ttf",
+    "STIXGeneralItalic.ttf"))
 
 # Each digit's shape as strokes through points in a unit box (x right, y down), one list per stroke.
 STROKES: dict[int, list[list[tuple[float, float]]]] = {
@@ -110,6 +119,45 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     return encoded(image.convert("RGB"), "JPEG", quality=int(rng.integers(30, 80)))
 
 
+def picture_file(image: Image.Image, rng: np.random.Generator) -> bytes:
+    """PNG, or (half the time) JPEG at a random quality."""
+    if rng.random() < 0.5:
+        return encoded(image.convert("RGB"), "JPEG", quality=int(rng.integers(40, 90)))
+    return encoded(image)
+
+
+def on_lit_paper(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """0-1 ink -> dark ink on light, unevenly lit paper with a little noise."""
+    side = ink.shape[0]
+    ys, xs = np.mgrid[0:side, 0:side] / side
+    light = rng.uniform(170, 250) + rng.uniform(-30, 30) * (xs - 0.5) + rng.uniform(-30, 30) * (ys - 0.5)
+    pixels = light - ink.clip(0, 1) * (light - rng.uniform(0, 70)) + rng.normal(0, rng.uniform(1, 6), ink.shape)
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
+def typeset(label: int, rng: np.random.Generator) -> bytes:
+    """The digit set in one of matplotlib's fonts, anywhere near the middle, turned a little."""
+    image = Image.new("L", (SIDE, SIDE), 0)
+    font = ImageFont.truetype(str(TYPESET_FONTS[int(rng.integers(len(TYPESET_FONTS)))]), int(rng.integers(80, 200)))
+    centre = (SIDE / 2 + rng.uniform(-30, 30), SIDE / 2 + rng.uniform(-30, 30))
+    ImageDraw.Draw(image).text(centre, str(label), fill=255, font=font, anchor="mm")
+    image = image.rotate(rng.uniform(-8, 8), resample=Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(rng.uniform(0, 2)))
+    return picture_file(on_lit_paper(np.asarray(image, np.float32) / 255, rng), rng)
+
+
+def marker(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A 28x28 MNIST digit in a thick marker on a whiteboard, photographed at a tilt."""
+    side = int(rng.integers(180, 300))
+    big = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
+    big = big.filter(ImageFilter.MaxFilter(int(rng.integers(2, 7)) * 2 + 1))  # a marker 5-13 px wide
+    shift = side * rng.uniform(0, 0.15)
+    tilt = [1 + rng.uniform(-0.1, 0.1), rng.uniform(-0.15, 0.15), -shift / 2, rng.uniform(-0.1, 0.1),
+            1 + rng.uniform(-0.1, 0.1), 0, rng.uniform(-0.0008, 0.0008), rng.uniform(-0.0008, 0.0008)]
+    big = big.transform((side, side), Image.Transform.PERSPECTIVE, tilt, Image.Resampling.BICUBIC)
+    board = on_lit_paper(np.asarray(big, np.float32) / 255, rng).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5)))
+    return picture_file(board, rng)
+
+
 def optdigits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 8x8 digits (0-16) and their classes; ImportError without scikit-learn."""
     from sklearn.datasets import load_digits
@@ -139,13 +187,16 @@ def digit_set(style: str, count: int, mnist: tuple[np.ndarray, np.ndarray], seed
     makers: dict[str, Callable[[int], bytes]] = {
         "pen": lambda i: pen(i % 10, rng),
         "typed": lambda i: typed(i % 10, rng, fonts),
+        "typeset": lambda i: typeset(i % 10, rng),
     }
     for i in range(count):
         if style in makers:
             yield makers[style](i), i % 10
+        elif style == "marker":  # from the other end: not the digits scan and photo redraw
+            yield marker(mnist[0][-1 - i], rng), int(mnist[1][-1 - i])
         else:
             digit, label = mnist[0][i], int(mnist[1][i])
             yield {"scan": scan, "photo": photo}[style](digit, rng), label
 
 
-STYLES = ("scan", "pen", "typed", "photo", "optdigits")
+STYLES = ("scan", "pen", "typed", "photo", "optdigits", "typeset", "marker")

@@ -1,24 +1,28 @@
 """Drawings that are not digits, as a user would draw them on the page or scan them: scribbles,
-letters that look like no digit, smileys, squares and single lines, as 280x280 PNG bytes (dark ink
+letters that look like no digit, smileys, squares, single lines and pictographs, as 280x280 PNG bytes (dark ink
 on white, or light on black), to be read through the same preprocessing as any picture.
 
-``symbol`` (HELD_OUT_KINDS) is kept for final figures: pictographs of things (an umbrella, a
-plane, an anchor, a chess knight...) from DejaVu Sans, filled silhouettes as a photo of an object
-reads once its background is gone.
+``symbol``: pictographs of things (an umbrella, a plane, an anchor, a chess knight...) from DejaVu
+Sans, filled silhouettes as a photo of an object reads once its background is gone. ``glyph``
+(HELD_OUT_KINDS, kept for final figures): mathematical signs and Greek capitals set in STIX, the
+font matplotlib ships.
 """
 
 import io
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 SIDE = 280
 LETTERS = "AEFHKMNRWX"
-KINDS = ("scribble", "letter", "smiley", "square", "line")
-HELD_OUT_KINDS = ("symbol",)
+KINDS = ("scribble", "letter", "smiley", "square", "line", "symbol")
+HELD_OUT_KINDS = ("glyph",)
 SYMBOLS = "☂☎✈♠♣♥♦★☀⚓✂✉☕♞⚑☘⚙☯♫☁✿❄⚡☃♛♜♝♚⚘"
 SYMBOL_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+GLYPHS = "∑∏∫∮∞∇∂⊕⊗⊂⊃∩∪≠≈≡∀∃¬ΓΔΘΛΞΠΦΨΩ§¶&@%"  # none of them a digit's shape
+GLYPH_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "STIXGeneral.ttf"
 
 
 def drawing(kind: str, rng: np.random.Generator) -> bytes:
@@ -46,6 +50,9 @@ def drawing(kind: str, rng: np.random.Generator) -> bytes:
     elif kind == "symbol":
         font = ImageFont.truetype(str(SYMBOL_FONT), int(rng.integers(150, 260)))
         draw.text((cx, cy), SYMBOLS[int(rng.integers(len(SYMBOLS)))], fill=ink, font=font, anchor="mm")
+    elif kind == "glyph":
+        font = ImageFont.truetype(str(GLYPH_FONT), int(rng.integers(120, 220)))
+        draw.text((cx, cy), GLYPHS[int(rng.integers(len(GLYPHS)))], fill=ink, font=font, anchor="mm")
     elif kind == "line":  # across or slanting; an upright line would be a fair 1
         angle = rng.uniform(-0.6, 0.6)
         dx, dy = r * np.cos(angle), r * np.sin(angle)
