@@ -61,6 +61,25 @@ def on_paper(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (pixels if rng.integers(2) else 255 - pixels).clip(0, 255).astype(np.uint8)
 
 
+def picture_file(image: Image.Image, rng: np.random.Generator) -> bytes:
+    """PNG, or (half the time) JPEG at a random quality."""
+    if rng.random() < 0.5:
+        return encoded(image.convert("RGB"), "JPEG", quality=int(rng.integers(40, 90)))
+    return encoded(image)
+
+
+def on_lit_paper(ink: np.ndarray, rng: np.random.Generator, light: tuple[float, float] = (170, 250), slope: float = 30,
+                 darkest: tuple[float, float] = (0, 70), grain: tuple[float, float] = (1, 6)) -> Image.Image:
+    """0-1 ink -> dark ink on paper lit unevenly (brightness in ``light``, changing by up to ``slope`` across
+    it), the ink's darkest in ``darkest``, with noise of a standard deviation in ``grain``."""
+    side = ink.shape[0]
+    ys, xs = np.mgrid[0:side, 0:side] / side
+    lit = rng.uniform(*light) + rng.uniform(-slope, slope) * (xs - 0.5) + rng.uniform(-slope, slope) * (ys - 0.5)
+    deepest = rng.uniform(*darkest)
+    pixels = lit - ink.clip(0, 1) * (lit - deepest) + rng.normal(0, rng.uniform(*grain), ink.shape)
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+
+
 def scan(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """A 28x28 MNIST digit as a low-resolution scan, scaled back up."""
     small = Image.fromarray(digit).resize((int(rng.integers(9, 15)),) * 2, Image.Resampling.BOX)
@@ -111,28 +130,9 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     side = int(rng.integers(150, 300))
     ink = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
     ink = np.asarray(Image.fromarray(ink).rotate(rng.uniform(-12, 12), resample=Image.Resampling.BICUBIC))
-    ys, xs = np.mgrid[0:side, 0:side] / side
-    light = rng.uniform(150, 235) + rng.uniform(-40, 40) * (xs - 0.5) + rng.uniform(-40, 40) * (ys - 0.5)
-    darkest = rng.uniform(10, 80)
-    pixels = light - ink.clip(0, 1) * (light - darkest) + rng.normal(0, rng.uniform(2, 10), (side, side))
-    image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0, 2)))
+    image = on_lit_paper(ink, rng, light=(150, 235), slope=40, darkest=(10, 80), grain=(2, 10))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 2)))
     return encoded(image.convert("RGB"), "JPEG", quality=int(rng.integers(30, 80)))
-
-
-def picture_file(image: Image.Image, rng: np.random.Generator) -> bytes:
-    """PNG, or (half the time) JPEG at a random quality."""
-    if rng.random() < 0.5:
-        return encoded(image.convert("RGB"), "JPEG", quality=int(rng.integers(40, 90)))
-    return encoded(image)
-
-
-def on_lit_paper(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """0-1 ink -> dark ink on light, unevenly lit paper with a little noise."""
-    side = ink.shape[0]
-    ys, xs = np.mgrid[0:side, 0:side] / side
-    light = rng.uniform(170, 250) + rng.uniform(-30, 30) * (xs - 0.5) + rng.uniform(-30, 30) * (ys - 0.5)
-    pixels = light - ink.clip(0, 1) * (light - rng.uniform(0, 70)) + rng.normal(0, rng.uniform(1, 6), ink.shape)
-    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
 
 
 def typeset(label: int, rng: np.random.Generator) -> bytes:
