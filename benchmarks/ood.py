@@ -18,8 +18,8 @@ for a handwriting model, MNIST for the others), for greyscale sets also as PNG f
 `predict` reads them (cropped to the ink, centred, stretched), uniform noise, and, for greyscale
 sets, drawings that are not digits (tests/helpers/not_digits.py: scribbles, letters, smileys,
 squares, single lines, pictographs) read through the same preprocessing. None of them is drawn by
-the code that makes `fit`'s outliers (outliers.py), though letters, faces, boxes and filled silhouettes are kinds
-it also draws. Scores (for ``--compare_scores``), higher meaning less like the set: energy (the one
+the code that makes `fit`'s outliers (outliers.py), though letters, faces, boxes and filled
+silhouettes are kinds it also draws. Scores (for ``--compare_scores``), higher meaning less like the set: energy (the one
 mnist-lit uses), 1 - the top probability, the Mahalanobis distance of the penultimate features to
 the nearest class mean (Lee et al. 2018) and the cosine distance to the 50th nearest training
 picture's features (Sun et al. 2022), as AUROC and the share accepted at the energy that accepts

@@ -1,6 +1,7 @@
 """Drawings that are not digits, as a user would draw them on the page or scan them: scribbles,
-letters that look like no digit, smileys, squares, single lines and pictographs, as 280x280 PNG bytes (dark ink
-on white, or light on black), to be read through the same preprocessing as any picture.
+letters that look like no digit, smileys, squares, single lines and pictographs, as 280x280 PNG
+bytes (dark ink on white, or light on black), to be read through the same preprocessing as any
+picture.
 
 ``symbol``: pictographs of things (an umbrella, a plane, an anchor, a chess knight...) from DejaVu
 Sans, filled silhouettes as a photo of an object reads once its background is gone. ``glyph``
