@@ -20,10 +20,13 @@ SIDE = 280
 LETTERS = "AEFHKMNRWX"
 KINDS = ("scribble", "letter", "smiley", "square", "line", "symbol")
 HELD_OUT_KINDS = ("glyph",)
-SYMBOLS = "☂☎✈♠♣♥♦★☀⚓✂✉☕♞⚑☘⚙☯♫☁✿❄⚡☃♛♜♝♚⚘"
 SYMBOL_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-GLYPHS = "∑∏∫∮∞∇∂⊕⊗⊂⊃∩∪≠≈≡∀∃¬ΓΔΘΛΞΠΦΨΩ§¶&@%"  # none of them a digit's shape
-GLYPH_FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "STIXGeneral.ttf"
+# The kinds set as characters of a font: (the font, the characters, the range of sizes in pixels).
+TYPESET_KINDS = {
+    "symbol": (SYMBOL_FONT, "☂☎✈♠♣♥♦★☀⚓✂✉☕♞⚑☘⚙☯♫☁✿❄⚡☃♛♜♝♚⚘", (150, 260)),
+    # none of them a digit's shape
+    "glyph": (Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "STIXGeneral.ttf", "∑∏∫∮∞∇∂⊕⊗⊂⊃∩∪≠≈≡∀∃¬ΓΔΘΛΞΠΦΨΩ§¶&@%", (120, 220)),
+}
 
 
 def drawing(kind: str, rng: np.random.Generator) -> bytes:
@@ -48,12 +51,10 @@ def drawing(kind: str, rng: np.random.Generator) -> bytes:
         draw.arc((cx - r / 2, cy - r / 3, cx + r / 2, cy + r / 1.6), 20, 160, fill=ink, width=pen)
     elif kind == "square":
         draw.rectangle((cx - r, cy - r * rng.uniform(0.7, 1), cx + r, cy + r * rng.uniform(0.7, 1)), outline=ink, width=pen)
-    elif kind == "symbol":
-        font = ImageFont.truetype(str(SYMBOL_FONT), int(rng.integers(150, 260)))
-        draw.text((cx, cy), SYMBOLS[int(rng.integers(len(SYMBOLS)))], fill=ink, font=font, anchor="mm")
-    elif kind == "glyph":
-        font = ImageFont.truetype(str(GLYPH_FONT), int(rng.integers(120, 220)))
-        draw.text((cx, cy), GLYPHS[int(rng.integers(len(GLYPHS)))], fill=ink, font=font, anchor="mm")
+    elif kind in TYPESET_KINDS:
+        path, characters, sizes = TYPESET_KINDS[kind]
+        font = ImageFont.truetype(str(path), int(rng.integers(*sizes)))
+        draw.text((cx, cy), characters[int(rng.integers(len(characters)))], fill=ink, font=font, anchor="mm")
     elif kind == "line":  # across or slanting; an upright line would be a fair 1
         angle = rng.uniform(-0.6, 0.6)
         dx, dy = r * np.cos(angle), r * np.sin(angle)
