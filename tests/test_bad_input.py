@@ -87,7 +87,7 @@ CASES = {
     "share to accept over 1": (["fit", "--model.accept", "1.5"], r"0 < accept <= 1; got .*accept=1.5"),
     "unknown kind of outliers": (["fit", "--data.outliers", "fashion"], r'Parser key "data.outliers":.*synthetic.*Got value: fashion'),
     "validation split too large": (["fit", "--data.val_size", "60000"], r"val_size must be between 1 and 59999"),
-    "unknown network": (["fit", "--model.net", "resnet"], r"No network 'resnet': --model.net takes keras_cnn, batchnorm_cnn, lean_cnn or timm/NAME"),
+    "unknown network": (["fit", "--model.net", "resnet"], r"No network 'resnet': --model.net takes auto, wide_cnn, keras_cnn, batchnorm_cnn, lean_cnn or timm/NAME"),
     "one-cycle with BackboneFinetuning": (["fit", "--model.lr_schedule", "one_cycle", "--trainer.callbacks+=BackboneFinetuning",
                                            "--data.val_size", "20"],
                                           r"OneCycleLR keeps a rate for each parameter group it starts with"),

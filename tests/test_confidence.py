@@ -4,7 +4,14 @@ import pytest
 import torch
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from mnist_lit.data.outliers import KINDS, synthetic_outliers
+from mnist_lit.data.outliers import (
+    HANDWRITING_KINDS,
+    KINDS,
+    THINGS,
+    footwear,
+    silhouette,
+    synthetic_outliers,
+)
 from mnist_lit.models.confidence import (
     Confidence,
     answer,
@@ -125,3 +132,24 @@ def test_synthetic_outliers_are_seeded_pictures_of_the_asked_shape():
     # Light on a black ground, like the handwriting sets' pictures: mostly dark, some ink, every kind drawn.
     drawn = first[[i for i in range(40) if KINDS[i % len(KINDS)].__name__ != "noise"]].float()
     assert ((drawn == 0).float().mean(dim=(1, 2, 3)) > 0.3).all() and (drawn.amax(dim=(1, 2, 3)) > 60).all()
+
+
+def test_a_handwriting_model_also_learns_things_and_sees_half_of_them_as_predict_reads_a_file():
+    rounds = 2 * len(HANDWRITING_KINDS)
+    drawn = synthetic_outliers(rounds, 28, 1, seed=5, handwriting=True)
+    kinds = [HANDWRITING_KINDS[i % len(HANDWRITING_KINDS)] for i in range(rounds)]
+    assert {silhouette, footwear} <= set(kinds)
+    for i, kind in enumerate(kinds):
+        if kind not in THINGS:
+            continue
+        ink = drawn[i, 0] > 0
+        rows, columns = ink.any(dim=1).nonzero(), ink.any(dim=0).nonzero()
+        side = max(int(rows.max() - rows.min()) + 1, int(columns.max() - columns.min()) + 1)
+        as_file = i < len(HANDWRITING_KINDS)  # the first round of things is read as a file, the next is not
+        if as_file:  # predict fits a picture's ink into MNIST's 20-pixel box and stretches it to full brightness
+            assert side == 20 and int(drawn[i].max()) == 255, (kind.__name__, side)
+        elif kind is footwear:  # drawn as wide as the frame
+            assert side > 20
+    # A clothing model's outliers are the old kinds alone: garments and shoes are its own pictures.
+    assert torch.equal(synthetic_outliers(rounds, 28, 1, seed=5), synthetic_outliers(rounds, 28, 1, seed=5, handwriting=False))
+    assert set(KINDS).isdisjoint({silhouette, footwear})

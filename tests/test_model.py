@@ -229,7 +229,7 @@ def test_outliers_are_drawn_only_for_a_model_that_trains_with_them(tiny_mnist, m
     # Drawing them takes about a second of a run's start, which a model that ignores them should not wait for.
     drawn = []
     real = mnist_lit.data.datamodule.synthetic_outliers
-    monkeypatch.setattr(mnist_lit.data.datamodule, "synthetic_outliers", lambda *args: drawn.append(args) or real(*args))
+    monkeypatch.setattr(mnist_lit.data.datamodule, "synthetic_outliers", lambda *args, **kwargs: drawn.append(args) or real(*args, **kwargs))
     trainer = L.Trainer(
         max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,

@@ -1,11 +1,14 @@
 import pytest
 import torch
 
+from mnist_lit.data.sets import DATASETS
+from mnist_lit.models.classifier import ImageClassifier
 from mnist_lit.models.networks import (
     BatchNormCNN,
     DigitCNN,
     LeanCNN,
     build_network,
+    chosen_network,
     network_from_hparams,
 )
 
@@ -82,6 +85,19 @@ def test_the_lean_network_answers_each_picture_alone_once_trained():
     assert not torch.allclose(net(x)[:3], net(x[:3]))
     net.eval()
     torch.testing.assert_close(net(x)[:3], net(x[:3]))
+
+
+def test_the_default_network_is_twice_the_keras_one_for_handwriting_and_the_keras_one_otherwise():
+    widths = lambda net: [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)] + [net.classifier[1].out_features]
+    for name, pictures, expected in (("mnist", "handwriting", [64, 128, 256]), ("fashion_mnist", "clothing", [32, 64, 128]),
+                                     ("cifar10", "photos", [32, 64, 128])):
+        model = ImageClassifier()
+        model.build(DATASETS[name])
+        assert DATASETS[name].pictures == pictures and widths(model.net) == expected
+        assert model.hparams.net == ("wide_cnn" if pictures == "handwriting" else "keras_cnn")  # what the checkpoint keeps
+    assert ImageClassifier(net="keras_cnn").hparams.net == "keras_cnn" == chosen_network("keras_cnn", "handwriting")
+    assert widths(network_from_hparams({}, num_classes=10)) == [32, 64, 128]  # no name: written before networks had names
+    assert widths(build_network("wide_cnn", 10, hidden_units=96)) == [64, 128, 96]
 
 
 @pytest.mark.parametrize("hparams, expected", [

@@ -128,7 +128,7 @@ def test_health_and_info_describe_the_model(server, model_file):
     model = requests.get(f"{server}/info").json()["model"]
     assert model["dataset"] == "mnist" and model["classes"] == [str(digit) for digit in range(10)]
     # Which model answers, by file name and the digest of its weights; not where it lives on the server.
-    assert model["checkpoint"] == model_file.name and model["network"] == "keras_cnn"
+    assert model["checkpoint"] == model_file.name and model["network"] == "wide_cnn"
     assert model["weights_sha256"] == load_predictor(model_file).weights_digest and len(model["weights_sha256"]) == 12
     assert str(model_file.parent) not in requests.get(f"{server}/info").text
     assert model["mnist_lit_version"] and model["needs_key"] is False

@@ -15,7 +15,11 @@ from safetensors.torch import save_file
 from mnist_lit.core.errors import UserError
 from mnist_lit.data.sets import DATASETS
 from mnist_lit.models.classifier import ImageClassifier
-from mnist_lit.models.networks import build_network, network_from_hparams
+from mnist_lit.models.networks import (
+    DEFAULT_NETWORK,
+    build_network,
+    network_from_hparams,
+)
 
 MNIST = DATASETS["mnist"]
 # Five classes of greyscale pictures with their own statistics, as a user's folder of digits would be.
@@ -39,7 +43,7 @@ def test_a_timm_network_takes_the_sets_channels_and_classes():
     ("timm/no_such_model", "timm has no model 'no_such_model'"),
     ("timm/hf-hub:someone/model", "timm has no model 'hf-hub:someone/model'"),  # a hub address: no download
     ("timm/local-dir:/tmp/model", "timm has no model 'local-dir:/tmp/model'"),  # a folder: no file read
-    ("resnet18", "No network 'resnet18': --model.net takes keras_cnn, batchnorm_cnn, lean_cnn or timm/NAME"),
+    ("resnet18", "No network 'resnet18': --model.net takes auto, wide_cnn, keras_cnn, batchnorm_cnn, lean_cnn or timm/NAME"),
 ])
 def test_a_name_that_is_no_network_is_one_line(name, says):
     with pytest.raises(UserError, match=says.replace("(", r"\(")):
@@ -86,7 +90,7 @@ def test_own_networks_take_the_fitting_tensors_of_a_pytorch_file(tmp_path):
 def test_init_from_another_checkpoint_takes_its_body_and_normalization_with_a_new_head(tmp_path):
     checkpoint = untrained_checkpoint(tmp_path / "mnist.ckpt")
     source = torch.load(checkpoint, weights_only=True)["state_dict"]
-    model = started("keras_cnn", FIVE, init_from=str(checkpoint), hidden_units=32)
+    model = started(DEFAULT_NETWORK, FIVE, init_from=str(checkpoint), hidden_units=32)
     learned = model.net.state_dict()
     assert torch.equal(learned["features.3.weight"], source["net.features.3.weight"])
     assert learned["classifier.4.weight"].shape == (5, 32)
@@ -151,7 +155,7 @@ def test_fit_with_a_timm_network_a_weights_file_adamw_and_cosine_then_predict_an
 
 def test_backbone_finetuning_trains_the_head_first_then_the_body_at_a_lower_rate(tmp_path, tiny_mnist):
     torch.manual_seed(3)
-    start = build_network("keras_cnn", num_classes=10).state_dict()
+    start = build_network("wide_cnn", num_classes=10).state_dict()  # what the default builds for digits
     torch.save(start, tmp_path / "start.pt")
     finetuning = ["--model.weights", "start.pt", "--trainer.callbacks+=BackboneFinetuning",
                   "--trainer.callbacks.unfreeze_backbone_at_epoch", "1", "--data.val_size", "20", "--data.batch_size", "16",

@@ -52,6 +52,7 @@ from mnist_lit.data.decoding import (
     warn_skipped,
 )
 from mnist_lit.data.layouts import PARTS, SetListing, is_own_set, list_set
+from mnist_lit.data.low_resolution import low_resolution_copies
 from mnist_lit.data.optimized_sets import (
     class_names,
     is_optimized_set,
@@ -183,9 +184,15 @@ class ImageDataModule(L.LightningDataModule):
             ``restyle``: lower resolution, thinner or thicker strokes, blur, fainter ink), so that
             digits scanned, photographed or drawn otherwise than the set's are recognized and
             accepted. Null (the default): a quarter for handwriting and clothing, none for photos.
+        augment_low_resolution: the share of training pictures of handwriting replaced, once, by themselves
+            as a low-resolution scan read as a picture file (low_resolution.py: the ink reduced to 8-16 px
+            and scaled up smoothly), so that digits of collections kept small are accepted while things
+            read the same way are refused. Null (the default): an eighth for handwriting, none otherwise.
+            Pictures held in memory only: a streamed set is read as it is.
         outliers: pictures of no class for the model to learn to be unsure of (outliers.py; the
-            model adds some to each training batch): "synthetic" (tangles, letters, faces, boxes, patches, noise), "none",
-            or "auto" (the default): synthetic for handwriting and clothing, none for photos.
+            model adds some to each training batch): "synthetic" (tangles, letters, faces, boxes, patches, noise,
+            and for handwriting things: garments, bottles, figures, shoes), "none", or "auto" (the default):
+            synthetic for handwriting and clothing, none for photos.
         stream: how a folder or CSV set is held (streaming.py): true decodes it once into LitData's chunks beside
             the decoded cache and streams batches from them, for sets larger than memory; false holds it in
             memory; "auto" (the default) streams when the decoded pictures would take more than ``memory_budget``.
@@ -222,6 +229,7 @@ class ImageDataModule(L.LightningDataModule):
         augment_policy: Literal["none", "trivial", "rand"] = "none",
         stream: Union[bool, Literal["auto"]] = "auto",
         memory_budget: Optional[str] = None,
+        augment_low_resolution: Optional[float] = None,
     ) -> None:
         super().__init__()
         # The set a checkpoint learned: its pictures are read as the model learned them, and its parts rebuilt.
@@ -248,8 +256,9 @@ class ImageDataModule(L.LightningDataModule):
             raise UserError(f"--data.stream true streams a folder or CSV set; the built-in {source} is held in memory.")
         if stream is False and self.optimized:
             raise UserError(f"{source} is a set written by litdata.optimize, which is always streamed; leave out --data.stream.")
-        if augment_style is not None and not 0 <= augment_style <= 1:
-            raise UserError(f"augment_style is a share of the training pictures, from 0 to 1; got {augment_style}.")
+        for name, share in (("augment_style", augment_style), ("augment_low_resolution", augment_low_resolution)):
+            if share is not None and not 0 <= share <= 1:
+                raise UserError(f"{name} is a share of the training pictures, from 0 to 1; got {share}.")
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise UserError(f"val_fraction and test_fraction must be above 0 and add up to less than 1, got {val_fraction} and {test_fraction}.")
         if image_size is not None and not SMALLEST_SIDE <= image_size <= LARGEST_SIDE:
@@ -372,6 +381,8 @@ class ImageDataModule(L.LightningDataModule):
             if testing:
                 self.test_set = InMemoryPictures(*self._load_builtin(train=False))
                 self.parts_read["test"] = self.builtin.files.test_options.get("what", "test")
+        if fitting and self.low_resolution_share and isinstance(self.train_set, InMemoryPictures):
+            self.train_set.images = low_resolution_copies(self.train_set.images, self.low_resolution_share, self.hparams.split_seed)
         device = self._storage_device()
         for part in (self.train_set, self.val_set, self.test_set):
             if isinstance(part, InMemoryPictures):
@@ -634,7 +645,8 @@ class ImageDataModule(L.LightningDataModule):
         uses = info.pictures in ("handwriting", "clothing") if self.hparams.outliers == "auto" else self.hparams.outliers == "synthetic"
         if uses and self._outliers is None:
             count = min(OUTLIERS_MADE, OUTLIER_BYTES // (info.size * info.size * info.channels))
-            made = synthetic_outliers(count, min(info.size, OUTLIER_SIDE), info.channels, self.hparams.split_seed)
+            made = synthetic_outliers(count, min(info.size, OUTLIER_SIDE), info.channels, self.hparams.split_seed,
+                                      handwriting=info.pictures == "handwriting")
             if made.shape[-1] < info.size:
                 made = F.interpolate(made.float(), size=info.size, mode="bilinear").round().to(torch.uint8)
             if self.style_share:  # in the same styles as the pictures: style alone must not tell them apart
@@ -649,6 +661,13 @@ class ImageDataModule(L.LightningDataModule):
             return self.hparams.augment_style
         styled = ("handwriting", "clothing")  # pictures of strokes or silhouettes, which styles change; not photos
         return 0.25 if self.dataset_info is not None and self.dataset_info.pictures in styled else 0.0
+
+    @property
+    def low_resolution_share(self) -> float:
+        """The share of training pictures replaced by low-resolution copies (``augment_low_resolution``, or its default)."""
+        if self.hparams.augment_low_resolution is not None:
+            return self.hparams.augment_low_resolution
+        return 0.125 if self.dataset_info is not None and self.dataset_info.pictures == "handwriting" else 0.0
 
     @staticmethod
     def _restyled(pictures: torch.Tensor, share: float, seed: int) -> torch.Tensor:

@@ -8,15 +8,20 @@ its top probability and the energy of its logits tell them apart (benchmarks/ood
 The outliers are made here, by code, so that no other data set is needed, drawn like the set's own
 pictures (light on black, anti-aliased, in the middle of the frame): tangled strokes; letters that
 look like no digit, written as pen strokes through a few points each; compositions of outlined
-boxes with marks inside; faces; filled, textured patches as large as the frame; and
-noise, plain and blurred into blobs. The drawings benchmarks/ood.py measures with (letters typed
-in a font, smileys, squares, scribbles of tests/helpers/not_digits.py) come from other code,
+boxes with marks inside; faces; filled, textured patches as large as the frame; and noise, plain
+and blurred into blobs. For handwriting, things too, which no character is: filled silhouettes
+mirrored left to right (garments, bottles, figures) and shoes seen from the side, every other
+round of them and of the patches read as `predict` reads a picture file. The drawings
+benchmarks/ood.py measures with (letters typed in a font, smileys, squares, scribbles of
+tests/helpers/not_digits.py) and its Fashion-MNIST pictures come from elsewhere,
 never from this.
 """
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
+
+from mnist_lit.data.pictures import handwriting_style
 
 OVERSAMPLE = 4  # strokes are drawn at 4x and reduced, which anti-aliases them as MNIST's were
 
@@ -139,6 +144,79 @@ def patch(rng: np.random.Generator, size: int) -> Image.Image:
     return Image.fromarray(pixels.astype(np.uint8)).reduce(OVERSAMPLE)
 
 
+def silhouette(rng: np.random.Generator, size: int) -> Image.Image:
+    """A filled thing mirrored left to right (a garment, a bottle, a lamp, a figure), 60-98% of the frame
+    tall, sometimes on two legs or with arms, textured and sometimes printed or striped."""
+    big = size * OVERSAMPLE
+    height = big * rng.uniform(0.6, 0.98)
+    top = (big - height) / 2
+    knots = int(rng.integers(3, 7))
+    ys = np.linspace(0, 1, knots)
+    half = big * rng.uniform(0.1, 0.4) * rng.uniform(0.5, 1.3, knots)
+    if rng.random() < 0.4:  # arms or sleeves: wide at the shoulders
+        half[1] = max(half[1], big * rng.uniform(0.35, 0.48))
+    rows = np.linspace(0, 1, 24)
+    widths = np.interp(rows, ys, half)
+    c = big / 2 + big * rng.uniform(-0.05, 0.05)
+    mask = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(mask)
+    left = [(c - w, top + r * height) for w, r in zip(widths, rows)]
+    right = [(c + w, top + r * height) for w, r in zip(widths, rows)][::-1]
+    draw.polygon(left + right, fill=255)
+    if rng.random() < 0.3:  # two legs: a gap up the lower part
+        split = rng.uniform(0.3, 0.6)
+        gap = big * rng.uniform(0.02, 0.1)
+        draw.polygon([(c - gap, top + height * 1.01), (c, top + height * split), (c + gap, top + height * 1.01)], fill=0)
+    texture = rng.uniform(60, 255) + rng.normal(0, rng.uniform(5, 40), (big // 8, big // 8))
+    filled = np.asarray(Image.fromarray(texture.astype(np.float32)).resize((big, big), Image.Resampling.BILINEAR)).copy()
+    if rng.random() < 0.3:  # stripes
+        period = int(big * rng.uniform(0.05, 0.15))
+        filled[(np.arange(big) // period) % 2 == 1] *= rng.uniform(0.2, 0.7)
+    for _ in range(int(rng.integers(0, 3))):  # a print: a darker or lighter patch in the middle
+        x0, y0 = c + big * rng.uniform(-0.15, 0.05), top + height * rng.uniform(0.2, 0.6)
+        filled[int(y0):int(y0 + big * rng.uniform(0.05, 0.2)), int(x0):int(x0 + big * rng.uniform(0.05, 0.2))] *= rng.uniform(0.1, 1.5)
+    pixels = np.clip(filled, 0, 255) * (np.asarray(mask, np.float32) / 255)
+    return Image.fromarray(pixels.astype(np.uint8)).reduce(OVERSAMPLE)
+
+
+def footwear(rng: np.random.Generator, size: int) -> Image.Image:
+    """A shoe seen from the side, as wide as the frame: a sole, a heel or none, and straps over the foot or
+    a filled upper; facing left or right."""
+    big = size * OVERSAMPLE
+    image = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(image)
+    ink = int(rng.integers(120, 256))
+    width = int(big * rng.uniform(0.03, 0.08))
+    left, right = big * rng.uniform(0.02, 0.12), big * rng.uniform(0.88, 0.98)
+    ground = big * rng.uniform(0.7, 0.9)
+    lift = big * rng.uniform(0, 0.4)  # how high the heel raises the back of the foot
+    arch = left + (right - left) * rng.uniform(0.25, 0.4)
+    sole = [(left, ground - lift), (arch, ground - lift * 0.5), (right - big * 0.15, ground), (right, ground - big * 0.03)]
+    draw.line(sole, fill=ink, width=width, joint="curve")
+    if lift > big * 0.08:  # a heel: a post from the back of the sole down to the ground
+        post = big * rng.uniform(0.03, 0.09)
+        draw.polygon([(left, ground - lift), (left + post * 1.5, ground - lift), (left + post, ground), (left + post * 0.3, ground)], fill=ink)
+    top = ground - lift - big * rng.uniform(0.2, 0.45)
+    if rng.random() < 0.4:  # a filled upper: a sneaker, a boot
+        back = [(left + big * 0.02, top), (left + big * rng.uniform(0.2, 0.35), top)]
+        upper = back + [(right - big * 0.05, ground - big * rng.uniform(0.08, 0.2)), (right, ground - big * 0.03)] + sole[::-1][1:]
+        draw.polygon(upper, fill=int(ink * rng.uniform(0.5, 1)))
+    else:  # straps from the sole over the foot, and round the ankle
+        for _ in range(int(rng.integers(2, 5))):
+            a = left + (right - left) * rng.uniform(0.05, 0.5)
+            b = min(right, a + (right - left) * rng.uniform(0.25, 0.5))
+            peak = top + (ground - top) * rng.uniform(0, 0.4)
+            shoulder = peak + (ground - peak) * 0.2  # an arch, not a tent
+            arch_points = [(a, ground - lift * 0.6), (a + (b - a) * 0.25, shoulder), ((a + b) / 2, peak),
+                           (b - (b - a) * 0.25, shoulder), (b, ground - lift * 0.2)]
+            draw.line(arch_points, fill=ink, width=max(1, width // 2), joint="curve")
+        if rng.random() < 0.6:
+            draw.ellipse((left, top, left + big * 0.25, top + big * 0.15), outline=ink, width=max(1, width // 2))
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return image.reduce(OVERSAMPLE)
+
+
 def noise(rng: np.random.Generator, size: int) -> Image.Image:
     """Uniform noise, or noise blurred into blobs of random size and brightness."""
     pixels = rng.integers(0, 256, (size, size), dtype=np.uint8)
@@ -151,11 +229,27 @@ def noise(rng: np.random.Generator, size: int) -> Image.Image:
 
 # Each kind of outlier in turn, so that every share is exact: tangles and letters most.
 KINDS = (tangle, letter, composition, face, tangle, letter, patch, noise)
+# For handwriting, things too: garments, bottles, figures and shoes are what a photo that is no
+# character shows. Never for clothing, whose own pictures they are.
+HANDWRITING_KINDS = (tangle, letter, composition, face, silhouette, letter, patch, footwear, noise)
+# A photo of a thing reaches a handwriting model as `predict` reads a file: cropped to its ink,
+# fitted into MNIST's 20-pixel box and stretched to full brightness, a T-shirt is then a blob of a
+# digit's size. Every other round of these kinds is drawn that way.
+THINGS = (silhouette, patch, footwear)
 
 
-def synthetic_outliers(count: int, size: int, channels: int, seed: int = 0) -> torch.Tensor:
-    """(count, channels, size, size) uint8 pictures of no class, of every kind in KINDS in turn."""
+def synthetic_outliers(count: int, size: int, channels: int, seed: int = 0, handwriting: bool = False) -> torch.Tensor:
+    """(count, channels, size, size) uint8 pictures of no class, of every kind in KINDS in turn, or in
+    HANDWRITING_KINDS with the things among them read as picture files every other round."""
     rng = np.random.default_rng(seed)
-    pictures = [np.asarray(KINDS[i % len(KINDS)](rng, size)) for i in range(count)]
+    kinds = HANDWRITING_KINDS if handwriting else KINDS
+    pictures = []
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        picture = kind(rng, size)
+        if handwriting and kind in THINGS and (i // len(kinds)) % 2 == 0:
+            picture = Image.fromarray(handwriting_style(picture))
+            picture = picture if picture.width == size else picture.resize((size, size), Image.Resampling.BILINEAR)
+        pictures.append(np.asarray(picture))
     stacked = torch.from_numpy(np.stack(pictures)).unsqueeze(1)
     return stacked.expand(-1, channels, -1, -1).contiguous()

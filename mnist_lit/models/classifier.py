@@ -39,6 +39,8 @@ from mnist_lit.models.networks import (
     body_of,
     build_network,
     check_network_name,
+    chosen_network,
+    network_name,
 )
 from mnist_lit.models.starting_weights import load_fitting, read_weights
 from mnist_lit.models.timm_networks import is_timm, pretrained_normalization
@@ -93,7 +95,8 @@ class ImageClassifier(L.LightningModule):
             network takes the same four: two stage widths, a dense width (lean_cnn: its third
             convolution's), a dropout rate);
             null keeps the chosen network's own default.
-        net: which network: "keras_cnn" (the Keras example's, the default), "batchnorm_cnn" (the most
+        net: which network: "auto" (the default: "wide_cnn" for handwriting, "keras_cnn" for the rest),
+            "keras_cnn" (the Keras example's), "wide_cnn" (the same twice as wide), "batchnorm_cnn" (the most
             accuracy), "lean_cnn" (the least work to 99% on MNIST), or "timm/NAME" for any of timm's
             models (e.g. "timm/resnet18").
         pretrained: start a timm network from timm's published weights (downloaded once into its cache);
@@ -187,6 +190,7 @@ class ImageClassifier(L.LightningModule):
         begins here), from the starting weights the options name, and normalized as those weights were."""
         sizes = {key: self.hparams[key] for key in SIZE_OPTIONS}
         hparams = self.hparams
+        hparams.net = chosen_network(hparams.net, dataset.pictures)  # the checkpoint names the network built
         weights = Path(hparams.weights) if start and hparams.weights else None
         network = build_network(hparams.net, dataset.num_classes, dataset.channels, dataset.size,
                                 pretrained=start and hparams.pretrained, weights=weights if is_timm(hparams.net) else None,
@@ -222,7 +226,7 @@ class ImageClassifier(L.LightningModule):
         if hparams.init_from:
             source = Path(hparams.init_from)
             checkpoint = read_checkpoint(source)
-            if (checkpoint.get("hyper_parameters") or {}).get("net", DEFAULT_NETWORK) != hparams.net:
+            if network_name(checkpoint.get("hyper_parameters") or {}) != hparams.net:
                 raise UserError(f"--model.init_from {source} is a checkpoint of another network; give the same "
                                 f"--model.net as it was trained with.")
             load_fitting(network, network_weights(checkpoint), str(source))

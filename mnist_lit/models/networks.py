@@ -4,7 +4,13 @@ Each maps normalized (N, channels, size, size) pictures to (N, num_classes) logi
 in the loss), for any number of channels and any side from 28 to 224, and takes the same sizes:
 two stage widths, a dense width and a dropout rate, each with the network's own default.
 
-- ``keras_cnn`` (``KerasCNN``), the default: the Keras MNIST example this project reimplements.
+- ``auto``, the default: ``wide_cnn`` for handwriting, ``keras_cnn`` for every other kind of picture.
+- ``keras_cnn`` (``KerasCNN``): the Keras MNIST example this project reimplements.
+- ``wide_cnn`` (``wide_cnn``): the Keras network twice as wide. A handwriting model learns to refuse
+  things (outliers.py); at the Keras widths it then refuses digits scanned at low resolution with
+  them, twice as wide it tells the two apart (benchmarks/NOTES.md, "Things among the outliers, on
+  a wider network"). Photos and clothing have no such outliers, and at 224x224 its dense layer
+  would hold 95 million weights.
 - ``batchnorm_cnn`` (``BatchNormCNN``): a deeper stack with batch normalization, for the most
   accuracy a CPU can train in minutes (docs/accuracy.md, "Getting the most accuracy").
 - ``lean_cnn`` (``LeanCNN``): three narrow batch-normalized convolutions, for 99% on MNIST in one
@@ -13,7 +19,7 @@ two stage widths, a dense width and a dropout rate, each with the network's own 
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -62,6 +68,11 @@ class KerasCNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(images))
+
+
+def wide_cnn(num_classes: int, conv1_channels: int = 64, conv2_channels: int = 128, hidden_units: int = 256, **rest) -> KerasCNN:
+    """The Keras network with twice its widths: 64 and 128 filters, 256 dense units (2.5 times the work)."""
+    return KerasCNN(num_classes, conv1_channels, conv2_channels, hidden_units, **rest)
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, pool: bool = False) -> nn.Sequential:
@@ -153,19 +164,31 @@ class LeanCNN(nn.Module):
 
 
 DigitCNN = KerasCNN  # its name before 0.3.0, for code that imports it
-NETWORKS: dict[str, type[nn.Module]] = {"keras_cnn": KerasCNN, "batchnorm_cnn": BatchNormCNN, "lean_cnn": LeanCNN}
+NETWORKS: dict[str, Callable[..., nn.Module]] = {
+    "wide_cnn": wide_cnn, "keras_cnn": KerasCNN, "batchnorm_cnn": BatchNormCNN, "lean_cnn": LeanCNN,
+}
 SIZE_OPTIONS = ("conv1_channels", "conv2_channels", "hidden_units", "dropout")
-DEFAULT_NETWORK = "keras_cnn"
+AUTO = "auto"
+DEFAULT_NETWORK = AUTO
+# The default before 0.13.0, and the network of checkpoints written before --model.net existed (no name).
+UNNAMED_NETWORK = "keras_cnn"
 NetworkName = str  # a name of the table, or timm/<any timm model>
 
 
 def check_network_name(name: str) -> None:
-    """One line for a --model.net that is neither a network of the table nor timm/<a timm model>."""
+    """One line for a --model.net that is neither auto, a network of the table nor timm/<a timm model>."""
     if is_timm(name):
         timm_model_name(name)
-    elif name not in NETWORKS:
-        raise UserError(f"No network {name!r}: --model.net takes {', '.join(NETWORKS)} or timm/NAME for any of timm's "
-                        "models (timm.list_models()), e.g. timm/resnet18.")
+    elif name != AUTO and name not in NETWORKS:
+        raise UserError(f"No network {name!r}: --model.net takes {AUTO}, {', '.join(NETWORKS)} or timm/NAME for any of "
+                        "timm's models (timm.list_models()), e.g. timm/resnet18.")
+
+
+def chosen_network(name: NetworkName, pictures: str) -> NetworkName:
+    """``name``, or for ``auto`` the network for a set of ``pictures`` (DatasetInfo.pictures)."""
+    if name != AUTO:
+        return name
+    return "wide_cnn" if pictures == "handwriting" else "keras_cnn"
 
 
 def build_network(
@@ -196,8 +219,12 @@ def body_of(network: nn.Module) -> nn.ModuleList:
     return nn.ModuleList([m for m in network.modules() if not any(True for _ in m.children()) and m not in head])
 
 
+def network_name(hparams: dict) -> NetworkName:
+    """The name of the network a checkpoint's hyperparameters describe; checkpoints without ``net`` are the Keras network's."""
+    return hparams.get("net", UNNAMED_NETWORK)
+
+
 def network_from_hparams(hparams: dict, num_classes: int, channels: int = 1, size: int = 28) -> nn.Module:
     """The network a checkpoint's hyperparameters describe, with fresh weights (the checkpoint holds its own:
-    nothing is downloaded or read); checkpoints without ``net`` are the Keras network's."""
-    name = hparams.get("net", DEFAULT_NETWORK)
-    return build_network(name, num_classes, channels, size, **{key: hparams.get(key) for key in SIZE_OPTIONS})
+    nothing is downloaded or read)."""
+    return build_network(network_name(hparams), num_classes, channels, size, **{key: hparams.get(key) for key in SIZE_OPTIONS})

@@ -26,7 +26,11 @@ from mnist_lit.core.errors import UserError
 from mnist_lit.data.pictures import load_like
 from mnist_lit.data.sets import DatasetInfo, normalize
 from mnist_lit.models.confidence import Answer, Confidence, answer
-from mnist_lit.models.networks import DEFAULT_NETWORK, network_from_hparams
+from mnist_lit.models.networks import (
+    UNNAMED_NETWORK,
+    network_from_hparams,
+    network_name,
+)
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Predictor:
     net: torch.nn.Module
     dataset_info: DatasetInfo
     checkpoint: Path
-    network: str = DEFAULT_NETWORK  # its name in networks.py
+    network: str = UNNAMED_NETWORK  # its name in networks.py
     confidence: Optional[Confidence] = None  # none in checkpoints written before 0.4.0
 
     @property
@@ -102,7 +106,7 @@ def predictor_of(checkpoint: dict, path: Path) -> Predictor:
         confidence = Confidence.from_record(checkpoint.get("confidence"))
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"{path} holds a calibration mnist-lit cannot read ({type(error).__name__}: {error}).") from None
-    return Predictor(net.eval(), dataset, path, hparams.get("net", DEFAULT_NETWORK), confidence)
+    return Predictor(net.eval(), dataset, path, network_name(hparams), confidence)
 
 
 def network_of(checkpoint: dict, dataset: DatasetInfo, path: Path, load: bool) -> torch.nn.Module:
