@@ -59,9 +59,16 @@ from mnist_lit.data.datamodule import ImageDataModule
 from mnist_lit.data.outliers import synthetic_outliers
 from mnist_lit.data.sets import DATASETS, normalize
 from mnist_lit.models.classifier import OUTLIER_SHARE, ImageClassifier
-from mnist_lit.models.networks import SIZE_OPTIONS, DigitCNN, build_network
+from mnist_lit.models.networks import (
+    DEFAULT_NETWORK,
+    SIZE_OPTIONS,
+    build_network,
+    chosen_network,
+)
 
 REPO = Path(__file__).resolve().parent.parent
+# What a default `fit` of MNIST trains (--model.net auto); the bare loops and the minimal module train it too.
+DIGITS_NETWORK = chosen_network(DEFAULT_NETWORK, DATASETS["mnist"].pictures)
 
 
 class EpochClock(L.Callback):
@@ -120,7 +127,7 @@ def load_training_digits(data_dir: str | None, device: torch.device) -> tuple[to
 
 
 def bare_epoch_seconds(
-    images, labels, precision: str, channels_last: bool, compile: bool, epochs: int, batch_size=128, network="keras_cnn",
+    images, labels, precision: str, channels_last: bool, compile: bool, epochs: int, batch_size=128, network=None,
     outliers=None,
 ):
     """Seconds per training epoch of a plain PyTorch loop, and the one-off seconds before it (compile).
@@ -129,7 +136,7 @@ def bare_epoch_seconds(
     (models/classifier.py): the same pictures per step, so that the comparison is of the loops, not the recipes.
     """
     device = images.device
-    net = build_network(network, 10).to(device)
+    net = build_network(network or DIGITS_NETWORK, 10).to(device)
     mnist = DATASETS["mnist"]
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -182,7 +189,7 @@ class MinimalClassifier(L.LightningModule):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = DigitCNN(10).to(memory_format=torch.channels_last)
+        self.net = build_network(DIGITS_NETWORK, 10).to(memory_format=torch.channels_last)
 
     def training_step(self, batch, batch_idx):
         images, labels = batch  # uint8 pixels, as mnist-lit's data module hands them out
@@ -269,14 +276,14 @@ def test_accuracy(checkpoint: Path, data_dir: str | None, accelerator: str, prec
 def recipe_network(config: str) -> tuple[str, dict]:
     """The network a recipe of configs/ trains and the sizes it gives, as training_flops_per_image takes them."""
     model = yaml.safe_load((REPO / "configs" / config).read_text()).get("model", {})
-    return model.get("net", "keras_cnn"), {key: model[key] for key in SIZE_OPTIONS if key in model}
+    return chosen_network(model.get("net", DEFAULT_NETWORK), "handwriting"), {key: model[key] for key in SIZE_OPTIONS if key in model}
 
 
-def training_flops_per_image(network: str = "keras_cnn", sizes: Optional[dict] = None) -> int:
+def training_flops_per_image(network: Optional[str] = None, sizes: Optional[dict] = None) -> int:
     """Forward + backward FLOPs of one image (a multiply-add counts two), counted by Lightning's FLOP counter
     (torch's FlopCounterMode) on the meta device."""
     with torch.device("meta"):  # two pictures: a batch-norm layer in training needs more than one
-        net, images = build_network(network, 10, **(sizes or {})), torch.empty(2, 1, 28, 28)
+        net, images = build_network(network or DIGITS_NETWORK, 10, **(sizes or {})), torch.empty(2, 1, 28, 28)
     return measure_flops(net, lambda: net(images), lambda logits: logits.sum()) // 2
 
 
@@ -348,7 +355,7 @@ def compare_loops(args, images, labels, precision: str) -> tuple[dict, list]:
     result, rows = {}, []
     # mnist-lit's default trains on a quarter batch of pictures of no class besides each batch of
     # digits (models/classifier.py); the bare loop is timed with and without them.
-    outliers = synthetic_outliers(4096, 28, 1).to(images.device)
+    outliers = synthetic_outliers(4096, 28, 1, handwriting=True).to(images.device)
     # Alternating the four keeps slow drifts of a shared machine out of their ratios.
     bare, bare_outliers, minimal, lightning = [], [], [], []
     for _ in range(args.epochs + 1):  # the first round is a warm-up
@@ -371,9 +378,9 @@ def compare_loops(args, images, labels, precision: str) -> tuple[dict, list]:
     rows.append(("  a minimal LightningModule / bare epoch", f"{minimal / bare:.3f} (Lightning's own per-step cost)"))
 
     variants = {
-        "fp32, NCHW": ("32-true", False, False, "keras_cnn"),
-        "fp32, channels_last": ("32-true", True, False, "keras_cnn"),
-        f"{precision}, channels_last, torch.compile": (precision, True, True, "keras_cnn"),
+        "fp32, NCHW": ("32-true", False, False, DIGITS_NETWORK),
+        "fp32, channels_last": ("32-true", True, False, DIGITS_NETWORK),
+        f"{precision}, channels_last, torch.compile": (precision, True, True, DIGITS_NETWORK),
         f"--model.net batchnorm_cnn, {precision}, channels_last": (precision, True, False, "batchnorm_cnn"),
     }
     result["bare_variants"] = {}

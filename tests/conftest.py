@@ -147,7 +147,7 @@ def trained_run(tmp_path_factory, real_mnist) -> TrainedRun:
     folder, outputs = shared / "trained", shared / "trained.json"
     with FileLock(shared / "trained.lock"):
         if not outputs.exists():
-            fit = run_cli(folder, real_mnist, "fit", "--config", str(QUICK), "--model.hidden_units", "64")
+            fit = run_cli(folder, real_mnist, "fit", "--config", str(QUICK), "--model.hidden_units", "128")
             test = run_cli_process(folder, real_mnist, "test")
             outputs.write_text(json.dumps({"fit": fit.stdout, "test": test.stdout}))
     printed = json.loads(outputs.read_text())

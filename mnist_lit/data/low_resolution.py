@@ -41,7 +41,10 @@ def low_resolution_copy(picture: np.ndarray, rng: np.random.Generator) -> Option
     top, left = 2 + (side - height) // 2, 2 + (side - width) // 2
     small[top : top + height, left : left + width] = Image.fromarray(ink).resize((width, height), Image.Resampling.BOX)
     smooth = Image.Resampling.BICUBIC if rng.random() < 0.5 else Image.Resampling.BILINEAR
-    return handwriting_style(Image.fromarray(small).resize(((side + 4) * SCALE_UP,) * 2, smooth))
+    try:
+        return handwriting_style(Image.fromarray(small).resize(((side + 4) * SCALE_UP,) * 2, smooth))
+    except ValueError:  # too faint once reduced: kept as it is
+        return None
 
 
 def low_resolution_copies(images: torch.Tensor, share: float, seed: int) -> torch.Tensor:

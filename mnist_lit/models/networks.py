@@ -6,7 +6,7 @@ two stage widths, a dense width and a dropout rate, each with the network's own 
 
 - ``auto``, the default: ``wide_cnn`` for handwriting, ``keras_cnn`` for every other kind of picture.
 - ``keras_cnn`` (``KerasCNN``): the Keras MNIST example this project reimplements.
-- ``wide_cnn`` (``wide_cnn``): the Keras network twice as wide. A handwriting model learns to refuse
+- ``wide_cnn`` (``wide_cnn``, a ``KerasCNN``): the Keras network twice as wide. A handwriting model learns to refuse
   things (outliers.py); at the Keras widths it then refuses digits scanned at low resolution with
   them, twice as wide it tells the two apart (benchmarks/NOTES.md, "Things among the outliers, on
   a wider network"). Photos and clothing have no such outliers, and at 224x224 its dense layer
@@ -71,7 +71,7 @@ class KerasCNN(nn.Module):
 
 
 def wide_cnn(num_classes: int, conv1_channels: int = 64, conv2_channels: int = 128, hidden_units: int = 256, **rest) -> KerasCNN:
-    """The Keras network with twice its widths: 64 and 128 filters, 256 dense units (2.5 times the work)."""
+    """The Keras network with twice its widths: 64 and 128 filters, 256 dense units (four times the arithmetic)."""
     return KerasCNN(num_classes, conv1_channels, conv2_channels, hidden_units, **rest)
 
 
