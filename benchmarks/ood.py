@@ -9,10 +9,9 @@ top class's accuracy and the accuracy on the accepted, the same for those answer
 each set of no class the share refused, with the AUROC against the set's own test pictures. The
 held-out sets (the styles ``typeset`` and ``marker``, the drawings of ``glyph``s) are left out
 unless ``--held_out``: they are for the final figure of a choice, never for making it. They gave
-0.13.0's (benchmarks/NOTES.md, "Things among the outliers, on a wider network"): a next choice needs
-held-out sets of its own. ``photo``,
-``optdigits`` (which needs scikit-learn) and the ``symbol`` drawings were held out until a choice
-was measured on them on 2026-12-07 (benchmarks/NOTES.md, "Things among the outliers"); they are
+0.13.0's (benchmarks/NOTES.md, "Things among the outliers, on a wider network"): a next choice
+needs held-out sets of its own. ``photo``, ``optdigits`` (which needs scikit-learn) and the
+``symbol`` drawings were held out until a choice was measured on them on 2026-12-07 (benchmarks/NOTES.md, "Things among the outliers"); they are
 reported with every run since. ``--compare_scores`` adds the comparison of scores below.
 
 In-distribution: the set's 10,000 test pictures. Proxies: another set's test pictures (Fashion-MNIST

@@ -127,7 +127,7 @@ def load_training_digits(data_dir: str | None, device: torch.device) -> tuple[to
 
 
 def bare_epoch_seconds(
-    images, labels, precision: str, channels_last: bool, compile: bool, epochs: int, batch_size=128, network=None,
+    images, labels, precision: str, channels_last: bool, compile: bool, epochs: int, batch_size=128, network=DIGITS_NETWORK,
     outliers=None,
 ):
     """Seconds per training epoch of a plain PyTorch loop, and the one-off seconds before it (compile).
@@ -136,7 +136,7 @@ def bare_epoch_seconds(
     (models/classifier.py): the same pictures per step, so that the comparison is of the loops, not the recipes.
     """
     device = images.device
-    net = build_network(network or DIGITS_NETWORK, 10).to(device)
+    net = build_network(network, 10).to(device)
     mnist = DATASETS["mnist"]
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -279,11 +279,11 @@ def recipe_network(config: str) -> tuple[str, dict]:
     return chosen_network(model.get("net", DEFAULT_NETWORK), "handwriting"), {key: model[key] for key in SIZE_OPTIONS if key in model}
 
 
-def training_flops_per_image(network: Optional[str] = None, sizes: Optional[dict] = None) -> int:
+def training_flops_per_image(network: str = DIGITS_NETWORK, sizes: Optional[dict] = None) -> int:
     """Forward + backward FLOPs of one image (a multiply-add counts two), counted by Lightning's FLOP counter
     (torch's FlopCounterMode) on the meta device."""
     with torch.device("meta"):  # two pictures: a batch-norm layer in training needs more than one
-        net, images = build_network(network or DIGITS_NETWORK, 10, **(sizes or {})), torch.empty(2, 1, 28, 28)
+        net, images = build_network(network, 10, **(sizes or {})), torch.empty(2, 1, 28, 28)
     return measure_flops(net, lambda: net(images), lambda logits: logits.sum()) // 2
 
 
